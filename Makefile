@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make study` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU-and-CUDA torch build pinned for this project; override for another CUDA or a newer torch.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+PARAMS ?= params/demo.yaml
+
+.PHONY: setup test study lab bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name kdcore --display-name "kdcore" > /dev/null
+	touch $@
+
+test: setup
+	$(BIN)/ruff check kdcore tests benchmarks
+	$(BIN)/pytest
+
+study: setup
+	$(BIN)/kd study $(PARAMS)
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(BIN)/kd bench
+
+clean:
+	rm -rf $(VENV) reports/*/ reports/*.html

@@ -1,0 +1,99 @@
+"""``kd``: the command line. Each command parses its flags and calls into kdcore."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from kdcore.errors import KDError
+
+
+def cmd_synth(args) -> None:
+    from kdcore.data import synth
+
+    start = time.perf_counter()
+    csv = synth(args.out, frames=args.frames, size=args.size, seed=args.seed)
+    elapsed = time.perf_counter() - start
+    print(f"wrote {args.frames} frame pairs ({args.size}x{args.size}) and {csv} "
+          f"in {elapsed:.1f} s ({args.frames / elapsed:.0f} pairs/s)")
+
+
+def cmd_import_flame2(args) -> None:
+    from kdcore.data import import_flame2
+
+    report = import_flame2(args.root, args.out, labels=args.labels)
+    for line in report.lines():
+        print(line, file=sys.stderr if line.startswith("warning") else sys.stdout)
+    print(f"wrote {args.out}")
+
+
+def cmd_check(args) -> None:
+    from kdcore.data import frame_hashes, leakage, make_split, read_frame_csv, summarize
+    from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS
+
+    table = read_frame_csv(args.csv, args.base_path)
+    summary = summarize(table)
+    hashes = frame_hashes(table.frames["rgb_path"].tolist())
+    modes = ["stratified", "group"] if table.groups is not None else ["stratified"]
+    audits = []
+    for mode in modes:
+        try:
+            audits.append(leakage(hashes, make_split(table.combos, table.groups, mode, args.seed)))
+        except KDError as e:
+            audits.append({"mode": mode, "not_possible": str(e)})
+    if args.json:
+        print(json.dumps({**summary, "leakage": audits}, indent=2))
+        return
+    print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
+    print("label combinations (fire, smoke): " + ", ".join(
+        f"{c} {n}" for c, n in summary["label_combinations"].items()))
+    print(f"groups: {summary['groups'] if summary['groups'] is not None else 'none (no group column)'}")
+    print("image sizes: " + ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items()))
+    print(f"leakage audit (seed {args.seed}): share of test frames with a near-duplicate in train "
+          f"(difference hash, <= {NEAR_DUPLICATE_BITS} of {HASH_SIZE**2} bits apart)")
+    for audit in audits:
+        if "not_possible" in audit:
+            print(f"  {audit['mode']:<10} not possible: {audit['not_possible']}")
+            continue
+        sizes = "/".join(str(n) for n in audit["sizes"].values())
+        print(f"  {audit['mode']:<10} train/val/test {sizes}: {100 * audit['near_duplicate_share']:5.1f}% "
+              f"(median nearest distance {audit['median_nearest_bits']:.0f} bits)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="synthetic FLAME-like data in the FLAME2 layout")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--frames", type=int, default=2000)
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("import-flame2", help="the published FLAME2 layout -> the study's CSV")
+    p.add_argument("--root", required=True, help="folder holding '254p RGB Images/', "
+                   "'254p Thermal Images/' and the label file")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument("--labels", help="the range label file (default: the *label*.txt in --root)")
+    p.set_defaults(func=cmd_import_flame2)
+
+    p = sub.add_parser("check", help="validate a frame CSV, summarize it, audit split leakage")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--base_path", help="folder image paths are relative to (default: the CSV's)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the audited splits")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KDError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

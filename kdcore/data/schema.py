@@ -1,0 +1,200 @@
+"""The CSV the study reads: ``id, rgb_frame, ir_frame, fire, smoke`` and an optional ``group``.
+
+Image paths are relative to a base folder (by default the CSV's own folder) or absolute.
+Validation follows scikit-learn's habit: check at the boundary, and say what was expected,
+what was found, and where.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from kdcore.errors import KDError
+from kdcore.progress import progress as progress_bar
+
+LABELS = ("fire", "smoke")
+REQUIRED_COLUMNS = ("id", "rgb_frame", "ir_frame", *LABELS)
+COMBOS = ("NN", "YN", "NY", "YY")  # fire then smoke, as in FLAME2's label file
+
+
+@dataclass
+class FrameTable:
+    """A validated frame table with resolved image paths."""
+
+    frames: pd.DataFrame  # id (str), rgb_path, ir_path, fire, smoke, group (int or absent)
+    csv: Path
+    base_path: Path
+    image_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.frames[list(LABELS)].to_numpy(dtype=np.float32)
+
+    @property
+    def combos(self) -> np.ndarray:
+        return combo_names(self.frames[list(LABELS)].to_numpy())
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        return self.frames["group"].to_numpy() if "group" in self.frames else None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def combo_names(labels: np.ndarray) -> np.ndarray:
+    """[[1, 0], ...] -> ['YN', ...]"""
+    yn = np.where(np.asarray(labels) > 0.5, "Y", "N")
+    return np.char.add(yn[:, 0], yn[:, 1])
+
+
+def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None = None,
+                   check_images: bool = True, progress: bool = True) -> FrameTable:
+    """Read and validate a frame CSV; raise :class:`KDError` naming the first problem found."""
+    csv = Path(csv)
+    base = Path(base_path) if base_path is not None else csv.parent
+    df = _read_csv(csv)
+    _check_columns(df, csv)
+    rows = df.index + 2  # the line number a user sees in an editor (header is line 1)
+    for label in LABELS:
+        _check_binary(df[label], label, rows, csv)
+    ids = df["id"].astype(str).str.strip()
+    dup = ids.duplicated(keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        first = int(np.flatnonzero((ids == ids.iloc[i]).to_numpy())[0])
+        raise KDError(f"{csv}: row {rows[i]}: duplicate id {ids.iloc[i]!r} (first at row {rows[first]})")
+    frames = pd.DataFrame({
+        "id": ids,
+        "rgb_path": [str(_resolve(base, p)) for p in df["rgb_frame"]],
+        "ir_path": [str(_resolve(base, p)) for p in df["ir_frame"]],
+        "fire": df["fire"].astype(int), "smoke": df["smoke"].astype(int),
+    })
+    if "group" in df:
+        frames["group"] = _check_groups(df["group"], rows, csv)
+    table = FrameTable(frames.reset_index(drop=True), csv, base)
+    if check_images:
+        table.image_sizes = check_image_pairs(table, progress=progress)
+    return table
+
+
+def _read_csv(csv: Path) -> pd.DataFrame:
+    if not csv.is_file():
+        raise KDError(f"{csv}: no such CSV file")
+    try:
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise KDError(f"{csv}: the CSV is empty (expected a header {','.join(REQUIRED_COLUMNS)})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise KDError(f"{csv}: not a readable CSV ({str(e).strip().splitlines()[-1]})") from None
+    df.columns = [c.strip() for c in df.columns]
+    if df.empty:
+        raise KDError(f"{csv}: the CSV has a header but no rows")
+    return df
+
+
+def _check_columns(df: pd.DataFrame, csv: Path) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise KDError(f"{csv}: missing column(s) {', '.join(missing)} "
+                      f"(expected {', '.join(REQUIRED_COLUMNS)}[, group]; found {', '.join(df.columns)})")
+
+
+def _check_binary(values: pd.Series, name: str, rows, csv: Path) -> None:
+    bad = ~values.str.strip().isin(["0", "1"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise KDError(f"{csv}: row {rows[i]}: column {name!r} must be 0 or 1, found {values.iloc[i]!r}")
+    values.update(values.str.strip())
+
+
+def _check_groups(values: pd.Series, rows, csv: Path) -> pd.Series:
+    numbers = pd.to_numeric(values.str.strip(), errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round())
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise KDError(f"{csv}: row {rows[i]}: column 'group' must be an integer, found {values.iloc[i]!r}")
+    return numbers.astype(int).to_numpy()
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value.strip())
+    return p if p.is_absolute() else base / p
+
+
+def check_image_pairs(table: FrameTable, progress: bool = True) -> dict[tuple[int, int], int]:
+    """Decode every image; error on a missing or corrupt file or a pair of unequal sizes.
+
+    Returns how many pairs there are of each (width, height).
+    """
+    df = table.frames
+    pairs = list(zip(df["rgb_path"], df["ir_path"], strict=True))
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = pool.map(_pair_sizes, pairs)
+        sizes: dict[tuple[int, int], int] = {}
+        bar = progress_bar(results, total=len(pairs), desc="checking images", unit="pair", enabled=progress)
+        for row, (rgb_size, ir_size, problem) in enumerate(bar):
+            where = f"{table.csv}: row {row + 2} (id {df['id'].iloc[row]!r})"
+            if problem:
+                raise KDError(f"{where}: {problem}")
+            if rgb_size != ir_size:
+                raise KDError(f"{where}: RGB image is {rgb_size[0]}x{rgb_size[1]} but IR image is "
+                              f"{ir_size[0]}x{ir_size[1]}; a pair must have one size")
+            sizes[rgb_size] = sizes.get(rgb_size, 0) + 1
+    return sizes
+
+
+def _pair_sizes(pair: tuple[str, str]):
+    sizes = []
+    for path in pair:
+        try:
+            sizes.append(image_size(path))
+        except KDError as e:
+            return None, None, str(e)
+    return sizes[0], sizes[1], None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """Fully decode ``path`` (a truncated JPEG fails only on decode) and return (width, height)."""
+    if not os.path.isfile(path):
+        raise KDError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.size
+    except (OSError, SyntaxError, ValueError) as e:
+        raise KDError(f"unreadable or corrupt image {path} ({e})") from None
+
+
+def load_rgb(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """Decode to an HxWx3 uint8 array, optionally resized to ``size`` x ``size``."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise KDError(f"image not found: {path}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise KDError(f"unreadable or corrupt image {path} ({e})") from None
+
+
+def summarize(table: FrameTable) -> dict:
+    """Rows, label combinations, groups and image sizes, as plain data for printing or JSON."""
+    combos = pd.Series(table.combos).value_counts()
+    return {
+        "csv": str(table.csv),
+        "rows": len(table),
+        "label_combinations": {c: int(combos.get(c, 0)) for c in COMBOS},
+        "positives": {label: int(table.frames[label].sum()) for label in LABELS},
+        "groups": int(table.frames["group"].nunique()) if "group" in table.frames else None,
+        "image_sizes": {f"{w}x{h}": n for (w, h), n in sorted(table.image_sizes.items())},
+    }
