@@ -62,6 +62,31 @@ def cmd_check(args) -> None:
               f"(median nearest distance {audit['median_nearest_bits']:.0f} bits)")
 
 
+SEED_CLAIMS = {  # params total / trainable, millions, as the seed reported them
+    "resnet-152": (60, 30), "efficientnet-b7": (66, 33), "vit-b-16": (86, 43), "swin-tiny": (28, 14),
+    "student": (1.5, 1.5),
+}
+
+
+def cmd_models(args) -> None:
+    from kdcore.models.inventory import model_table
+
+    rows = model_table(args.img_size)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"at {args.img_size}x{args.img_size}; trainable as when initialized from ImageNet weights "
+          "(ir_init: rgb); seed = the figures the seed reported")
+    print(f"{'model':<16} {'params M':>9} {'trainable M':>12} {'frozen M':>9} {'GMACs':>7} "
+          f"{'thop GMACs':>10} {'size MB':>8} {'seed total/trainable M':>23}")
+    for r in rows:
+        claim = SEED_CLAIMS.get(r["name"])
+        thop = f"{r['macs_thop'] / 1e9:10.2f}" if r["macs_thop"] else f"{'n/a':>10}"
+        print(f"{r['name']:<16} {r['params_total'] / 1e6:9.2f} {r['params_trainable'] / 1e6:12.2f} "
+              f"{r['params_frozen'] / 1e6:9.2f} {r['gmacs']:7.2f} {thop} {r['size_mb']:8.1f} "
+              f"{f'~{claim[0]} / ~{claim[1]}' if claim else '':>23}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="seed of the audited splits")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("models", help="the four study teachers and the student: params, MACs, size")
+    p.add_argument("--img_size", type=int, default=224)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
     return parser
 
 
