@@ -36,5 +36,8 @@ class Student(nn.Module):
         """Pooled penultimate features: what the head sees."""
         return self.hidden(self.pool(self.features(rgb)))
 
-    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.forward_features(rgb))
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None, with_features: bool = False):
+        """Logits; with ``with_features``, (logits, features) from one pass (for feature hints)."""
+        features = self.forward_features(rgb)
+        logits = self.head(features)
+        return (logits, features) if with_features else logits

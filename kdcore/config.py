@@ -1,0 +1,190 @@
+"""One typed configuration, from YAML (or papermill parameters, or CLI flags) into kdcore.
+
+Defaults are the seed's values. Unknown keys, wrong types and impossible values are errors that
+name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kdcore.errors import KDError
+
+
+@dataclass
+class TeacherConfig:
+    """One teacher of the study: a registered name, or a family with any timm backbone."""
+
+    name: str
+    family: str | None = None
+    backbone: str | None = None
+    backbone_kwargs: dict = field(default_factory=dict)
+    pretrained: str | bool = False  # false | hub | path of a timm state dict
+    ir_init: str = "rgb"
+    rgb_only: bool = False
+    batch_size: int | None = None  # None: the study's batch_size
+    lr: float | None = None  # None: lr_teacher
+
+
+@dataclass
+class Config:
+    # data
+    csv: str = "data/demo/frame_labels.csv"
+    base_path: str | None = None
+    synth_frames: int = 0  # > 0: generate synthetic data at csv's folder if it is missing
+    synth_size: int = 128
+    split: str = "auto"
+    image_size: int = 224
+    augment: bool = False
+    cache_dir: str | None = None  # None: <output>/cache
+    num_workers: int = 0
+    # study grid
+    output: str = "runs/demo"
+    seeds: list[int] = field(default_factory=lambda: [42, 123, 456, 789, 1024])
+    teachers: list[TeacherConfig] = field(default_factory=list)
+    # training
+    epochs_teacher: int = 50
+    epochs_student: int = 30
+    patience_teacher: int = 10
+    patience_student: int = 5
+    lr_teacher: float = 1e-4
+    lr_student: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    student_stem_stride: int = 1
+    # distillation
+    kd_temperature: float = 4.0
+    kd_alpha: float = 0.7
+    kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
+    teacher_outputs: str = "auto"  # cached | online | auto (cached unless augmenting)
+    # compression
+    prune_sparsity: float = 0.4
+    finetune_epochs: int = 10
+    # hardware
+    device: str = "auto"
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    eval_batch_size: int = 64
+
+    def validate(self) -> Config:
+        checks = {
+            "image_size": self.image_size >= 32, "epochs_teacher": self.epochs_teacher >= 1,
+            "epochs_student": self.epochs_student >= 1, "patience_teacher": self.patience_teacher >= 1,
+            "patience_student": self.patience_student >= 1, "lr_teacher": self.lr_teacher > 0,
+            "lr_student": self.lr_student > 0, "weight_decay": self.weight_decay >= 0,
+            "batch_size": self.batch_size >= 1, "kd_temperature": self.kd_temperature > 0,
+            "kd_alpha": 0 <= self.kd_alpha <= 1, "kd_feature_weight": self.kd_feature_weight >= 0,
+            "prune_sparsity": 0 <= self.prune_sparsity < 1, "finetune_epochs": self.finetune_epochs >= 0,
+            "num_workers": self.num_workers >= 0, "seeds": len(self.seeds) >= 1,
+            "student_stem_stride": self.student_stem_stride in (1, 2), "eval_batch_size": self.eval_batch_size >= 1,
+            "synth_frames": self.synth_frames >= 0,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise KDError(f"config key {key!r}: impossible value {getattr(self, key)!r}")
+        choices = {"split": ("auto", "group", "stratified"), "teacher_outputs": ("auto", "cached", "online"),
+                   "device": ("auto", "cpu", "cuda")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise KDError(f"config key {key!r}: must be one of {', '.join(allowed)}, "
+                              f"found {getattr(self, key)!r}")
+        from kdcore.models import TEACHERS
+
+        names = [t.name for t in self.teachers]
+        for t in self.teachers:
+            if t.backbone is None and t.name not in TEACHERS:
+                raise KDError(f"config key 'teachers': unknown teacher {t.name!r}; known: "
+                              f"{', '.join(TEACHERS)} (or give family and backbone)")
+        if len(set(names)) != len(names):
+            raise KDError("config key 'teachers': teacher names must be unique")
+        return self
+
+    def teacher(self, name: str) -> TeacherConfig:
+        for t in self.teachers:
+            if t.name == name:
+                return t
+        raise KDError(f"no teacher {name!r} in the config; it has {', '.join(t.name for t in self.teachers)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """A short hash of the resolved config: a stage reruns when it changes."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _convert(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a type hint; build nested dataclasses; name ``key`` on error."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return _convert(value, option, key)
+            except KDError as e:
+                errors.append(e)
+        raise errors[-1]
+    if hint is type(None):
+        if value is None:
+            return None
+        raise KDError(f"config key {key!r}: expected null, found {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise KDError(f"config key {key!r}: expected a list, found {type(value).__name__} {value!r}")
+        return [_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise KDError(f"config key {key!r}: expected a mapping, found {value!r}")
+        return _from_dict(hint, value, prefix=f"{key}.")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is dict and isinstance(value, dict):
+        return value
+    if isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise KDError(f"config key {key!r}: expected {name}, found {type(value).__name__} {value!r}")
+
+
+def _from_dict(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise KDError(f"unknown config key {prefix}{unknown[0]!r}; known keys: {', '.join(hints)}")
+    return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in values.items()})
+
+
+def from_dict(values: dict) -> Config:
+    return _from_dict(Config, values).validate()
+
+
+def load_config(path: str | Path | None = None, **overrides) -> Config:
+    """A params YAML file (or the defaults), with ``overrides`` (None values ignored) on top."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise KDError(f"params file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise KDError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise KDError(f"{path}: expected a mapping of config keys at the top level")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return from_dict(values)
+    except KDError as e:
+        raise KDError(f"{path}: {e}" if path else str(e)) from None

@@ -1,0 +1,111 @@
+"""Privileged distillation: losses, and the teacher's outputs computed once and reused.
+
+The student loss per label is ``alpha * T^2 * KL(sigmoid(z_t/T) || sigmoid(z_s/T)) + (1 - alpha) *
+BCE(z_s, y)``, the binary KL of the two temperature-softened Bernoulli distributions, computed from
+log-sigmoids so that no probability is ever rounded to 0 or 1. ``T^2`` keeps the soft term's
+gradients on the scale of the hard one as T grows (Hinton et al.).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdcore.io import atomic_path
+
+
+def binary_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Elementwise KL(Bernoulli(sigmoid(z_t/T)) || Bernoulli(sigmoid(z_s/T)))."""
+    zt, zs = teacher_logits / temperature, student_logits / temperature
+    pt = torch.sigmoid(zt)
+    return (pt * (F.logsigmoid(zt) - F.logsigmoid(zs))
+            + (1 - pt) * (F.logsigmoid(-zt) - F.logsigmoid(-zs)))
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            temperature: float = 4.0, alpha: float = 0.7) -> torch.Tensor:
+    soft = binary_kl(teacher_logits, student_logits, temperature).mean()
+    hard = F.binary_cross_entropy_with_logits(student_logits, targets)
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
+
+
+def model_inputs(model: nn.Module, rgb: torch.Tensor, ir: torch.Tensor) -> tuple:
+    """The images a model reads: teachers take (rgb, ir), the student and RGB-only models rgb."""
+    modalities = getattr(getattr(model, "module", model), "modalities", ("rgb",))
+    return (rgb, ir) if "ir" in modalities else (rgb,)
+
+
+class BCE(nn.Module):
+    """The hard-label objective: teachers and the no-KD student."""
+
+    def forward(self, model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, ir, targets, _ = batch
+        logits = model(*model_inputs(model, rgb, ir))
+        return F.binary_cross_entropy_with_logits(logits.float(), targets), logits
+
+
+@dataclass
+class TeacherOutputs:
+    """A teacher's logits and pooled features for every frame, from the un-augmented pair."""
+
+    ids: list[str]
+    logits: torch.Tensor
+    features: torch.Tensor
+
+    def __post_init__(self):
+        self._row = {frame_id: i for i, frame_id in enumerate(self.ids)}
+
+    def lookup(self, ids, device) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.tensor([self._row[i] for i in ids])
+        return self.logits[rows].to(device), self.features[rows].to(device)
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({"ids": self.ids, "logits": self.logits, "features": self.features}, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TeacherOutputs:
+        return cls(**torch.load(path, weights_only=True))
+
+
+class Distill(nn.Module):
+    """The student objective: soft targets from the teacher, cached or computed online, plus the
+    optional feature hint (student features, through a learned projection, regressed onto the
+    teacher's)."""
+
+    def __init__(self, teacher: TeacherOutputs | nn.Module, temperature: float, alpha: float,
+                 feature_weight: float = 0.0, student_dim: int = 0, teacher_dim: int = 0):
+        super().__init__()
+        self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight
+        if isinstance(teacher, nn.Module):
+            teacher.eval().requires_grad_(False)
+            self._teacher = [teacher]  # a list: not a submodule, so never in the optimizer or state
+        else:
+            self._teacher = teacher
+        self.hint = nn.Linear(student_dim, teacher_dim) if feature_weight > 0 else None
+
+    def teacher_outputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, ir, _, ids = batch
+        if isinstance(self._teacher, TeacherOutputs):
+            return self._teacher.lookup(ids, rgb.device)
+        teacher = self._teacher[0]
+        with torch.no_grad():
+            features = teacher.forward_features(rgb, ir)
+            return teacher.head(features).float(), features.float()
+
+    def forward(self, model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, _, targets, _ = batch
+        teacher_logits, teacher_features = self.teacher_outputs(batch)
+        if self.hint is None:
+            logits = model(rgb).float()
+        else:  # one pass through the (possibly DDP-wrapped) model for both outputs
+            logits, features = model(rgb, with_features=True)
+            logits = logits.float()
+        loss = kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha)
+        if self.hint is not None:
+            loss = loss + self.feature_weight * F.mse_loss(self.hint(features.float()), teacher_features)
+        return loss, logits

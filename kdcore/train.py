@@ -1,0 +1,269 @@
+"""One fit loop for every role: teacher, distilled student, no-KD student, pruning fine-tune.
+
+A role is only a model and a criterion ``(model, batch) -> (loss, logits)``. The loop: AdamW,
+cosine learning rate over the epoch budget (stepped per epoch), early stopping on validation
+macro-F1, the best weights kept, and a resumable checkpoint written atomically after every epoch.
+Each epoch's shuffle comes from a generator seeded by (seed, epoch), and the global RNG states
+travel in the checkpoint, so a run resumed after a crash ends exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from kdcore.distill import model_inputs
+from kdcore.errors import KDError
+from kdcore.io import atomic_path, read_json, write_json
+from kdcore.metrics import classification_metrics
+from kdcore.progress import progress
+
+
+class TrainingDiverged(KDError):
+    """The loss became NaN or infinite; the best checkpoint so far is left as it was."""
+
+
+@dataclass
+class FitSettings:
+    epochs: int
+    patience: int
+    lr: float
+    batch_size: int
+    seed: int
+    weight_decay: float = 1e-4
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    progress: bool = True
+
+
+@dataclass
+class FitPaths:
+    best: Path  # the best model's weights, with the epoch and score they came from
+    last: Path  # everything needed to resume
+    log: Path  # the per-epoch log (JSON)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise KDError("config key 'device': 'cuda' asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+def _batches(dataset: Dataset, batch_size: int, settings: FitSettings, epoch: int | None) -> DataLoader:
+    """Shuffled (training, ``epoch`` given) or in order; a DDP rank sees its shard of the training set."""
+    generator = sampler = None
+    if epoch is not None:
+        generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+        if dist.is_initialized():
+            sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed)
+            sampler.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=epoch is not None and sampler is None,
+                      sampler=sampler, generator=generator, num_workers=settings.num_workers,
+                      pin_memory=torch.cuda.is_available(), drop_last=False)
+
+
+def _to(batch, device: torch.device, channels_last: bool):
+    rgb, ir, targets, ids = batch
+    fmt = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
+    rgb = rgb.to(device, non_blocking=True, memory_format=fmt)
+    ir = ir.to(device, non_blocking=True, memory_format=fmt) if ir.dim() == 4 else ir.to(device)
+    return rgb, ir, targets.to(device, non_blocking=True), ids
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: str | torch.device = "auto",
+            features: bool = False, bf16: bool = True, progress_bar: bool = False) -> dict:
+    """Probabilities, targets and ids (and pooled features) for every item, in order."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    settings = FitSettings(epochs=1, patience=1, lr=0, batch_size=batch_size, seed=0)
+    was_training = model.training
+    model.eval()
+    probs, targets, ids, feats = [], [], [], []
+    for batch in progress(_batches(dataset, batch_size, settings, None), progress_bar, desc="predicting",
+                          leave=False):
+        rgb, ir, y, batch_ids = _to(batch, device, False)
+        with _autocast(device, bf16):
+            inputs = model_inputs(model, rgb, ir)
+            if features:
+                f = model.forward_features(*inputs)
+                logits = model.head(f)
+                feats.append(f.float().cpu())
+            else:
+                logits = model(*inputs)
+        probs.append(torch.sigmoid(logits.float()).cpu())
+        targets.append(y.cpu())
+        ids.extend(batch_ids)
+    model.train(was_training)
+    out = {"probs": torch.cat(probs).numpy(), "targets": torch.cat(targets).numpy(), "ids": ids}
+    if features:
+        out["features"] = torch.cat(feats).numpy()
+    return out
+
+
+def _evaluate(model, criterion, dataset, settings, device) -> dict:
+    """Validation loss and metrics, with the evaluation throughput."""
+    start = time.perf_counter()
+    model.eval()
+    losses, probs, targets = [], [], []
+    with torch.no_grad():
+        for batch in _batches(dataset, settings.eval_batch_size, settings, None):
+            batch = _to(batch, device, settings.channels_last)
+            with _autocast(device, settings.bf16):
+                loss, logits = criterion(model, batch)
+            losses.append(loss.item() * len(batch[2]))
+            probs.append(torch.sigmoid(logits.float()).cpu())
+            targets.append(batch[2].cpu())
+    elapsed = time.perf_counter() - start
+    probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
+    metrics = {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets)}
+    return {"metrics": metrics, "frames_per_s": len(targets) / elapsed}
+
+
+def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, desc) -> dict:
+    model.train()
+    criterion.train()
+    losses, probs, targets = [], [], []
+    bar = progress(loader, settings.progress and _rank() == 0, desc=f"{desc} epoch {epoch + 1}",
+                   leave=False, unit="batch")
+    for step, batch in enumerate(bar):
+        batch = _to(batch, device, settings.channels_last)
+        with _autocast(device, settings.bf16):
+            loss, logits = criterion(model, batch)
+        if not math.isfinite(loss.item()):
+            raise TrainingDiverged(f"{desc}: loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}; "
+                                   "stopped, the best checkpoint so far is kept")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item() * len(batch[2]))
+        probs.append(torch.sigmoid(logits.detach().float()).cpu())
+        targets.append(batch[2].cpu())
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
+    return {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets)}
+
+
+def _rng_states() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dataset,
+        settings: FitSettings, paths: FitPaths, desc: str = "train") -> dict:
+    """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``."""
+    device = resolve_device(settings.device)
+    model.to(device)
+    criterion.to(device)
+    if settings.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in chain(model.parameters(), criterion.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
+    if paths.last.exists():
+        checkpoint = torch.load(paths.last, weights_only=False, map_location=device)
+        model.load_state_dict(checkpoint["model"])
+        criterion.load_state_dict(checkpoint["criterion"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        state = checkpoint["state"]
+        _set_rng_states(checkpoint["rng"])
+    else:
+        seed_everything(settings.seed)
+    runner = model
+    if dist.is_initialized():
+        runner = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if settings.compile:
+        runner = torch.compile(runner)
+
+    while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
+        epoch, start = state["epoch"], time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        loader = _batches(train_set, settings.batch_size, settings, epoch)
+        train = _train_epoch(runner, criterion, optimizer, loader, settings, device, epoch, desc)
+        scheduler.step()
+        val = _evaluate(model, criterion, val_set, settings, device)
+        elapsed = time.perf_counter() - start
+        improved = val["metrics"]["macro_f1"] > state["best_f1"]
+        state["log"].append({"epoch": epoch + 1, "lr": lr, "train": train, "val": val["metrics"],
+                             "improved": improved,
+                             "timing": {"epoch_s": elapsed, "eval_frames_per_s": val["frames_per_s"]}})
+        state["train_s"] += elapsed
+        if improved:
+            state.update(best_f1=val["metrics"]["macro_f1"], best_epoch=epoch + 1, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        if _rank() == 0:
+            if improved:
+                save_checkpoint(paths.best, {"model": model.state_dict(), "epoch": epoch + 1,
+                                             "val_macro_f1": state["best_f1"]})
+            save_checkpoint(paths.last, {"model": model.state_dict(), "criterion": criterion.state_dict(),
+                                         "optimizer": optimizer.state_dict(),
+                                         "scheduler": scheduler.state_dict(), "state": state,
+                                         "rng": _rng_states(), "settings": asdict(settings)})
+            write_json(paths.log, training_log(state, settings))
+    return training_log(state, settings)
+
+
+def training_log(state: dict, settings: FitSettings) -> dict:
+    stopped = ("early_stopping" if state["bad_epochs"] >= settings.patience
+               else "epoch_budget" if state["epoch"] >= settings.epochs else None)
+    return {"epochs": state["log"], "best_epoch": state["best_epoch"], "best_val_macro_f1": state["best_f1"],
+            "stopped_by": stopped,
+            "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
+            "timing": {"train_s": state["train_s"]}}
+
+
+def load_best(model: nn.Module, path: Path) -> nn.Module:
+    checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def finished(paths: FitPaths) -> bool:
+    """A fit whose log says it stopped (budget or patience) and whose best weights exist."""
+    return paths.best.exists() and paths.log.exists() and read_json(paths.log).get("stopped_by") is not None

@@ -1,0 +1,195 @@
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from scipy.special import expit, rel_entr
+from torch.utils.data import Dataset
+
+from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, kd_loss
+from kdcore.models import Student, create_teacher
+from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit, predict
+
+
+class Pairs(Dataset):
+    """Random image pairs whose labels follow simple cues: fire from IR, smoke from RGB."""
+
+    def __init__(self, n: int, seed: int, size: int = 32):
+        g = torch.Generator().manual_seed(seed)
+        self.rgb = torch.rand(n, 3, size, size, generator=g)
+        self.ir = torch.rand(n, 3, size, size, generator=g)
+        self.labels = torch.stack([(self.ir.mean((1, 2, 3)) > 0.5), (self.rgb[:, 0].mean((1, 2)) > 0.5)], 1).float()
+        self.ids = [f"{seed}-{i}" for i in range(n)]
+        self.fail_at = None
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if self.fail_at is not None:
+            self.fail_at -= 1
+            if self.fail_at < 0:
+                raise RuntimeError("injected crash")
+        return self.rgb[i], self.ir[i], self.labels[i], self.ids[i]
+
+
+def _settings(**kw):
+    return FitSettings(**{"epochs": 3, "patience": 5, "lr": 1e-3, "batch_size": 16, "seed": 7,
+                          "eval_batch_size": 32, "progress": False, **kw})
+
+
+def _paths(folder, name="student"):
+    return FitPaths(folder / f"{name}_best.pth", folder / f"{name}_last.pth", folder / f"{name}_train_log.json")
+
+
+def _without_timing(log):
+    log = copy.deepcopy(log)
+    for entry in log["epochs"]:
+        entry.pop("timing")
+    log.pop("timing")
+    return log
+
+
+# --- the KD loss -----------------------------------------------------------------------------
+
+def test_kd_loss_matches_an_independent_computation():
+    rng = np.random.default_rng(0)
+    zs, zt = rng.normal(0, 3, (8, 2)), rng.normal(0, 3, (8, 2))
+    y = rng.integers(0, 2, (8, 2)).astype(float)
+    T, alpha = 4.0, 0.7
+    ps, pt = expit(zs / T), expit(zt / T)
+    kl = rel_entr(pt, ps) + rel_entr(1 - pt, 1 - ps)
+    q = expit(zs)
+    bce = -(y * np.log(q) + (1 - y) * np.log(1 - q))
+    expected = alpha * T**2 * kl.mean() + (1 - alpha) * bce.mean()
+    got = kd_loss(torch.tensor(zs), torch.tensor(zt), torch.tensor(y), T, alpha)
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_kd_gradient_pulls_the_student_towards_the_teacher_with_t_squared_scaling():
+    zs = torch.tensor([[2.0, -1.0], [0.5, 3.0]], requires_grad=True, dtype=torch.float64)
+    zt = torch.tensor([[-1.0, 1.0], [2.0, 3.0]], dtype=torch.float64)
+    for T in (1.0, 4.0):
+        zs.grad = None
+        kd_loss(zs, zt, torch.zeros_like(zt), T, alpha=1.0).backward()
+        gap = torch.sigmoid(zs / T) - torch.sigmoid(zt / T)
+        # d/dzs of T^2 * mean(KL) = T * (ps - pt) / N: the student moves towards the teacher
+        assert torch.allclose(zs.grad, T * gap.detach() / zs.numel())
+    assert torch.all(binary_kl(zt, zt, 4.0).abs() < 1e-12)  # no loss when they agree
+
+
+def test_extreme_logits_stay_finite():
+    zs = torch.tensor([[80.0, -80.0]], requires_grad=True)
+    loss = kd_loss(zs, torch.tensor([[-80.0, 80.0]]), torch.tensor([[0.0, 1.0]]), 1.0, 0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(zs.grad).all()
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+def test_same_seed_gives_identical_logs(tmp_path):
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    logs = []
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        torch.manual_seed(0)  # fit must not depend on the global state before it
+        logs.append(fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / run)))
+    assert json.dumps(_without_timing(logs[0])) == json.dumps(_without_timing(logs[1]))
+    assert len(logs[0]["epochs"]) == 3 and logs[0]["stopped_by"] == "epoch_budget"
+    entry = logs[0]["epochs"][0]
+    for key in ("loss", "subset_accuracy", "macro_f1", "fire", "smoke"):
+        assert key in entry["train"] and key in entry["val"]
+    assert set(entry["val"]["fire"]) == {"accuracy", "f1", "precision", "recall"}
+    assert entry["timing"]["eval_frames_per_s"] > 0 and entry["lr"] == 1e-3
+
+
+def test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run(tmp_path):
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "crash").mkdir()
+    full = fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "full"))
+    train.fail_at = 64 + 40  # one epoch and a bit, then a crash in the middle of epoch 2
+    with pytest.raises(RuntimeError, match="injected crash"):
+        fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "crash"))
+    assert len(json.loads((tmp_path / "crash" / "student_train_log.json").read_text())["epochs"]) == 1
+    train.fail_at = None
+    resumed = fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "crash"))
+    assert json.dumps(_without_timing(resumed)) == json.dumps(_without_timing(full))
+    a = torch.load(tmp_path / "full" / "student_best.pth")["model"]
+    b = torch.load(tmp_path / "crash" / "student_best.pth")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    log = fit(Student(), BCE(), train, val, _settings(epochs=30, patience=2, lr=1e-5), _paths(tmp_path))
+    assert log["stopped_by"] == "early_stopping"
+    assert len(log["epochs"]) == log["best_epoch"] + 2
+    assert torch.load(tmp_path / "student_best.pth")["epoch"] == log["best_epoch"]
+
+
+def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_best(tmp_path):
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    fit(Student(), BCE(), train, val, _settings(epochs=1), _paths(tmp_path))
+    best = (tmp_path / "student_best.pth").read_bytes()
+    train.rgb[train.rgb.shape[0] // 2:] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch \d+"):
+        fit(Student(), BCE(), train, val, _settings(epochs=2), _paths(tmp_path))
+    assert (tmp_path / "student_best.pth").read_bytes() == best
+
+
+def test_distillation_leaves_the_teacher_untouched(tmp_path):
+    train, val = Pairs(48, 0), Pairs(16, 1)
+    teacher = create_teacher("resnet-18", img_size=32).train()
+    before = copy.deepcopy(teacher.state_dict())
+    criterion = Distill(teacher, temperature=4.0, alpha=0.7, feature_weight=1.0,
+                        student_dim=256, teacher_dim=teacher.num_features)
+    fit(Student(), criterion, train, val, _settings(epochs=2), _paths(tmp_path))
+    assert not teacher.training
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_cached_teacher_outputs_equal_online_ones(tmp_path):
+    data = Pairs(48, 0)
+    teacher = create_teacher("resnet-18", img_size=32).eval()
+    out = predict(teacher, data, batch_size=16, features=True)
+    cached = TeacherOutputs(out["ids"], torch.logit(torch.tensor(out["probs"]).double()).float(),
+                            torch.tensor(out["features"]))
+    cached.save(tmp_path / "outputs.pt")
+    cached = TeacherOutputs.load(tmp_path / "outputs.pt")
+    batch = (data.rgb[:8], data.ir[:8], data.labels[:8], data.ids[:8])
+    online = Distill(teacher, 4.0, 0.7).teacher_outputs(batch)
+    offline = Distill(cached, 4.0, 0.7).teacher_outputs(batch)
+    assert torch.allclose(online[0], offline[0], atol=1e-4)
+    assert torch.allclose(online[1], offline[1], atol=1e-5)
+
+
+def _ddp_worker(rank, world, folder, port):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = Student()
+        log = fit(model, BCE(), Pairs(64, 0), Pairs(32, 1), _settings(epochs=1), _paths(folder))
+        assert len(log["epochs"]) == 1
+        weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+        gathered = [torch.empty_like(weights) for _ in range(world)]
+        dist.all_gather(gathered, weights)
+        assert torch.equal(gathered[0], gathered[1])  # gradients were averaged across ranks
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_with_two_gloo_processes_runs_an_epoch(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, tmp_path, port), nprocs=2, join=True)
+    log = json.loads((tmp_path / "student_train_log.json").read_text())
+    assert len(log["epochs"]) == 1 and (tmp_path / "student_best.pth").exists()
