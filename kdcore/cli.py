@@ -87,6 +87,33 @@ def cmd_models(args) -> None:
               f"{f'~{claim[0]} / ~{claim[1]}' if claim else '':>23}")
 
 
+SEED_FLAGS = {  # the seed's flags, kept: name -> type
+    "csv": str, "base_path": str, "output": str, "epochs_teacher": int, "epochs_student": int,
+    "batch_size": int, "lr_teacher": float, "lr_student": float, "kd_temperature": float,
+    "prune_sparsity": float, "patience_teacher": int, "patience_student": int, "num_workers": int,
+}
+
+
+def cmd_run(args) -> None:
+    from kdcore.config import TeacherConfig, load_config
+    from kdcore.models import TEACHERS
+    from kdcore.pipeline import run_teacher_pipeline
+
+    overrides = {k: getattr(args, k) for k in SEED_FLAGS}
+    overrides["seeds"] = args.seeds
+    cfg = load_config(args.params, **overrides)
+    if args.teacher not in [t.name for t in cfg.teachers]:
+        if args.teacher not in TEACHERS:
+            raise KDError(f"--teacher: unknown teacher {args.teacher!r}; the config has "
+                          f"{', '.join(t.name for t in cfg.teachers) or 'none'}, the registry {', '.join(TEACHERS)}")
+        cfg.teachers.append(TeacherConfig(args.teacher))
+    for seed in cfg.seeds:
+        result = run_teacher_pipeline(cfg, args.teacher, seed)
+        row = {role: result[role]["metrics"]["macro_f1"] for role in ("teacher", "student", "no_kd_student")}
+        print(f"seed {seed}: test macro-F1 teacher {row['teacher']:.3f}, student {row['student']:.3f}, "
+              f"no-KD student {row['no_kd_student']:.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--img_size", type=int, default=224)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("run", help="one teacher's pipeline (teacher, student, no-KD student) per seed")
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--params", help="params YAML (default: the built-in defaults)")
+    p.add_argument("--seeds", type=int, nargs="+")
+    for flag, kind in SEED_FLAGS.items():
+        p.add_argument(f"--{flag}", type=kind)
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -162,7 +162,7 @@ def _from_dict(cls, values: dict, prefix: str = ""):
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(hints))
     if unknown:
-        raise KDError(f"unknown config key {prefix}{unknown[0]!r}; known keys: {', '.join(hints)}")
+        raise KDError(f"unknown config key '{prefix}{unknown[0]}'; known keys: {', '.join(hints)}")
     return cls(**{k: _convert(v, hints[k], prefix + k) for k, v in values.items()})
 
 

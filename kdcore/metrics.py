@@ -47,10 +47,10 @@ def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> list[float]:
     """Per class, the threshold that maximizes F1 on these (validation) frames."""
     thresholds = []
     for k in range(targets.shape[1]):
-        precision, recall, cuts = skm.precision_recall_curve(targets[:, k], probs[:, k])
-        if len(cuts) == 0 or targets[:, k].sum() == 0:
+        if targets[:, k].sum() == 0:  # nothing to find: keep the default
             thresholds.append(0.5)
             continue
+        precision, recall, cuts = skm.precision_recall_curve(targets[:, k], probs[:, k])
         f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
         thresholds.append(float(cuts[int(np.argmax(f1[:-1]))]))
     return thresholds

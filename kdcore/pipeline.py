@@ -1,0 +1,232 @@
+"""One teacher's pipeline for one seed, as functions the notebooks (and ``kd run``) call.
+
+Data per seed -> teacher (BCE) -> teacher outputs cached -> distilled student; and, once per seed,
+the no-KD student on the same split, shared by every teacher. Every fit resumes and every file is
+written atomically; a stage whose outputs exist is not trained again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdcore.config import Config, TeacherConfig
+from kdcore.data import (
+    FrameDataset,
+    FrameTable,
+    Split,
+    decoded_frames,
+    make_split,
+    normalization_stats,
+    read_frame_csv,
+    synth,
+)
+from kdcore.distill import BCE, Distill, TeacherOutputs
+from kdcore.errors import KDError
+from kdcore.io import read_json, write_json
+from kdcore.metrics import final_metrics
+from kdcore.models import Student, create_teacher
+from kdcore.profile import count_params, example_inputs, latency_ms
+from kdcore.profile import profile as profile_model
+from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
+from kdcore.train import FitPaths, FitSettings, finished, fit, load_best, predict, resolve_device
+
+NO_KD = "no_kd"  # the folder name of the RGB-only student trained without a teacher
+
+
+class Layout:
+    """The seed's output layout under ``root``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def models(self, teacher: str, seed: int) -> Path:
+        return self.root / "models" / teacher / f"run_seed_{seed}"
+
+    def metrics(self, teacher: str, seed: int) -> Path:
+        return self.root / "metrics" / teacher / f"run_seed_{seed}"
+
+    def graphs(self, teacher: str, seed: int) -> Path:
+        return self.root / "graphs" / teacher / f"run_seed_{seed}"
+
+    def data(self, seed: int) -> Path:
+        return self.root / "data" / f"seed_{seed}"
+
+    def fit_paths(self, teacher: str, seed: int, role: str) -> FitPaths:
+        models = self.models(teacher, seed)
+        return FitPaths(models / f"{role}_best.pth", models / f"{role}_last.pth",
+                        self.metrics(teacher, seed) / f"{role}_train_log.json")
+
+
+@dataclass
+class SeedData:
+    """One seed's split of the frames, with normalization fitted on its training part."""
+
+    table: FrameTable
+    split: Split
+    stats: dict
+    rgb: np.ndarray
+    ir: np.ndarray
+    seed: int
+
+    def dataset(self, part: str, with_ir: bool = True, augment: bool = False) -> FrameDataset:
+        indices = np.arange(len(self.table)) if part == "all" else self.split.parts()[part]
+        return FrameDataset(self.rgb, self.ir if with_ir else None, self.table.labels,
+                            self.table.frames["id"].tolist(), indices, self.stats, augment)
+
+
+def ensure_data(cfg: Config) -> Path:
+    """The CSV, generated first when the config asks for synthetic data and it is missing."""
+    csv = Path(cfg.csv)
+    if not csv.exists() and cfg.synth_frames > 0:
+        synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0)
+    if not csv.exists():
+        raise KDError(f"config key 'csv': no such file {csv}")
+    return csv
+
+
+def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
+    table = read_frame_csv(ensure_data(cfg), cfg.base_path, check_images=False)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output) / "cache"
+    rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
+    ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
+    split = make_split(table.combos, table.groups, cfg.split, seed)
+    stats = normalization_stats(rgb, ir, split.train)
+    folder = Layout(cfg.output).data(seed)
+    ids = table.frames["id"]
+    write_json(folder / "split.json", {"mode": split.mode, "seed": seed,
+                                       **{p: ids.iloc[ix].tolist() for p, ix in split.parts().items()}})
+    write_json(folder / "normalization.json", stats)
+    return SeedData(table, split, stats, rgb, ir, seed)
+
+
+def fit_settings(cfg: Config, seed: int, role: str, teacher: TeacherConfig | None = None) -> FitSettings:
+    is_teacher = role == "teacher"
+    epochs = {"teacher": cfg.epochs_teacher, "finetune": cfg.finetune_epochs}.get(role, cfg.epochs_student)
+    return FitSettings(
+        epochs=epochs, patience=cfg.patience_teacher if is_teacher else cfg.patience_student,
+        lr=(teacher.lr if teacher and teacher.lr else cfg.lr_teacher) if is_teacher else cfg.lr_student,
+        batch_size=(teacher.batch_size if teacher and teacher.batch_size else cfg.batch_size),
+        seed=seed, weight_decay=cfg.weight_decay, eval_batch_size=cfg.eval_batch_size,
+        num_workers=cfg.num_workers, device=cfg.device, bf16=cfg.bf16,
+        channels_last=cfg.channels_last, compile=cfg.compile)
+
+
+def build_teacher(cfg: Config, name: str) -> torch.nn.Module:
+    t = cfg.teacher(name)
+    return create_teacher(t.name, cfg.image_size, t.pretrained, t.ir_init, t.rgb_only, t.family,
+                          t.backbone, t.backbone_kwargs)
+
+
+def build_student(cfg: Config) -> Student:
+    return Student(stem_stride=cfg.student_stem_stride)
+
+
+def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
+    """Fit (or resume) the teacher, evaluate it, and cache its outputs for every frame."""
+    layout, seed = Layout(cfg.output), data.seed
+    paths = layout.fit_paths(name, seed, "teacher")
+    outputs_path = layout.models(name, seed) / "teacher_outputs.pt"
+    evaluation_path = layout.metrics(name, seed) / "teacher_evaluation.json"
+    if finished(paths) and outputs_path.exists() and evaluation_path.exists():
+        return read_json(evaluation_path)
+    torch.manual_seed(seed)
+    teacher = build_teacher(cfg, name)
+    settings = fit_settings(cfg, seed, "teacher", cfg.teacher(name))
+    log = fit(teacher, BCE(), data.dataset("train", augment=cfg.augment), data.dataset("val"),
+              settings, paths, desc=f"{name} teacher")
+    load_best(teacher, paths.best)
+    out = predict(teacher, data.dataset("all"), cfg.eval_batch_size, cfg.device, features=True, bf16=cfg.bf16)
+    logits = torch.logit(torch.tensor(out["probs"], dtype=torch.float64).clamp(1e-12, 1 - 1e-12)).float()
+    TeacherOutputs(out["ids"], logits, torch.tensor(out["features"])).save(outputs_path)
+    evaluation = evaluate(teacher, cfg, data, log, paths.best)
+    write_json(evaluation_path, evaluation)
+    return evaluation
+
+
+def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
+    """The distilled student of ``teacher``, or with ``teacher=None`` the no-KD baseline."""
+    layout, seed = Layout(cfg.output), data.seed
+    folder = teacher or NO_KD
+    paths = layout.fit_paths(folder, seed, "student")
+    evaluation_path = layout.metrics(folder, seed) / "student_evaluation.json"
+    if finished(paths) and evaluation_path.exists():
+        return read_json(evaluation_path)
+    torch.manual_seed(seed)
+    student = build_student(cfg)
+    online = cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
+    if teacher is None:
+        criterion = BCE()
+    else:
+        source = build_teacher_from_run(cfg, teacher, seed) if online else \
+            TeacherOutputs.load(layout.models(teacher, seed) / "teacher_outputs.pt")
+        teacher_dim = source.num_features if online else source.features.shape[1]
+        criterion = Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight,
+                            student.num_features, teacher_dim)
+    train_set = data.dataset("train", with_ir=online and teacher is not None, augment=cfg.augment)
+    log = fit(student, criterion, train_set, data.dataset("val", with_ir=False),
+              fit_settings(cfg, seed, "student"), paths, desc=f"{folder} student")
+    load_best(student, paths.best)
+    evaluation = evaluate(student, cfg, data, log, paths.best)
+    write_json(evaluation_path, evaluation)
+    return evaluation
+
+
+def build_teacher_from_run(cfg: Config, name: str, seed: int) -> torch.nn.Module:
+    teacher = build_teacher(cfg, name)
+    return load_best(teacher, Layout(cfg.output).fit_paths(name, seed, "teacher").best)
+
+
+def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, checkpoint: Path) -> dict:
+    """Test metrics (at 0.5 and at thresholds tuned on validation), cost, and how training went."""
+    with_ir = "ir" in model.modalities
+    device = resolve_device(cfg.device)
+    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=cfg.bf16)
+    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=cfg.bf16)
+    cost = profile_model(model, cfg.image_size, thop=False)
+    cpu_model = model.to("cpu").eval()
+    timing = {"latency_batch1": latency_ms(cpu_model, example_inputs(cpu_model, cfg.image_size), repeats=10),
+              "train_s": log["timing"]["train_s"]}
+    model.to(device)
+    return {
+        "metrics": final_metrics(test["probs"], test["targets"], val["probs"], val["targets"]),
+        "cost": {**count_params(model), "gmacs": cost["gmacs"], "gflops": cost["gflops"],
+                 "size_mb": checkpoint.stat().st_size / 1e6, "img_size": cfg.image_size},
+        "training": {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),
+                     "stopped_by": log["stopped_by"], "best_val_macro_f1": log["best_val_macro_f1"]},
+        "timing": timing,
+        "test_frames": len(test["targets"]),
+    }
+
+
+def provenance(cfg: Config, data: SeedData) -> dict:
+    paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
+    return {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
+            "config_digest": cfg.digest(), "seed": data.seed, "split_mode": data.split.mode,
+            "environment": environment(resolve_device(cfg.device)),
+            "data": data_fingerprint(data.table.csv, paths)}
+
+
+def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
+    """The teacher, its student and the seed's no-KD student, side by side, with provenance."""
+    layout, seed = Layout(cfg.output), data.seed
+    result = {
+        "teacher": read_json(layout.metrics(name, seed) / "teacher_evaluation.json"),
+        "student": read_json(layout.metrics(name, seed) / "student_evaluation.json"),
+        "no_kd_student": read_json(layout.metrics(NO_KD, seed) / "student_evaluation.json"),
+        "provenance": provenance(cfg, data),
+    }
+    write_json(layout.metrics(name, seed) / "final_evaluation.json", result)
+    return result
+
+
+def run_teacher_pipeline(cfg: Config, name: str, seed: int, progress: bool = True) -> dict:
+    """Everything for one teacher and seed, reusing whatever already finished."""
+    data = prepare_data(cfg, seed, progress)
+    train_student(cfg, data, None)
+    train_teacher(cfg, name, data)
+    train_student(cfg, data, name)
+    return final_evaluation(cfg, name, data)

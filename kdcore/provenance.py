@@ -1,0 +1,56 @@
+"""Where a number came from: code version, packages, config, seed, device, data fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+import kdcore
+
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "torch-pruning", "onnxruntime")
+
+
+def _git(*args: str) -> str | None:
+    root = Path(kdcore.__file__).resolve().parents[1]
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def code_version() -> dict:
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"kdcore": kdcore.__version__, "git_commit": _git("rev-parse", "HEAD"),
+            "git_dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def data_fingerprint(csv: str | Path, paths: list[str]) -> dict:
+    """Hashes of the CSV's bytes and of the image list (the files' paths and sizes)."""
+    listing = hashlib.sha256()
+    for p in paths:
+        listing.update(f"{p}\t{Path(p).stat().st_size}\n".encode())
+    return {"csv_sha256": hashlib.sha256(Path(csv).read_bytes()).hexdigest(),
+            "images_sha256": listing.hexdigest(), "images": len(paths)}
+
+
+def environment(device: torch.device) -> dict:
+    env = {"device": str(device), "threads": torch.get_num_threads(), "platform": platform.platform()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env

@@ -1,0 +1,48 @@
+import pytest
+
+from kdcore.config import Config, TeacherConfig, from_dict, load_config
+from kdcore.errors import KDError
+
+
+def test_defaults_are_the_seeds():
+    cfg = Config()
+    assert (cfg.epochs_teacher, cfg.epochs_student, cfg.patience_teacher, cfg.patience_student) == (50, 30, 10, 5)
+    assert (cfg.lr_teacher, cfg.lr_student, cfg.kd_temperature, cfg.prune_sparsity) == (1e-4, 1e-3, 4.0, 0.4)
+    assert cfg.seeds == [42, 123, 456, 789, 1024]
+
+
+def test_yaml_with_overrides(tmp_path):
+    (tmp_path / "p.yaml").write_text("epochs_teacher: 3\nteachers: [resnet-18, {name: vit-tiny, batch_size: 8}]\n")
+    cfg = load_config(tmp_path / "p.yaml", epochs_teacher=None, lr_student=0.01, seeds=[1])
+    assert cfg.epochs_teacher == 3 and cfg.lr_student == 0.01 and cfg.seeds == [1]
+    assert cfg.teachers == [TeacherConfig("resnet-18"), TeacherConfig("vit-tiny", batch_size=8)]
+    assert cfg.digest() != load_config(tmp_path / "p.yaml").digest()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"epoch_teacher": 3}, r"unknown config key 'epoch_teacher'"),
+    ({"epochs_teacher": "ten"}, r"config key 'epochs_teacher': expected int, found str 'ten'"),
+    ({"epochs_teacher": True}, r"config key 'epochs_teacher': expected int"),
+    ({"seeds": 42}, r"config key 'seeds': expected a list"),
+    ({"seeds": [1, "x"]}, r"config key 'seeds\[1\]': expected int"),
+    ({"epochs_student": -1}, r"config key 'epochs_student': impossible value -1"),
+    ({"prune_sparsity": 1.0}, r"config key 'prune_sparsity': impossible value 1.0"),
+    ({"kd_alpha": 1.5}, r"config key 'kd_alpha': impossible value"),
+    ({"split": "random"}, r"config key 'split': must be one of auto, group, stratified"),
+    ({"teachers": ["resnet-9000"]}, r"unknown teacher 'resnet-9000'"),
+    ({"teachers": [{"name": "x", "colour": 1}]}, r"unknown config key 'teachers\[0\].colour'"),
+])
+def test_bad_values_name_the_key(values, message):
+    with pytest.raises(KDError, match=message):
+        from_dict(values)
+
+
+def test_bad_files(tmp_path, kd):
+    with pytest.raises(KDError, match=r"params file not found: .*nope\.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("epochs_teacher: [1\n")
+    with pytest.raises(KDError, match=r"bad\.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "typo.yaml").write_text("epochs_techer: 3\n")
+    code, _, err = kd("run", "--teacher", "resnet-18", "--params", tmp_path / "typo.yaml")
+    assert code == 2 and "typo.yaml: unknown config key 'epochs_techer'" in err

@@ -1,0 +1,66 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kdcore.config import load_config
+from kdcore.pipeline import Layout, run_teacher_pipeline
+
+SMOKE = Path(__file__).resolve().parents[1] / "params" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke config on its own generated data, run once for one teacher and seed."""
+    root = tmp_path_factory.mktemp("smoke")
+    cfg = load_config(SMOKE, output=str(root / "out"), csv=str(root / "data" / "frame_labels.csv"))
+    result = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
+    return cfg, result
+
+
+def _strip_timing(obj):
+    if isinstance(obj, dict):
+        return {k: _strip_timing(v) for k, v in obj.items() if k != "timing"}
+    if isinstance(obj, list):
+        return [_strip_timing(v) for v in obj]
+    return obj
+
+
+def test_writes_the_seed_layout(smoke):
+    cfg, result = smoke
+    layout = Layout(cfg.output)
+    models, metrics = layout.models("resnet-18", 1), layout.metrics("resnet-18", 1)
+    for name in ("teacher_best.pth", "student_best.pth", "teacher_outputs.pt"):
+        assert (models / name).exists()
+    for name in ("teacher_train_log.json", "student_train_log.json", "final_evaluation.json"):
+        assert (metrics / name).exists()
+    assert (layout.models("no_kd", 1) / "student_best.pth").exists()
+    student = result["student"]
+    assert set(student["metrics"]) >= {"macro_f1", "hamming_loss", "ranking", "confusion", "tuned_thresholds", "tuned"}
+    assert student["cost"]["params_total"] == 1_683_778 and student["cost"]["gflops"] > 0
+    assert result["teacher"]["cost"]["params_total"] > 10_000_000
+    assert student["timing"]["latency_batch1"]["median_ms"] > 0
+    assert result["provenance"]["seed"] == 1 and result["provenance"]["data"]["images"] == 480
+    assert result["provenance"]["config"]["kd_temperature"] == 4.0
+
+
+def test_a_second_run_trains_nothing(smoke):
+    cfg, first = smoke
+    models = Layout(cfg.output).models("resnet-18", 1)
+    stamps = {p.name: p.stat().st_mtime_ns for p in models.iterdir()}
+    again = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in models.iterdir()} == stamps
+    assert _strip_timing(again["student"]) == _strip_timing(first["student"])
+
+
+def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
+    cfg, first = smoke
+    shutil.copytree(Path(cfg.csv).parent, tmp_path / "data")
+    other = load_config(SMOKE, output=str(tmp_path / "out"), csv=str(tmp_path / "data" / "frame_labels.csv"))
+    second = run_teacher_pipeline(other, "resnet-18", 1, progress=False)
+    for role in ("teacher", "student", "no_kd_student"):
+        assert json.dumps(_strip_timing(second[role]["metrics"])) == json.dumps(_strip_timing(first[role]["metrics"]))
+    logs = [json.loads((Layout(c.output).metrics("resnet-18", 1) / "student_train_log.json").read_text())
+            for c in (cfg, other)]
+    assert _strip_timing(logs[0]) == _strip_timing(logs[1])
