@@ -98,7 +98,9 @@ def cmd_run(args) -> None:
     from kdcore.config import TeacherConfig, load_config
     from kdcore.models import TEACHERS
     from kdcore.pipeline import run_teacher_pipeline
+    from kdcore.train import init_distributed
 
+    init_distributed()  # a no-op unless started by torchrun with several processes
     overrides = {k: getattr(args, k) for k in SEED_FLAGS}
     overrides["seeds"] = args.seeds
     cfg = load_config(args.params, **overrides)

@@ -10,6 +10,7 @@ travel in the checkpoint, so a run resumed after a crash ends exactly as an unin
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -58,11 +59,23 @@ class FitPaths:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present (under torchrun, this process's GPU), else the CPU."""
     if name == "cuda" and not torch.cuda.is_available():
         raise KDError("config key 'device': 'cuda' asked for, but no CUDA device is available")
-    return torch.device(name)
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init_distributed() -> bool:
+    """Join the process group torchrun describes in the environment (NCCL on GPUs, else gloo)."""
+    if int(os.environ.get("WORLD_SIZE", 1)) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
+    return True
 
 
 def seed_everything(seed: int) -> None:

@@ -94,5 +94,5 @@ def test_check_prints_leakage_for_both_modes(synth_csv, kd, tmp_path):
 
     report = json.loads(out)
     shares = {a["mode"]: a["near_duplicate_share"] for a in report["leakage"]}
-    assert shares["stratified"] > 0.9
+    assert shares["stratified"] > 0.5
     assert shares["group"] == 0.0

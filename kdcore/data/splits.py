@@ -60,31 +60,32 @@ def _stratifiable(combos: np.ndarray) -> np.ndarray | None:
 
 
 def _group_split(combos: np.ndarray, groups: np.ndarray, seed: int) -> Split:
-    """Greedy: deal segments in a seeded random order to the part furthest below its share,
-    counting both the segment's label combination and the whole table."""
+    """Per label combination, in a seeded random order: one segment to each part first (smallest
+    part first, so a combination with three segments reaches all three), then each further
+    segment to the part furthest below its share of that combination."""
     names = list(FRACTIONS)
     unique_groups, sizes = np.unique(groups, return_counts=True)
     if len(unique_groups) < 3:
         raise KDError(f"split 'group' needs at least 3 groups, found {len(unique_groups)}")
-    dominant = {g: _most_common(combos[groups == g]) for g in unique_groups}
-    combo_total = {c: sizes[[dominant[g] == c for g in unique_groups]].sum() for c in set(dominant.values())}
-    order = np.random.default_rng(seed).permutation(len(unique_groups))
-    filled = {p: 0 for p in names}
-    filled_combo = {(c, p): 0 for c in combo_total for p in names}
+    size = dict(zip(unique_groups.tolist(), sizes.tolist(), strict=True))
+    dominant = {g: _most_common(combos[groups == g]) for g in size}
+    rng = np.random.default_rng(seed)
     assignment = {}
-    for i in order:
-        g, size, combo = unique_groups[i], int(sizes[i]), dominant[unique_groups[i]]
-
-        def deficit(p, combo=combo):
-            return ((FRACTIONS[p] * combo_total[combo] - filled_combo[combo, p]) / combo_total[combo]
-                    + (FRACTIONS[p] * len(groups) - filled[p]) / len(groups))
-
-        part = max(names, key=deficit)
-        assignment[g] = part
-        filled[part] += size
-        filled_combo[combo, part] += size
-    _ensure_every_part(assignment, dict(zip(unique_groups, sizes, strict=True)), names)
-    part_of = np.array([assignment[g] for g in groups])
+    for combo in sorted(set(dominant.values())):
+        members = [g for g in size if dominant[g] == combo]
+        members = [members[i] for i in rng.permutation(len(members))]
+        total = sum(size[g] for g in members)
+        filled = dict.fromkeys(names, 0)
+        coverage = sorted(names, key=FRACTIONS.get)[:len(members)]
+        if len(members) < len(names):  # too few to cover: keep the largest parts
+            coverage = sorted(names, key=FRACTIONS.get, reverse=True)[:len(members)]
+        for i, g in enumerate(members):
+            part = coverage[i] if i < len(coverage) else \
+                max(names, key=lambda p: FRACTIONS[p] * total - filled[p])
+            assignment[g] = part
+            filled[part] += size[g]
+    _ensure_every_part(assignment, size, names)
+    part_of = np.array([assignment[g] for g in groups.tolist()])
     return Split("group", *(np.flatnonzero(part_of == p) for p in names))
 
 

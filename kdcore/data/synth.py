@@ -139,13 +139,14 @@ class Segment:
 
 
 def plan_segments(rng: np.random.Generator, frames: int) -> list[tuple[str, int]]:
-    """(combo, length) runs: NN first as in FLAME2, then a shuffled mix with every combo present."""
-    count = int(np.clip(frames // 120, 8, 60))
+    """(combo, length) runs: NN first as in FLAME2, then a shuffled mix with at least three runs of
+    every combination, so that a group split can give each part some of each."""
+    count = int(np.clip(frames // 40, 16, 80))
     if frames < 2 * count:
         raise KDError(f"--frames must be at least {2 * count} (got {frames})")
     names, weights = zip(*_COMBO_WEIGHTS.items(), strict=True)
-    rest = list(rng.choice(names, size=count - 4, p=weights))
-    combos = ["YY", "YN", "NY", *rest]
+    combos = ["NN", "NN", "YY", "YY", "YY", "YN", "YN", "YN", "NY", "NY", "NY"]
+    combos += list(rng.choice(names, size=count - 1 - len(combos), p=weights))
     rng.shuffle(combos)
     combos = ["NN", *combos]
     shares = rng.uniform(0.5, 1.5, count)

@@ -1,0 +1,124 @@
+"""Compression that really compresses: physical channel pruning, static int8, ONNX.
+
+int8 goes through ONNX Runtime's static QDQ quantization rather than torch.ao's FX flow: FX
+quantization is deprecated in favour of PT2E, whose x86 path lives in a separate package (torchao)
+that changes quickly, while an ONNX QDQ model is a file format that ONNX Runtime, TensorRT and
+OpenVINO all run, on the drone's CPU among others. Weights are quantized per output channel,
+activations calibrated on training frames.
+
+Pruning removes whole channels (torch-pruning, L1 magnitude): a pruned student is again a
+``Student``, only narrower, so its checkpoint records the widths and reloads without the
+unpruned architecture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdcore.errors import KDError
+from kdcore.io import atomic_path
+from kdcore.models import Student
+
+
+def student_arch(student: Student) -> dict:
+    widths = [block[0].out_channels for block in student.features]
+    return {"widths": widths, "hidden": student.hidden[0].out_features,
+            "stem_stride": student.features[0][0].stride[0]}
+
+
+def prune_student(student: Student, sparsity: float, img_size: int) -> Student:
+    """Remove ``sparsity`` of the channels of every conv and hidden layer, by L1 norm."""
+    import torch_pruning as tp
+
+    model = Student(**student_arch(student))
+    model.load_state_dict(student.state_dict())
+    model.eval()
+    example = torch.randn(1, 3, img_size, img_size)
+    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
+                                  pruning_ratio=sparsity, ignored_layers=[model.head])
+    pruner.step()
+    pruned = Student(**student_arch(model))  # the same network, built narrow from the start
+    pruned.load_state_dict(model.state_dict())
+    return pruned
+
+
+def save_student(student: Student, path: str | os.PathLike, **meta) -> None:
+    """A self-describing student checkpoint: architecture, weights and what ``kd predict`` needs."""
+    with atomic_path(path) as tmp:
+        torch.save({"kind": "kdcore-student", "arch": student_arch(student),
+                    "model": student.state_dict(), **meta}, tmp)
+
+
+def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # not a torch file at all
+        raise KDError(f"{path}: not a kdcore student checkpoint ({type(e).__name__})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != "kdcore-student":
+        raise KDError(f"{path}: not a kdcore student checkpoint (a teacher's or another model's file?)")
+    student = Student(**checkpoint["arch"])
+    student.load_state_dict(checkpoint["model"])
+    return student.eval(), checkpoint
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, img_size: int) -> Path:
+    """fp32 ONNX with a dynamic batch axis, input ``rgb``, output ``logits``."""
+    model = model.eval()
+    example = (torch.randn(2, 3, img_size, img_size),)
+    program = torch.onnx.export(model, example, input_names=["rgb"], output_names=["logits"],
+                                dynamic_shapes={"rgb": {0: torch.export.Dim("batch")}}, dynamo=True,
+                                verbose=False)
+    with atomic_path(path) as tmp:
+        program.save(str(tmp))
+    return Path(path)
+
+
+class _Calibration:
+    """ONNX Runtime's calibration reader over normalized training frames."""
+
+    def __init__(self, frames: np.ndarray, batch: int = 16):
+        self.batches = iter([{"rgb": frames[i:i + batch]} for i in range(0, len(frames), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, calibration: np.ndarray) -> Path:
+    """Static int8 QDQ: weights per channel (s8), activations (u8) calibrated on ``calibration``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as work:
+        prepared = Path(work) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared))  # fold BatchNorm into conv, infer shapes
+        with atomic_path(out) as tmp:
+            quantize_static(str(prepared), str(tmp), _Calibration(calibration.astype(np.float32)),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+    return Path(out)
+
+
+class OnnxModel(nn.Module):
+    """An ONNX file behind the interface of a student: ``model(rgb) -> logits``."""
+
+    modalities = ("rgb",)
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.session.run(None, {"rgb": rgb.detach().cpu().float().numpy()})[0]
+        return torch.from_numpy(logits)
