@@ -48,11 +48,15 @@ def prune_student(student: Student, sparsity: float, img_size: int) -> Student:
     return pruned
 
 
+def student_meta(student: Student, **meta) -> dict:
+    """What makes a student checkpoint self-describing: its kind and architecture, and whatever
+    ``kd predict`` needs (normalization, image size, thresholds)."""
+    return {"kind": "kdcore-student", "arch": student_arch(student), **meta}
+
+
 def save_student(student: Student, path: str | os.PathLike, **meta) -> None:
-    """A self-describing student checkpoint: architecture, weights and what ``kd predict`` needs."""
     with atomic_path(path) as tmp:
-        torch.save({"kind": "kdcore-student", "arch": student_arch(student),
-                    "model": student.state_dict(), **meta}, tmp)
+        torch.save({**student_meta(student, **meta), "model": student.state_dict()}, tmp)
 
 
 def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
@@ -68,12 +72,13 @@ def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, img_size: int) -> Path:
-    """fp32 ONNX with a dynamic batch axis, input ``rgb``, output ``logits``."""
+    """fp32 ONNX, input ``rgb`` (batch, height and width free), output ``logits``."""
     model = model.eval()
     example = (torch.randn(2, 3, img_size, img_size),)
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=32),
+            3: torch.export.Dim("width", min=32)}
     program = torch.onnx.export(model, example, input_names=["rgb"], output_names=["logits"],
-                                dynamic_shapes={"rgb": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                verbose=False)
+                                dynamic_shapes={"rgb": dims}, dynamo=True, verbose=False)
     with atomic_path(path) as tmp:
         program.save(str(tmp))
     return Path(path)

@@ -167,8 +167,11 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
         criterion = Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight,
                             student.num_features, teacher_dim)
     train_set = data.dataset("train", with_ir=online and teacher is not None, augment=cfg.augment)
+    from kdcore.compress import student_meta
+
+    meta = student_meta(student, normalization=data.stats["rgb"], image_size=cfg.image_size)
     log = fit(student, criterion, train_set, data.dataset("val", with_ir=False),
-              fit_settings(cfg, seed, "student"), paths, desc=f"{folder} student")
+              fit_settings(cfg, seed, "student"), paths, desc=f"{folder} student", best_meta=meta)
     load_best(student, paths.best)
     evaluation = evaluate(student, cfg, data, log, paths.best)
     write_json(evaluation_path, evaluation)
@@ -219,6 +222,9 @@ def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
         "no_kd_student": read_json(layout.metrics(NO_KD, seed) / "student_evaluation.json"),
         "provenance": provenance(cfg, data),
     }
+    compression = layout.metrics(name, seed) / "compression.json"
+    if compression.exists():
+        result["compression"] = read_json(compression)
     write_json(layout.metrics(name, seed) / "final_evaluation.json", result)
     return result
 
@@ -229,4 +235,90 @@ def run_teacher_pipeline(cfg: Config, name: str, seed: int, progress: bool = Tru
     train_student(cfg, data, None)
     train_teacher(cfg, name, data)
     train_student(cfg, data, name)
+    compress_student(cfg, name, data)
     return final_evaluation(cfg, name, data)
+
+
+# --- compression -------------------------------------------------------------------------------
+
+VARIANTS = ("fp32", "int8", "pruned", "pruned_int8")
+
+
+def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
+    """The distilled student as fp32, int8, pruned (fine-tuned by KD) and pruned + int8, each
+    measured the same way; ``compression.json`` beside the other metrics."""
+    from kdcore.compress import (
+        OnnxModel,
+        export_onnx,
+        load_student,
+        prune_student,
+        quantize_onnx,
+        student_meta,
+    )
+
+    layout, seed = Layout(cfg.output), data.seed
+    models, result_path = layout.models(name, seed), layout.metrics(name, seed) / "compression.json"
+    if result_path.exists():
+        return read_json(result_path)
+    student, _ = load_student(models / "student_best.pth")
+    meta = {"normalization": data.stats["rgb"], "image_size": cfg.image_size}
+    paths = layout.fit_paths(name, seed, "student_pruned")
+    pruned = prune_student(student, cfg.prune_sparsity, cfg.image_size)
+    if cfg.finetune_epochs > 0:
+        outputs = TeacherOutputs.load(models / "teacher_outputs.pt")
+        criterion = Distill(outputs, cfg.kd_temperature, cfg.kd_alpha)
+        fit(pruned, criterion, data.dataset("train", with_ir=False), data.dataset("val", with_ir=False),
+            fit_settings(cfg, seed, "finetune"), paths, desc=f"{name} pruned student",
+            best_meta=student_meta(pruned, **meta))
+        load_best(pruned, paths.best)
+    else:
+        from kdcore.compress import save_student
+        save_student(pruned, paths.best, **meta)
+    calibration = _calibration_frames(data)
+    files = {"fp32": models / "student_best.pth", "pruned": paths.best}
+    for variant, model in (("fp32", student), ("pruned", pruned)):
+        onnx_path = export_onnx(model, models / f"student{'' if variant == 'fp32' else '_pruned'}.onnx",
+                                cfg.image_size)
+        quantized = models / f"student{'' if variant == 'fp32' else '_pruned'}_quantized.onnx"
+        files[f"{variant}_onnx"] = onnx_path
+        files["int8" if variant == "fp32" else "pruned_int8"] = quantize_onnx(onnx_path, quantized, calibration)
+    runners = {"fp32": student, "int8": OnnxModel(files["int8"]), "pruned": pruned,
+               "pruned_int8": OnnxModel(files["pruned_int8"])}
+    result = {"variants": {}, "parity": _onnx_parity(student, OnnxModel(files["fp32_onnx"]), data)}
+    for variant, model in runners.items():
+        architecture = pruned if variant.startswith("pruned") else student
+        result["variants"][variant] = measure_variant(model, architecture, files[variant], cfg, data)
+    write_json(result_path, result)
+    return result
+
+
+def _calibration_frames(data: SeedData, count: int = 128) -> np.ndarray:
+    """Normalized RGB training frames, spread evenly over the training split."""
+    train = data.dataset("train", with_ir=False)
+    picks = np.linspace(0, len(train) - 1, min(count, len(train))).astype(int)
+    return torch.stack([train[int(i)][0] for i in picks]).numpy()
+
+
+def _onnx_parity(model: torch.nn.Module, onnx_model: torch.nn.Module, data: SeedData) -> dict:
+    test = data.dataset("test", with_ir=False)
+    batch = torch.stack([test[i][0] for i in range(min(32, len(test)))])
+    with torch.no_grad():
+        gap = (model.cpu().eval()(batch) - onnx_model(batch)).abs().max().item()
+    return {"max_abs_logit_difference": gap, "frames": len(batch)}
+
+
+def measure_variant(model: torch.nn.Module, architecture: torch.nn.Module, file: Path, cfg: Config,
+                    data: SeedData) -> dict:
+    """Test metrics, parameters, MACs, file size, and CPU latency at 224 and the run's size."""
+    test = predict(model, data.dataset("test", with_ir=False), cfg.eval_batch_size, "cpu", bf16=False)
+    val = predict(model, data.dataset("val", with_ir=False), cfg.eval_batch_size, "cpu", bf16=False)
+    cost = profile_model(architecture.cpu(), cfg.image_size, thop=False)
+    latency = {}
+    for size in sorted({224, cfg.image_size}):
+        for batch in (1, 64):
+            inputs = (torch.randn(batch, 3, size, size),)
+            latency[f"{size}px_batch{batch}"] = latency_ms(model, inputs, repeats=10 if batch == 1 else 3)
+    return {"metrics": final_metrics(test["probs"], test["targets"], val["probs"], val["targets"]),
+            "cost": {"params_total": cost["params_total"], "gmacs": cost["gmacs"],
+                     "size_mb": Path(file).stat().st_size / 1e6, "file": Path(file).name},
+            "timing": {"latency": latency}}

@@ -205,8 +205,11 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dataset,
-        settings: FitSettings, paths: FitPaths, desc: str = "train") -> dict:
-    """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``."""
+        settings: FitSettings, paths: FitPaths, desc: str = "train", best_meta: dict | None = None) -> dict:
+    """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``.
+
+    ``best_meta`` goes into the best checkpoint beside the weights (architecture, normalization).
+    """
     device = resolve_device(settings.device)
     model.to(device)
     criterion.to(device)
@@ -252,8 +255,8 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         state["epoch"] = epoch + 1
         if _rank() == 0:
             if improved:
-                save_checkpoint(paths.best, {"model": model.state_dict(), "epoch": epoch + 1,
-                                             "val_macro_f1": state["best_f1"]})
+                save_checkpoint(paths.best, {**(best_meta or {}), "model": model.state_dict(),
+                                             "epoch": epoch + 1, "val_macro_f1": state["best_f1"]})
             save_checkpoint(paths.last, {"model": model.state_dict(), "criterion": criterion.state_dict(),
                                          "optimizer": optimizer.state_dict(),
                                          "scheduler": scheduler.state_dict(), "state": state,

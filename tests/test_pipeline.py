@@ -45,6 +45,22 @@ def test_writes_the_seed_layout(smoke):
     assert result["provenance"]["config"]["kd_temperature"] == 4.0
 
 
+def test_compression_variants(smoke):
+    cfg, result = smoke
+    models = Layout(cfg.output).models("resnet-18", 1)
+    for name in ("student_quantized.onnx", "student_pruned_best.pth", "student_pruned_quantized.onnx"):
+        assert (models / name).exists()
+    compression = result["compression"]
+    assert compression["parity"]["max_abs_logit_difference"] < 1e-4
+    variants = compression["variants"]
+    assert set(variants) == {"fp32", "int8", "pruned", "pruned_int8"}
+    assert variants["pruned"]["cost"]["params_total"] < 0.4 * variants["fp32"]["cost"]["params_total"]
+    assert variants["int8"]["cost"]["size_mb"] < 0.35 * variants["fp32"]["cost"]["size_mb"]
+    for v in variants.values():
+        assert {"224px_batch1", "224px_batch64", "32px_batch1"} <= set(v["timing"]["latency"])
+        assert 0 <= v["metrics"]["macro_f1"] <= 1
+
+
 def test_a_second_run_trains_nothing(smoke):
     cfg, first = smoke
     models = Layout(cfg.output).models("resnet-18", 1)
