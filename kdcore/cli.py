@@ -116,6 +116,18 @@ def cmd_run(args) -> None:
               f"no-KD student {row['no_kd_student']:.3f}")
 
 
+def cmd_bench(args) -> None:
+    import importlib
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "inference.py").exists():
+        raise KDError(f"benchmarks/ not found beside the kdcore package ({root}); run from a checkout")
+    sys.path.insert(0, str(root))
+    importlib.import_module("benchmarks.inference").main()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in SEED_FLAGS.items():
         p.add_argument(f"--{flag}", type=kind)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="inference benchmarks of the student's variants (benchmarks/)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -75,6 +75,7 @@ class Config:
     channels_last: bool = True
     compile: bool = False
     eval_batch_size: int = 64
+    latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at batch 64)
 
     def validate(self) -> Config:
         checks = {
@@ -87,6 +88,7 @@ class Config:
             "prune_sparsity": 0 <= self.prune_sparsity < 1, "finetune_epochs": self.finetune_epochs >= 0,
             "num_workers": self.num_workers >= 0, "seeds": len(self.seeds) >= 1,
             "student_stem_stride": self.student_stem_stride in (1, 2), "eval_batch_size": self.eval_batch_size >= 1,
+            "latency_repeats": self.latency_repeats >= 1,
             "synth_frames": self.synth_frames >= 0,
         }
         for key, ok in checks.items():

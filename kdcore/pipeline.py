@@ -191,7 +191,8 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=cfg.bf16)
     cost = profile_model(model, cfg.image_size, thop=False)
     cpu_model = model.to("cpu").eval()
-    timing = {"latency_batch1": latency_ms(cpu_model, example_inputs(cpu_model, cfg.image_size), repeats=10),
+    inputs = example_inputs(cpu_model, cfg.image_size)
+    timing = {"latency_batch1": latency_ms(cpu_model, inputs, repeats=cfg.latency_repeats),
               "train_s": log["timing"]["train_s"]}
     model.to(device)
     return {
@@ -317,7 +318,8 @@ def measure_variant(model: torch.nn.Module, architecture: torch.nn.Module, file:
     for size in sorted({224, cfg.image_size}):
         for batch in (1, 64):
             inputs = (torch.randn(batch, 3, size, size),)
-            latency[f"{size}px_batch{batch}"] = latency_ms(model, inputs, repeats=10 if batch == 1 else 3)
+            repeats = cfg.latency_repeats if batch == 1 else max(1, cfg.latency_repeats // 5)
+            latency[f"{size}px_batch{batch}"] = latency_ms(model, inputs, repeats, warmup=1 if batch > 1 else 3)
     return {"metrics": final_metrics(test["probs"], test["targets"], val["probs"], val["targets"]),
             "cost": {"params_total": cost["params_total"], "gmacs": cost["gmacs"],
                      "size_mb": Path(file).stat().st_size / 1e6, "file": Path(file).name},

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from kdcore.config import load_config
-from kdcore.pipeline import Layout, run_teacher_pipeline
+from kdcore.pipeline import Layout, prepare_data, run_teacher_pipeline, train_student, train_teacher
 
 SMOKE = Path(__file__).resolve().parents[1] / "params" / "smoke.yaml"
 
@@ -74,7 +74,9 @@ def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
     cfg, first = smoke
     shutil.copytree(Path(cfg.csv).parent, tmp_path / "data")
     other = load_config(SMOKE, output=str(tmp_path / "out"), csv=str(tmp_path / "data" / "frame_labels.csv"))
-    second = run_teacher_pipeline(other, "resnet-18", 1, progress=False)
+    data = prepare_data(other, 1, progress=False)
+    second = {"no_kd_student": train_student(other, data, None), "teacher": train_teacher(other, "resnet-18", data),
+              "student": train_student(other, data, "resnet-18")}
     for role in ("teacher", "student", "no_kd_student"):
         assert json.dumps(_strip_timing(second[role]["metrics"])) == json.dumps(_strip_timing(first[role]["metrics"]))
     logs = [json.loads((Layout(c.output).metrics("resnet-18", 1) / "student_train_log.json").read_text())
