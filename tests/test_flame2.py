@@ -8,7 +8,7 @@ from kdcore.data import import_flame2, parse_label_ranges
 from kdcore.data.flame2 import IR_DIR, IR_NAME, RGB_DIR, RGB_NAME
 from kdcore.errors import KDError
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "flame2_frame_pair_labels.txt"
+PUBLISHED = Path(__file__).resolve().parent / "data" / "flame2_frame_pair_labels.txt"  # as distributed
 
 LABELS = ("FirstFrameNumber - LastFrameNumber Fire(Y/N)Smoke(Y/N)\r\n"
           "Fire (Y/N) indicates fire\r\nSmoke (Y/N) indicates smoke\r\n\r\n"
