@@ -65,8 +65,9 @@ def _copy(model: nn.Module) -> nn.Module:
 
 def size_mb(model: nn.Module) -> float:
     """Bytes of the serialized state dict, in MB (10^6 bytes)."""
-    if any(t.is_meta for t in model.state_dict().values()):
-        return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+    tensors = [t for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
+    if any(t.is_meta for t in tensors):  # nothing to serialize: count the bytes
+        return sum(t.numel() * t.element_size() for t in tensors) / 1e6
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.getbuffer().nbytes / 1e6
