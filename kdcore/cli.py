@@ -116,6 +116,20 @@ def cmd_run(args) -> None:
               f"no-KD student {row['no_kd_student']:.3f}")
 
 
+def cmd_predict(args) -> None:
+    from kdcore.predict import predict_images
+
+    out = predict_images(args.model, args.images, args.out, args.base_path, args.batch_size)
+    skipped = out[out["status"] != "ok"]
+    if len(skipped):
+        print(f"warning: {len(skipped)} unreadable image(s) skipped, listed in {args.out}:", file=sys.stderr)
+        for path, status in zip(skipped["path"][:10], skipped["status"][:10], strict=True):
+            print(f"  {path}: {status.removeprefix('skipped: ')}", file=sys.stderr)
+    done = out[out["status"] == "ok"]
+    print(f"predicted {len(done)} image(s): fire in {int((done['fire'] == '1').sum())}, "
+          f"smoke in {int((done['smoke'] == '1').sum())}; wrote {args.out}")
+
+
 def cmd_bench(args) -> None:
     import importlib
     import sys
@@ -165,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in SEED_FLAGS.items():
         p.add_argument(f"--{flag}", type=kind)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("predict", help="RGB-only inference with a saved student (.pth or .onnx)")
+    p.add_argument("--model", required=True, help="student_best.pth, student_pruned_best.pth or student*.onnx")
+    p.add_argument("--images", required=True, help="a folder of images or a CSV with rgb_frame")
+    p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument("--base_path", help="folder a CSV's paths are relative to (default: the CSV's)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="inference benchmarks of the student's variants (benchmarks/)")
     p.set_defaults(func=cmd_bench)

@@ -289,8 +289,24 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
     for variant, model in runners.items():
         architecture = pruned if variant.startswith("pruned") else student
         result["variants"][variant] = measure_variant(model, architecture, files[variant], cfg, data)
+    _stamp_deployables(files, result["variants"], meta)
     write_json(result_path, result)
     return result
+
+
+def _stamp_deployables(files: dict, variants: dict, meta: dict) -> None:
+    """What ``kd predict`` needs, inside each file: normalization, image size, tuned thresholds."""
+    from kdcore.predict import stamp_checkpoint, stamp_onnx
+
+    for variant, measured in variants.items():
+        stamped = {**meta, "thresholds": measured["metrics"]["tuned_thresholds"], "variant": variant}
+        if files[variant].suffix == ".onnx":
+            stamp_onnx(files[variant], stamped)
+        else:
+            stamp_checkpoint(files[variant], stamped)
+    for variant in ("fp32", "pruned"):  # the fp32 ONNX twins share their PyTorch model's thresholds
+        stamp_onnx(files[f"{variant}_onnx"], {**meta, "thresholds": variants[variant]["metrics"]["tuned_thresholds"],
+                                              "variant": f"{variant}_onnx"})
 
 
 def _calibration_frames(data: SeedData, count: int = 128) -> np.ndarray:

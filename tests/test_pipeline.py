@@ -82,3 +82,35 @@ def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
     logs = [json.loads((Layout(c.output).metrics("resnet-18", 1) / "student_train_log.json").read_text())
             for c in (cfg, other)]
     assert _strip_timing(logs[0]) == _strip_timing(logs[1])
+
+
+@pytest.mark.parametrize("model", ["student_best.pth", "student_quantized.onnx", "student_pruned_best.pth",
+                                   "student_pruned_quantized.onnx"])
+def test_kd_predict_skips_a_corrupt_image_and_predicts_the_rest(smoke, kd, tmp_path, model):
+    import pandas as pd
+
+    cfg, _ = smoke
+    frames = sorted((Path(cfg.csv).parent / "254p RGB Images").iterdir())[:6]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for f in frames:
+        shutil.copy(f, folder / f.name)
+    (folder / "broken.jpg").write_bytes(frames[0].read_bytes()[:150])
+    models = Layout(cfg.output).models("resnet-18", 1)
+    code, out, err = kd("predict", "--model", models / model, "--images", folder, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    assert "1 unreadable image(s) skipped" in err and "broken.jpg" in err
+    table = pd.read_csv(tmp_path / "p.csv", keep_default_na=False)
+    assert len(table) == 7 and (table["status"] == "ok").sum() == 6
+    broken = table[table["id"] == "broken"].iloc[0]
+    assert broken["status"].startswith("skipped: unreadable or corrupt image") and broken["fire"] == ""
+    ok = table[table["status"] == "ok"]
+    assert ok["fire_prob"].astype(float).between(0, 1).all() and set(ok["smoke"]) <= {"0", "1"}
+
+
+def test_kd_predict_refuses_a_teacher_checkpoint(smoke, kd, tmp_path):
+    cfg, _ = smoke
+    teacher = Layout(cfg.output).models("resnet-18", 1) / "teacher_best.pth"
+    code, _, err = kd("predict", "--model", teacher, "--images", tmp_path, "--out", tmp_path / "p.csv")
+    assert code == 2 and "not a kdcore student checkpoint" in err
+    assert not (tmp_path / "p.csv").exists()

@@ -1,0 +1,117 @@
+"""RGB-only inference with a saved student: PyTorch checkpoint or ONNX file (fp32 or int8).
+
+Each deployable file carries what inference needs: the training split's RGB normalization, the
+image size, and the per-class thresholds tuned on validation (0.5 where none were stored).
+An unreadable image is skipped, warned about and listed in the output, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kdcore.data.dataset import normalize
+from kdcore.data.schema import LABELS, load_rgb
+from kdcore.errors import KDError
+from kdcore.io import atomic_path
+from kdcore.progress import progress
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+META_KEY = "kdcore"  # the ONNX metadata entry holding the JSON below
+
+
+def stamp_onnx(path: str | os.PathLike, meta: dict) -> None:
+    """Store normalization, image size and thresholds inside an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+
+
+def stamp_checkpoint(path: str | os.PathLike, meta: dict) -> None:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint.update(meta)
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_model(path: str | os.PathLike):
+    """(model, meta) for a student checkpoint (.pth) or ONNX file; anything else is a clear error."""
+    from kdcore.compress import OnnxModel, load_student
+
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"--model: no such file {path}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception as e:  # onnx's parser errors have no common base class
+            raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
+        if META_KEY not in props:
+            raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
+                          "use the student_*.onnx files a kdcore run writes")
+        return OnnxModel(path), json.loads(props[META_KEY])
+    model, checkpoint = load_student(path)
+    if "normalization" not in checkpoint:
+        raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
+    return model, checkpoint
+
+
+def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """id and path of every image: the files of a folder, or a CSV's ``rgb_frame`` column."""
+    images = Path(images)
+    if images.is_dir():
+        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise KDError(f"{images}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+        return pd.DataFrame({"id": [p.stem for p in files], "path": [str(p) for p in files]})
+    if images.suffix.lower() == ".csv" and images.is_file():
+        df = pd.read_csv(images, dtype=str, keep_default_na=False)
+        if "rgb_frame" not in df:
+            raise KDError(f"{images}: missing column rgb_frame (found {', '.join(df.columns)})")
+        base = Path(base_path) if base_path else images.parent
+        paths = [str(p if Path(p).is_absolute() else base / p) for p in df["rgb_frame"]]
+        ids = df["id"] if "id" in df else [Path(p).stem for p in paths]
+        return pd.DataFrame({"id": list(ids), "path": paths})
+    raise KDError(f"--images: expected a folder of images or a CSV, found {images}")
+
+
+def predict_images(model_path, images, out_csv, base_path=None, batch_size: int = 64,
+                   show_progress: bool = True) -> pd.DataFrame:
+    model, meta = load_model(model_path)
+    size, stats = int(meta["image_size"]), meta["normalization"]
+    thresholds = meta.get("thresholds") or dict.fromkeys(LABELS, 0.5)
+    table = list_images(images, base_path)
+    probs = np.full((len(table), len(LABELS)), np.nan)
+    status = ["ok"] * len(table)
+    for start in progress(range(0, len(table), batch_size), show_progress, desc="predicting", unit="batch"):
+        rows, frames = [], []
+        for i in range(start, min(start + batch_size, len(table))):
+            try:
+                frames.append(load_rgb(table["path"].iloc[i], size))
+                rows.append(i)
+            except KDError as e:
+                status[i] = f"skipped: {e}"
+        if frames:
+            x = normalize(torch.from_numpy(np.stack(frames)), stats)
+            with torch.inference_mode():
+                probs[rows] = torch.sigmoid(model(x).float()).numpy()
+    out = table.copy()
+    for k, label in enumerate(LABELS):
+        out[f"{label}_prob"] = probs[:, k]
+        out[label] = np.where(np.isnan(probs[:, k]), "", (probs[:, k] >= thresholds[label]).astype(int).astype(str))
+    out["status"] = status
+    with atomic_path(out_csv) as tmp:
+        out.to_csv(tmp, index=False)
+    return out
