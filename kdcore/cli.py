@@ -94,26 +94,60 @@ SEED_FLAGS = {  # the seed's flags, kept: name -> type
 }
 
 
-def cmd_run(args) -> None:
-    from kdcore.config import TeacherConfig, load_config
-    from kdcore.models import TEACHERS
-    from kdcore.pipeline import run_teacher_pipeline
-    from kdcore.train import init_distributed
+def _overrides(args) -> dict:
+    """The seed's flags that were given; paths made absolute (notebooks run elsewhere)."""
+    from pathlib import Path
 
-    init_distributed()  # a no-op unless started by torchrun with several processes
-    overrides = {k: getattr(args, k) for k in SEED_FLAGS}
-    overrides["seeds"] = args.seeds
-    cfg = load_config(args.params, **overrides)
-    if args.teacher not in [t.name for t in cfg.teachers]:
-        if args.teacher not in TEACHERS:
-            raise KDError(f"--teacher: unknown teacher {args.teacher!r}; the config has "
-                          f"{', '.join(t.name for t in cfg.teachers) or 'none'}, the registry {', '.join(TEACHERS)}")
-        cfg.teachers.append(TeacherConfig(args.teacher))
-    for seed in cfg.seeds:
-        result = run_teacher_pipeline(cfg, args.teacher, seed)
-        row = {role: result[role]["metrics"]["macro_f1"] for role in ("teacher", "student", "no_kd_student")}
-        print(f"seed {seed}: test macro-F1 teacher {row['teacher']:.3f}, student {row['student']:.3f}, "
-              f"no-KD student {row['no_kd_student']:.3f}")
+    values = {k: getattr(args, k) for k in SEED_FLAGS if getattr(args, k, None) is not None}
+    for key in ("csv", "base_path", "output"):
+        if key in values:
+            values[key] = str(Path(values[key]).resolve())
+    if getattr(args, "seeds", None):
+        values["seeds"] = args.seeds
+    return values
+
+
+def _study(args, params, teachers=None, compare=True):
+    from kdcore.study import Study
+
+    slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("gpus_per_node", args.slurm_gpus),
+                               ("timeout_min", args.slurm_timeout_min)) if v is not None}
+    return Study(params, reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
+                 teachers=teachers, show_code=args.show_code, slurm=slurm, overrides=_overrides(args),
+                 compare=compare)
+
+
+def _report(study) -> None:
+    from kdcore.io import read_json
+    from kdcore.pipeline import Layout
+
+    layout = Layout(study.cfg.output)
+    for stage in study.stages:
+        path = layout.metrics(stage.teacher, stage.seed) / "final_evaluation.json" if stage.teacher else None
+        if stage.notebook == "03_compress" and path and path.exists():
+            r = read_json(path)
+            print(f"{stage.teacher} seed {stage.seed}: test macro-F1 teacher {r['teacher']['metrics']['macro_f1']:.3f}, "
+                  f"student {r['student']['metrics']['macro_f1']:.3f}, no-KD student "
+                  f"{r['no_kd_student']['metrics']['macro_f1']:.3f}")
+    print(f"reports: {study.reports.resolve() / 'index.html'}")
+
+
+def cmd_study(args) -> None:
+    from kdcore.study import NOTEBOOKS
+
+    params = args.params or str(NOTEBOOKS.parent / "params" / "demo.yaml")
+    study = _study(args, params)
+    study.run()
+    _report(study)
+
+
+def cmd_run(args) -> None:
+    from kdcore.study import NOTEBOOKS
+
+    params = args.params or str(NOTEBOOKS.parent / "params" / "default.yaml")
+    study = _study(args, params, teachers=[args.teacher], compare=False)
+    study.run()
+    _report(study)
 
 
 def cmd_predict(args) -> None:
@@ -140,6 +174,18 @@ def cmd_bench(args) -> None:
         raise KDError(f"benchmarks/ not found beside the kdcore package ({root}); run from a checkout")
     sys.path.insert(0, str(root))
     importlib.import_module("benchmarks.inference").main()
+
+
+def _study_flags(p) -> None:
+    p.add_argument("--reports", default="reports", help="folder for the HTML reports (default: reports)")
+    p.add_argument("--force", action="store_true", help="rerun finished stages")
+    p.add_argument("--jobs", type=int, default=1, help="independent stages to run at once")
+    p.add_argument("--executor", default="inline", choices=["inline", "slurm", "submitit-local"],
+                   help="where stages run: here, on a Slurm cluster through submitit, or submitit's local executor")
+    p.add_argument("--slurm_partition")
+    p.add_argument("--slurm_gpus", type=int)
+    p.add_argument("--slurm_timeout_min", type=int)
+    p.add_argument("--show_code", action="store_true", help="keep the code cells in the HTML reports")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,12 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("run", help="one teacher's pipeline (teacher, student, no-KD student) per seed")
+    p = sub.add_parser("study", help="the whole grid of stage notebooks and its HTML reports")
+    p.add_argument("params", nargs="?", help="params YAML (default: params/demo.yaml)")
+    _study_flags(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("run", help="one teacher's stages (teacher, student, compression) per seed")
     p.add_argument("--teacher", required=True)
-    p.add_argument("--params", help="params YAML (default: the built-in defaults)")
+    p.add_argument("--params", help="params YAML (default: params/default.yaml)")
     p.add_argument("--seeds", type=int, nargs="+")
     for flag, kind in SEED_FLAGS.items():
         p.add_argument(f"--{flag}", type=kind)
+    _study_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("predict", help="RGB-only inference with a saved student (.pth or .onnx)")

@@ -75,7 +75,10 @@ class Config:
     channels_last: bool = True
     compile: bool = False
     eval_batch_size: int = 64
-    latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at batch 64)
+    latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at larger batches)
+    latency_batches: list[int] = field(default_factory=lambda: [1, 64])
+    # reports
+    embeddings: list[str] = field(default_factory=lambda: ["tsne", "umap"])  # feature maps drawn
 
     def validate(self) -> Config:
         checks = {
@@ -94,6 +97,11 @@ class Config:
         for key, ok in checks.items():
             if not ok:
                 raise KDError(f"config key {key!r}: impossible value {getattr(self, key)!r}")
+        if not self.latency_batches or min(self.latency_batches) < 1:
+            raise KDError(f"config key 'latency_batches': impossible value {self.latency_batches!r}")
+        unknown = sorted(set(self.embeddings) - {"tsne", "umap"})
+        if unknown:
+            raise KDError(f"config key 'embeddings': unknown method {unknown[0]!r} (known: tsne, umap)")
         choices = {"split": ("auto", "group", "stratified"), "teacher_outputs": ("auto", "cached", "online"),
                    "device": ("auto", "cpu", "cuda")}
         for key, allowed in choices.items():
@@ -172,6 +180,24 @@ def from_dict(values: dict) -> Config:
     return _from_dict(Config, values).validate()
 
 
+PATH_KEYS = ("csv", "base_path", "output", "cache_dir")
+
+
+def _resolve_paths(values: dict, folder: Path) -> dict:
+    """Relative paths in a params file are relative to that file, wherever the command runs."""
+    def resolve(value):
+        return str((folder / value).resolve()) if isinstance(value, str) and not Path(value).is_absolute() else value
+
+    values = {k: resolve(v) if k in PATH_KEYS else v for k, v in values.items()}
+    teachers = values.get("teachers")
+    if isinstance(teachers, list):
+        values["teachers"] = [
+            {**t, "pretrained": resolve(t["pretrained"])}
+            if isinstance(t, dict) and isinstance(t.get("pretrained"), str) and t["pretrained"] not in ("hub", "false", "none")
+            else t for t in teachers]
+    return values
+
+
 def load_config(path: str | Path | None = None, **overrides) -> Config:
     """A params YAML file (or the defaults), with ``overrides`` (None values ignored) on top."""
     values: dict = {}
@@ -185,6 +211,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
             raise KDError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(values, dict):
             raise KDError(f"{path}: expected a mapping of config keys at the top level")
+        values = _resolve_paths(values, path.parent)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return from_dict(values)

@@ -332,7 +332,7 @@ def measure_variant(model: torch.nn.Module, architecture: torch.nn.Module, file:
     cost = profile_model(architecture.cpu(), cfg.image_size, thop=False)
     latency = {}
     for size in sorted({224, cfg.image_size}):
-        for batch in (1, 64):
+        for batch in cfg.latency_batches:
             inputs = (torch.randn(batch, 3, size, size),)
             repeats = cfg.latency_repeats if batch == 1 else max(1, cfg.latency_repeats // 5)
             latency[f"{size}px_batch{batch}"] = latency_ms(model, inputs, repeats, warmup=1 if batch > 1 else 3)
@@ -340,3 +340,24 @@ def measure_variant(model: torch.nn.Module, architecture: torch.nn.Module, file:
             "cost": {"params_total": cost["params_total"], "gmacs": cost["gmacs"],
                      "size_mb": Path(file).stat().st_size / 1e6, "file": Path(file).name},
             "timing": {"latency": latency}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``torchrun --nproc_per_node N -m kdcore.pipeline --params P --teacher T --seed S``: one
+    teacher's pipeline with data-parallel training (the notebooks run one process each)."""
+    import argparse
+
+    from kdcore.config import load_config
+    from kdcore.train import init_distributed
+
+    parser = argparse.ArgumentParser(prog="python -m kdcore.pipeline")
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args(argv)
+    init_distributed()
+    run_teacher_pipeline(load_config(args.params), args.teacher, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,7 +57,7 @@ def test_compression_variants(smoke):
     assert variants["pruned"]["cost"]["params_total"] < 0.4 * variants["fp32"]["cost"]["params_total"]
     assert variants["int8"]["cost"]["size_mb"] < 0.35 * variants["fp32"]["cost"]["size_mb"]
     for v in variants.values():
-        assert {"224px_batch1", "224px_batch64", "32px_batch1"} <= set(v["timing"]["latency"])
+        assert set(v["timing"]["latency"]) == {"224px_batch1", "32px_batch1"}  # smoke: batch 1 only
         assert 0 <= v["metrics"]["macro_f1"] <= 1
 
 

@@ -106,7 +106,7 @@ class Segment:
     def _fire(self, world, drift):
         """Hot spots inside the region every frame of the pass sees."""
         for _ in range(self.rng.integers(1, 4)):
-            radius = self.rng.uniform(0.02, 0.05) * self.size
+            radius = self.rng.uniform(0.035, 0.07) * self.size
             lo, hi = drift + 2 * radius, self.size - 2 * radius
             cy, cx = self.rng.uniform(lo, max(lo + 1, hi), 2)
             blob = _blob(world, cy, cx, radius)
@@ -141,7 +141,7 @@ class Segment:
 def plan_segments(rng: np.random.Generator, frames: int) -> list[tuple[str, int]]:
     """(combo, length) runs: NN first as in FLAME2, then a shuffled mix with at least three runs of
     every combination, so that a group split can give each part some of each."""
-    count = int(np.clip(frames // 40, 16, 80))
+    count = int(np.clip(frames // 30, 16, 100))
     if frames < 2 * count:
         raise KDError(f"--frames must be at least {2 * count} (got {frames})")
     names, weights = zip(*_COMBO_WEIGHTS.items(), strict=True)

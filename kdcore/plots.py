@@ -1,0 +1,106 @@
+"""Figures: each built on a bare matplotlib Figure (shown once by a notebook), saved as PNG."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from kdcore.data.schema import COMBOS, LABELS
+from kdcore.io import write_atomic
+
+COMBO_COLOURS = {"NN": "#4c72b0", "YN": "#dd8452", "NY": "#8c8c8c", "YY": "#c44e52"}
+
+
+def save(fig: Figure, path: str | Path) -> Figure:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    write_atomic(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    return fig
+
+
+def training_curves(log: dict, title: str) -> Figure:
+    epochs = [e["epoch"] for e in log["epochs"]]
+    fig = Figure(figsize=(9, 3.2))
+    for ax, key, label in zip(fig.subplots(1, 2), ("loss", "macro_f1"), ("loss", "macro-F1"), strict=True):
+        for part in ("train", "val"):
+            ax.plot(epochs, [e[part][key] for e in log["epochs"]], marker="o", label=part)
+        ax.axvline(log["best_epoch"], color="grey", ls=":", lw=1)
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def confusion(metrics: dict, title: str) -> Figure:
+    fig = Figure(figsize=(6.5, 3))
+    for ax, label in zip(fig.subplots(1, 2), LABELS, strict=True):
+        m = np.asarray(metrics["confusion"][label])
+        ax.imshow(m, cmap="Blues")
+        for (i, j), n in np.ndenumerate(m):
+            ax.text(j, i, str(n), ha="center", va="center", color="black")
+        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"], yticklabels=["true 0", "true 1"],
+               title=f"{label} (F1 {metrics[label]['f1']:.2f})")
+    fig.suptitle(title)
+    return fig
+
+
+def embedding(points: np.ndarray, combos: np.ndarray, title: str) -> Figure:
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.subplots()
+    for combo in COMBOS:
+        mask = combos == combo
+        if mask.any():
+            ax.scatter(*points[mask].T, s=8, c=COMBO_COLOURS[combo], label=f"{combo} (fire, smoke)")
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.legend(fontsize=7, markerscale=2)
+    return fig
+
+
+def sample_pairs(rgb: np.ndarray, ir: np.ndarray, combos: np.ndarray, per_combo: int = 2) -> Figure:
+    picks = [i for combo in COMBOS for i in np.flatnonzero(combos == combo)[:per_combo]]
+    fig = Figure(figsize=(2.2 * len(picks), 4.4))
+    axes = fig.subplots(2, len(picks), squeeze=False)
+    for col, i in enumerate(picks):
+        for row, (image, name) in enumerate(((rgb[i], "RGB"), (ir[i], "IR"))):
+            axes[row, col].imshow(image)
+            axes[row, col].set(xticks=[], yticks=[], title=f"{name} {combos[i]}")
+    return fig
+
+
+def label_balance(counts: dict[str, dict[str, int]]) -> Figure:
+    """counts: part -> combo -> frames."""
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    width = 0.8 / len(COMBOS)
+    for k, combo in enumerate(COMBOS):
+        ax.bar(np.arange(len(counts)) + k * width, [counts[p].get(combo, 0) for p in counts], width,
+               label=combo, color=COMBO_COLOURS[combo])
+    ax.set(xticks=np.arange(len(counts)) + 0.3, xticklabels=list(counts), ylabel="frames")
+    ax.legend(title="fire, smoke")
+    return fig
+
+
+def bars_with_ci(table, value: str, title: str) -> Figure:
+    """table: rows with 'name', '<value>_mean', '<value>_low', '<value>_high'."""
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    means = table[f"{value}_mean"].to_numpy(float)
+    err = np.vstack([means - table[f"{value}_low"].to_numpy(float), table[f"{value}_high"].to_numpy(float) - means])
+    ax.bar(table["name"], means, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
+    ax.set(title=title, ylabel="macro-F1 (95% CI)", ylim=(0, 1.05))
+    ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def scatter_cost(points: list[tuple[str, float, float]], xlabel: str, title: str) -> Figure:
+    """points: (name, cost, macro-F1)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for name, x, y in points:
+        ax.scatter(x, y)
+        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel=xlabel, ylabel="test macro-F1 (mean over seeds)", title=title, xscale="log")
+    return fig

@@ -1,0 +1,307 @@
+"""What each stage notebook does, as one call each: the notebooks only call and display.
+
+Every stage returns ``{"tables": {name: DataFrame}, "figures": {name: Figure}}``; figures are
+also saved as PNG under ``<output>/graphs/``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kdcore import plots
+from kdcore.config import Config, TeacherConfig, load_config
+from kdcore.data import COMBOS, frame_hashes, leakage, make_split
+from kdcore.data.schema import combo_names
+from kdcore.distill import TeacherOutputs
+from kdcore.embed import tsne, umap
+from kdcore.errors import KDError
+from kdcore.io import read_json, write_json
+from kdcore.pipeline import (
+    NO_KD,
+    VARIANTS,
+    Layout,
+    compress_student,
+    final_evaluation,
+    prepare_data,
+    train_student,
+    train_teacher,
+)
+from kdcore.stats import paired_test, pairwise_tests, summarize
+from kdcore.train import predict
+
+
+def configure(params: str, output: str | None = None, teacher: str | None = None,
+              overrides: dict | None = None, threads: int = 0) -> Config:
+    """The config a stage runs with: the params file with overrides, the teacher known.
+
+    ``threads`` > 0 caps torch's CPU threads (``kd study --jobs`` shares the cores out).
+    """
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    cfg = load_config(params, **{**(overrides or {}), "output": output or None})
+    if teacher and teacher not in [t.name for t in cfg.teachers]:
+        cfg.teachers.append(TeacherConfig(teacher))
+        cfg.validate()
+    return cfg
+
+
+def _embeddings(cfg: Config, features: np.ndarray, combos: np.ndarray, seed: int, whose: str) -> dict:
+    methods = {"tsne": ("t-SNE", tsne), "umap": ("UMAP", umap)}
+    return {f"{m}_{whose.split()[0]}": plots.embedding(methods[m][1](features, seed), combos,
+                                                       f"{methods[m][0]}, {whose} features")
+            for m in cfg.embeddings}
+
+
+def _figures(folder, **figures) -> dict:
+    for name, fig in figures.items():
+        plots.save(fig, folder / f"{name}.png")
+    return figures
+
+
+def _metrics_row(name: str, evaluation: dict) -> dict:
+    m = evaluation["metrics"]
+    return {"model": name, "macro_f1": m["macro_f1"], "fire_f1": m["fire"]["f1"], "smoke_f1": m["smoke"]["f1"],
+            "fire_recall": m["fire"]["recall"], "subset_accuracy": m["subset_accuracy"],
+            "hamming_loss": m["hamming_loss"], "macro_f1_tuned": m["tuned"]["macro_f1"],
+            "params_M": evaluation["cost"]["params_total"] / 1e6, "gflops": evaluation["cost"]["gflops"]}
+
+
+# --- 00_data ----------------------------------------------------------------------------------
+
+def data_stage(cfg: Config, seed: int) -> dict:
+    """Split, normalization, label balance, sample pairs, leakage audit; the seed's no-KD student."""
+    data = prepare_data(cfg, seed)
+    combos = data.table.combos
+    counts = {part: pd.Series(combos[ix]).value_counts().to_dict() for part, ix in data.split.parts().items()}
+    balance = pd.DataFrame(counts).T.reindex(columns=list(COMBOS)).fillna(0).astype(int)
+    balance["frames"] = balance.sum(axis=1)
+    hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
+    modes = ["stratified", "group"] if data.table.groups is not None else ["stratified"]
+    audit = [leakage(hashes, make_split(combos, data.table.groups, m, seed)) for m in modes]
+    write_json(Layout(cfg.output).data(seed) / "audit.json", audit)
+    train_student(cfg, data, None)
+    folder = Layout(cfg.output).graphs("data", seed)
+    figures = _figures(folder, label_balance=plots.label_balance(counts),
+                       sample_pairs=plots.sample_pairs(data.rgb, data.ir, combos))
+    audit_table = pd.DataFrame([{"split": a["mode"], "near-duplicate share of test": a["near_duplicate_share"],
+                                 "median nearest (bits)": a["median_nearest_bits"], **a["sizes"]} for a in audit])
+    baseline = read_json(Layout(cfg.output).metrics(NO_KD, seed) / "student_evaluation.json")
+    return {"tables": {"balance": balance, "leakage": audit_table,
+                       "no_kd_student": pd.DataFrame([_metrics_row("no-KD student", baseline)])},
+            "figures": figures, "split_mode": data.split.mode}
+
+
+# --- 01_teacher -------------------------------------------------------------------------------
+
+def teacher_stage(cfg: Config, teacher: str, seed: int) -> dict:
+    data = prepare_data(cfg, seed, progress=False)
+    evaluation = train_teacher(cfg, teacher, data)
+    layout = Layout(cfg.output)
+    log = read_json(layout.fit_paths(teacher, seed, "teacher").log)
+    outputs = TeacherOutputs.load(layout.models(teacher, seed) / "teacher_outputs.pt")
+    row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
+    test = data.split.test
+    features = outputs.features[[row_of[i] for i in data.table.frames["id"].iloc[test]]].numpy()
+    combos = data.table.combos[test]
+    figures = _figures(layout.graphs(teacher, seed),
+                       teacher_curves=plots.training_curves(log, f"{teacher} teacher, seed {seed}"),
+                       teacher_confusion=plots.confusion(evaluation["metrics"], f"{teacher} teacher, test"),
+                       **_embeddings(cfg, features, combos, seed, f"teacher ({teacher})"))
+    return {"tables": {"metrics": pd.DataFrame([_metrics_row(f"{teacher} teacher", evaluation)])},
+            "figures": figures}
+
+
+# --- 02_student -------------------------------------------------------------------------------
+
+def _upstream(cfg: Config, data, teacher: str) -> None:
+    """What a later stage needs, trained here when missing (a no-op after the earlier stages)."""
+    train_student(cfg, data, None)
+    train_teacher(cfg, teacher, data)
+
+
+def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
+    data = prepare_data(cfg, seed, progress=False)
+    _upstream(cfg, data, teacher)
+    evaluation = train_student(cfg, data, teacher)
+    layout = Layout(cfg.output)
+    baseline = read_json(layout.metrics(NO_KD, seed) / "student_evaluation.json")
+    teacher_eval = read_json(layout.metrics(teacher, seed) / "teacher_evaluation.json")
+    from kdcore.compress import load_student
+
+    student, _ = load_student(layout.fit_paths(teacher, seed, "student").best)
+    test = predict(student, data.dataset("test", with_ir=False), cfg.eval_batch_size, cfg.device, features=True)
+    combos = combo_names(test["targets"])
+    logs = {name: read_json(layout.fit_paths(folder, seed, "student").log)
+            for name, folder in (("distilled", teacher), ("no-KD", NO_KD))}
+    figures = _figures(layout.graphs(teacher, seed),
+                       student_curves=plots.training_curves(logs["distilled"], f"student of {teacher}, seed {seed}"),
+                       no_kd_curves=plots.training_curves(logs["no-KD"], f"no-KD student, seed {seed}"),
+                       student_confusion=plots.confusion(evaluation["metrics"], "distilled student, test"),
+                       **_embeddings(cfg, test["features"], combos, seed, "student"))
+    table = pd.DataFrame([_metrics_row(f"{teacher} teacher", teacher_eval),
+                          _metrics_row("distilled student", evaluation), _metrics_row("no-KD student", baseline)])
+    return {"tables": {"metrics": table}, "figures": figures}
+
+
+# --- 03_compress ------------------------------------------------------------------------------
+
+def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
+    data = prepare_data(cfg, seed, progress=False)
+    _upstream(cfg, data, teacher)
+    train_student(cfg, data, teacher)
+    result = compress_student(cfg, teacher, data)
+    final_evaluation(cfg, teacher, data)
+    rows = []
+    for variant, v in result["variants"].items():
+        lat = v["timing"]["latency"]
+        rows.append({"variant": variant, "macro_f1": v["metrics"]["macro_f1"],
+                     "fire_f1": v["metrics"]["fire"]["f1"], "smoke_f1": v["metrics"]["smoke"]["f1"],
+                     "params_M": v["cost"]["params_total"] / 1e6, "gmacs": v["cost"]["gmacs"],
+                     "size_MB": v["cost"]["size_mb"], "file": v["cost"]["file"],
+                     **{f"ms_{k}": lat[k]["median_ms"] for k in sorted(lat)}})
+    return {"tables": {"variants": pd.DataFrame(rows),
+                       "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {}}
+
+
+# --- 04_compare -------------------------------------------------------------------------------
+
+ROLES = ("teacher", "student", "no_kd_student")
+
+
+def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
+    """Runs to be aggregated must share their data and their config (but for teacher and seed)."""
+    fingerprints, digests = {}, {}
+    for (teacher, seed), e in evaluations.items():
+        p = e["provenance"]
+        fingerprints.setdefault(json_key(p["data"]), []).append(f"{teacher}/seed {seed}")
+        config = {k: v for k, v in p["config"].items() if k not in ("teachers", "seeds")}
+        digests.setdefault(json_key(config), []).append(f"{teacher}/seed {seed}")
+    problems = []
+    if len(fingerprints) > 1:
+        problems.append("data fingerprints differ: " + " vs ".join(", ".join(r) for r in fingerprints.values()))
+    if len(digests) > 1:
+        problems.append("configs differ: " + " vs ".join(", ".join(r) for r in digests.values()))
+    if problems and not allow_mixed:
+        raise KDError("refusing to aggregate: " + "; ".join(problems) + " (allow_mixed=True to aggregate anyway)")
+    return problems
+
+
+def json_key(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
+
+
+def compare_stage(cfg: Config, allow_mixed: bool = False) -> dict:
+    """All teachers x seeds: mean +- std and t-based 95% CI, paired tests with effect sizes, plots."""
+    layout = Layout(cfg.output)
+    evaluations = {}
+    for t in cfg.teachers:
+        for seed in cfg.seeds:
+            path = layout.metrics(t.name, seed) / "final_evaluation.json"
+            if not path.exists():
+                raise KDError(f"missing {path}: run the teacher's stages first")
+            evaluations[t.name, seed] = read_json(path)
+    warnings = _consistency(evaluations, allow_mixed)
+    rows, aggregated = [], {}
+    for t in cfg.teachers:
+        runs = [evaluations[t.name, s] for s in cfg.seeds]
+        agg = {role: {"macro_f1": summarize([r[role]["metrics"]["macro_f1"] for r in runs]),
+                      "fire_f1": summarize([r[role]["metrics"]["fire"]["f1"] for r in runs]),
+                      "smoke_f1": summarize([r[role]["metrics"]["smoke"]["f1"] for r in runs]),
+                      "hamming_loss": summarize([r[role]["metrics"]["hamming_loss"] for r in runs])}
+               for role in ROLES}
+        for variant in VARIANTS:
+            agg[f"student_{variant}"] = {"macro_f1": summarize(
+                [r["compression"]["variants"][variant]["metrics"]["macro_f1"] for r in runs if "compression" in r])}
+        agg["seeds"] = list(cfg.seeds)
+        agg["tests"] = {"student_vs_no_kd": paired_test(agg["student"]["macro_f1"]["values"],
+                                                        agg["no_kd_student"]["macro_f1"]["values"])}
+        write_json(layout.root / "metrics" / t.name / "aggregated_results.json", agg)
+        aggregated[t.name] = agg
+        for role, label in (("teacher", "teacher"), ("student", "student"), ("no_kd_student", "no-KD student"),
+                            *((f"student_{v}", f"student {v}") for v in VARIANTS if v != "fp32")):
+            s = agg[role]["macro_f1"]
+            rows.append({"teacher": t.name, "model": label, "n": s["n"], "mean": s["mean"], "std": s["std"],
+                         "ci95_low": s["ci95"][0], "ci95_high": s["ci95"][1], "min": s["min"], "max": s["max"]})
+    table = pd.DataFrame(rows)
+    tests = pd.DataFrame([{"teacher": name, "comparison": "student vs no-KD student",
+                           **agg["tests"]["student_vs_no_kd"]} for name, agg in aggregated.items()])
+    between = pairwise_tests({name: agg["teacher"]["macro_f1"]["values"] for name, agg in aggregated.items()})
+    if between:
+        tests = pd.concat([tests, pd.DataFrame([{"teacher": f"{b['a']} vs {b['b']}", "comparison": "teachers",
+                                                 **{k: v for k, v in b.items() if k not in ("a", "b")}}
+                                                for b in between])], ignore_index=True)
+    figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(table, evaluations, cfg))
+    return {"tables": {"macro_f1": table, "paired_tests": tests}, "figures": figures, "warnings": warnings}
+
+
+def _compare_figures(table: pd.DataFrame, evaluations: dict, cfg: Config) -> dict:
+    def bars(model):
+        sub = table[table["model"] == model].rename(columns={"teacher": "name", "mean": "f1_mean",
+                                                             "ci95_low": "f1_low", "ci95_high": "f1_high"})
+        return sub
+
+    points_latency, points_size = [], []
+    for t in cfg.teachers:
+        runs = [evaluations[t.name, s] for s in cfg.seeds]
+        f1 = float(np.mean([r["teacher"]["metrics"]["macro_f1"] for r in runs]))
+        points_latency.append((f"{t.name} teacher", _median_latency(runs, "teacher"), f1))
+        points_size.append((f"{t.name} teacher", float(np.mean([r["teacher"]["cost"]["size_mb"] for r in runs])), f1))
+        for variant in VARIANTS:
+            variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
+            if variant_runs:
+                f1 = float(np.mean([v["metrics"]["macro_f1"] for v in variant_runs]))
+                ms = float(np.median([v["timing"]["latency"][f"{cfg.image_size}px_batch1"]["median_ms"]
+                                      for v in variant_runs]))
+                points_latency.append((f"{t.name} student {variant}", ms, f1))
+                points_size.append((f"{t.name} student {variant}", variant_runs[0]["cost"]["size_mb"], f1))
+    return {
+        "teacher_f1_ci": plots.bars_with_ci(bars("teacher"), "f1", "teachers: test macro-F1, 95% CI over seeds"),
+        "student_f1_ci": plots.bars_with_ci(bars("student"), "f1", "distilled students: test macro-F1, 95% CI"),
+        "f1_vs_latency": plots.scatter_cost(points_latency, f"CPU latency at {cfg.image_size}px, batch 1 (ms)",
+                                           "macro-F1 against latency"),
+        "f1_vs_size": plots.scatter_cost(points_size, "file size (MB)", "macro-F1 against size"),
+    }
+
+
+def _median_latency(runs: list[dict], role: str) -> float:
+    return float(np.median([r[role]["timing"]["latency_batch1"]["median_ms"] for r in runs]))
+
+
+def _png(fig):
+    """A figure as PNG for IPython, whatever matplotlib backend the kernel has."""
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def show(result: dict, cfg: Config | None = None) -> None:
+    """Display a stage's tables and figures (in a notebook; printed elsewhere), then provenance."""
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: print the tables
+        display = print
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}")
+    for name, table in result["tables"].items():
+        print(name)
+        display(table.round(4) if hasattr(table, "round") else table)
+    for fig in result["figures"].values():
+        display(_png(fig))
+    if cfg is not None:
+        from kdcore.provenance import code_version, package_versions
+
+        code, packages = code_version(), package_versions()
+        dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+        print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
+              + ", ".join(f"{k} {v}" for k, v in packages.items() if v) + f"; config digest {cfg.digest()}")
+
+

@@ -1,0 +1,244 @@
+"""The grid: stage notebooks run by papermill for every teacher and seed, rendered to HTML.
+
+Stages per seed: ``00_data`` (split, audit, the no-KD student); per teacher and seed:
+``01_teacher`` -> ``02_student`` -> ``03_compress``; at the end ``04_compare``. A stage is
+finished when its completion record exists with the stage's config digest; the record is written
+last, after the executed notebook and its HTML report. A stage whose config changed, or every
+stage with ``force``, starts over from clean outputs; an interrupted one resumes its training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdcore.config import Config, load_config
+from kdcore.errors import KDError
+from kdcore.io import read_json, write_json, write_text
+from kdcore.pipeline import NO_KD, Layout
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+STAGE_TITLES = {"00_data": "data", "01_teacher": "teacher", "02_student": "student",
+                "03_compress": "compression", "04_compare": "comparison"}
+
+
+@dataclass
+class Stage:
+    notebook: str
+    teacher: str | None = None
+    seed: int | None = None
+    deps: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        if self.notebook == "04_compare":
+            return "compare"
+        return f"{self.teacher or 'data'}/seed_{self.seed}/{self.notebook}"
+
+    @property
+    def report(self) -> str:
+        return "compare.html" if self.notebook == "04_compare" else f"{self.key}.html"
+
+
+def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -> list[Stage]:
+    """Every stage in dependency order."""
+    names = teachers or [t.name for t in cfg.teachers]
+    stages = []
+    for seed in cfg.seeds:
+        data = Stage("00_data", None, seed)
+        stages.append(data)
+        for name in names:
+            teacher = Stage("01_teacher", name, seed, [data.key])
+            student = Stage("02_student", name, seed, [teacher.key])
+            stages += [teacher, student, Stage("03_compress", name, seed, [student.key])]
+    if compare:
+        stages.append(Stage("04_compare", deps=[s.key for s in stages]))
+    return stages
+
+
+def stage_digest(cfg: Config, stage: Stage) -> str:
+    """What a stage's results depend on: the shared settings, its teacher's, its seed."""
+    shared = {k: v for k, v in cfg.to_dict().items() if k not in ("teachers", "seeds")}
+    own = [t for t in cfg.to_dict()["teachers"] if t["name"] == stage.teacher]
+    if stage.notebook == "04_compare":
+        own, shared["seeds"] = cfg.to_dict()["teachers"], cfg.seeds
+    blob = json.dumps({"shared": shared, "teacher": own, "seed": stage.seed, "stage": stage.notebook},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def stage_outputs(layout: Layout, stage: Stage) -> list[Path]:
+    """The files a stage writes: removed before it starts over."""
+    seed, teacher = stage.seed, stage.teacher
+    if stage.notebook == "00_data":
+        return [layout.data(seed), layout.models(NO_KD, seed), layout.metrics(NO_KD, seed),
+                layout.graphs("data", seed)]
+    if stage.notebook == "04_compare":
+        return [layout.root / "graphs" / "compare"]
+    models, metrics = layout.models(teacher, seed), layout.metrics(teacher, seed)
+    names = {"01_teacher": ["teacher_*"],
+             "02_student": ["student_best.pth", "student_last.pth", "student_train_log.json", "student_evaluation.json"],
+             "03_compress": ["student_pruned*", "*.onnx", "compression.json", "final_evaluation.json"]}[stage.notebook]
+    return [p for folder in (models, metrics) for pattern in names for p in folder.glob(pattern)]
+
+
+class Study:
+    def __init__(self, params: str | Path, reports: str | Path = "reports", force: bool = False,
+                 jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
+                 show_code: bool = False, slurm: dict | None = None, overrides: dict | None = None,
+                 compare: bool = True):
+        self.params = Path(params).resolve()
+        self.cfg = load_config(self.params, **(overrides or {}))
+        self.overrides = overrides or {}
+        self.layout = Layout(self.cfg.output)
+        self.reports = Path(reports)
+        self.force, self.jobs, self.executor, self.show_code = force, max(1, jobs), executor, show_code
+        # concurrent stages share the cores rather than each taking all of them
+        self.threads = max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 else 0
+        self.slurm = slurm or {}
+        self.stages = plan(self.cfg, teachers, compare)
+        for name in teachers or []:
+            self.cfg.teacher(name)  # an unknown teacher is an error before anything runs
+
+    # --- records ---
+
+    def record_path(self, stage: Stage) -> Path:
+        return self.layout.root / "stages" / f"{stage.key}.json"
+
+    def finished(self, stage: Stage) -> bool:
+        path = self.record_path(stage)
+        if not path.exists():
+            return False
+        record = read_json(path)
+        return record.get("status") == "finished" and record.get("digest") == stage_digest(self.cfg, stage)
+
+    def _start(self, stage: Stage) -> None:
+        """Begin a stage: clean outputs if it ran before under another config (or force)."""
+        path, digest = self.record_path(stage), stage_digest(self.cfg, stage)
+        previous = read_json(path) if path.exists() else None
+        if self.force or (previous and previous.get("digest") != digest):
+            for p in stage_outputs(self.layout, stage):
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        write_json(path, {"status": "started", "digest": digest, "started": time.time()})
+
+    # --- running ---
+
+    def run(self, progress=print) -> list[dict]:
+        """Run what is not finished, in dependency order; return one line of status per stage."""
+        done = {s.key for s in self.stages if not self.force and self.finished(s)}
+        todo = [s for s in self.stages if s.key not in done]
+        progress(f"{len(self.stages)} stages: {len(done)} finished, {len(todo)} to run")
+        ran = []
+        try:
+            with ThreadPoolExecutor(self.jobs) as pool:
+                running = {}
+                while todo or running:
+                    ready = [s for s in todo if all(d in done for d in s.deps)][: self.jobs - len(running)]
+                    for stage in ready:
+                        todo.remove(stage)
+                        self._start(stage)
+                        running[pool.submit(self._execute, stage)] = stage
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        stage = running.pop(future)
+                        seconds = future.result()
+                        done.add(stage.key)
+                        ran.append({"stage": stage.key, "seconds": seconds})
+                        progress(f"finished {stage.key} in {seconds:.0f} s")
+        finally:
+            self.write_index()
+        return ran
+
+    def _execute(self, stage: Stage) -> float:
+        start = time.perf_counter()
+        spec = self.job_spec(stage)
+        if self.executor == "inline":
+            run_stage(spec)
+        else:
+            self._submit(spec)
+        write_json(self.record_path(stage), {"status": "finished", "digest": stage_digest(self.cfg, stage),
+                                             "seconds": time.perf_counter() - start, "finished": time.time()})
+        return time.perf_counter() - start
+
+    def job_spec(self, stage: Stage) -> dict:
+        executed = self.layout.root / "executed" / f"{stage.key}.ipynb"
+        return {"notebook": str(NOTEBOOKS / f"{stage.notebook}.ipynb"), "executed": str(executed),
+                "report": str(self.reports / stage.report), "key": stage.key, "show_code": self.show_code,
+                "parameters": {"params": str(self.params), "output": self.cfg.output,
+                               "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
+                               "overrides": self.overrides, "threads": self.threads}}
+
+    def _submit(self, spec: dict) -> None:
+        """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine."""
+        import submitit
+
+        folder = self.layout.root / "submitit"
+        if self.executor == "slurm":
+            executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+            executor.update_parameters(**self.slurm)
+        elif self.executor == "submitit-local":
+            executor = submitit.LocalExecutor(folder=folder)
+            executor.update_parameters(timeout_min=self.slurm.get("timeout_min", 60))
+        else:
+            raise KDError(f"--executor must be inline, slurm or submitit-local (got {self.executor!r})")
+        job = executor.submit(run_stage, spec)
+        try:
+            job.result()
+        except submitit.core.utils.FailedJobError as e:
+            raise KDError(f"stage {spec['key']}: the submitted job failed: {str(e).strip().splitlines()[-1]}") from None
+
+    # --- reports ---
+
+    def write_index(self) -> Path:
+        rows = []
+        for stage in self.stages:
+            report = self.reports / stage.report
+            status = "finished" if self.finished(stage) else "not finished"
+            title = STAGE_TITLES[stage.notebook]
+            where = "all teachers and seeds" if stage.notebook == "04_compare" else \
+                f"{stage.teacher or 'seed data'}, seed {stage.seed}"
+            link = f'<a href="{html.escape(stage.report)}">{title}</a>' if report.exists() else title
+            rows.append(f"<tr><td>{link}</td><td>{html.escape(where)}</td><td>{status}</td></tr>")
+        page = INDEX.format(params=html.escape(str(self.params)), output=html.escape(str(self.cfg.output)),
+                            rows="\n".join(rows))
+        return write_text(self.reports / "index.html", page)
+
+
+INDEX = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>kdcore study</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 12px;text-align:left}}
+tr:nth-child(even){{background:#f2f2f2}}</style></head>
+<body><h1>kdcore study</h1>
+<p>params: <code>{params}</code>; outputs: <code>{output}</code>.
+Start with the <a href="compare.html">comparison</a>.</p>
+<table><tr><th>report</th><th>for</th><th>status</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+def run_stage(spec: dict) -> None:
+    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node)."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    executed = Path(spec["executed"])
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(spec["notebook"], str(executed), parameters=spec["parameters"],
+                                   kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()))
+    except papermill.PapermillExecutionError as e:
+        raise KDError(f"stage {spec['key']}: notebook {Path(spec['notebook']).name} failed in cell "
+                      f"{e.exec_count} ({e.ename}: {e.evalue}); executed notebook kept at {executed}") from None
+    exporter = HTMLExporter(exclude_input=not spec["show_code"], exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    write_text(spec["report"], body)

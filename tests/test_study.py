@@ -1,0 +1,105 @@
+"""The smoke study end to end through papermill: notebooks, reports, aggregation, reruns."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdcore.errors import KDError
+from kdcore.study import NOTEBOOKS, Study
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "params" / "smoke.yaml"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_thin_with_a_parameters_cell_and_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    logic = [c for c in code if "parameters" not in c.metadata.get("tags", [])]
+    assert all(len(c.source.splitlines()) <= 4 and not re.search(r"^\s*(def|for|class) ", c.source, re.M)
+               for c in logic)
+
+
+def _study(tmp, **kwargs):
+    overrides = {"output": str(tmp / "out"), "csv": str(tmp / "data" / "frame_labels.csv")}
+    return Study(SMOKE, reports=tmp / "reports", overrides=overrides, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    study = _study(tmp, jobs=2)
+    ran = study.run(progress=lambda line: None)
+    return tmp, study, ran
+
+
+def test_every_stage_ran_and_rendered(smoke_study):
+    tmp, study, ran = smoke_study
+    assert len(ran) == len(study.stages) == 2 * (1 + 2 * 3) + 1
+    reports = tmp / "reports"
+    index = (reports / "index.html").read_text()
+    for stage in study.stages:
+        page = reports / stage.report
+        assert page.exists(), stage.key
+        assert stage.report in index
+        assert (Path(study.cfg.output) / "executed" / f"{stage.key}.ipynb").exists()
+    figures = (reports / "resnet-18" / "seed_1" / "01_teacher.html").read_text()
+    assert figures.count("data:image/png;base64") >= 3  # curves, confusion, t-SNE (smoke draws no UMAP)
+    assert "kdcore 0.1.0" in figures  # provenance line
+    assert "import" not in re.sub(r"<[^>]+>", "", figures.split("<body", 1)[1])[:3000]  # code hidden
+    assert (Path(study.cfg.output) / "graphs" / "resnet-18" / "run_seed_1" / "tsne_teacher.png").exists()
+
+
+def test_aggregated_results_hold_cis_over_the_seeds(smoke_study):
+    _, study, _ = smoke_study
+    for teacher in ("resnet-18", "swin-micro"):
+        agg = json.loads((Path(study.cfg.output) / "metrics" / teacher / "aggregated_results.json").read_text())
+        f1 = agg["student"]["macro_f1"]
+        assert f1["n"] == 2 and len(f1["values"]) == 2 and f1["ci95"][0] <= f1["mean"] <= f1["ci95"][1]
+        assert set(agg) >= {"teacher", "student", "no_kd_student", "student_int8", "student_pruned", "tests"}
+    compare = (smoke_study[0] / "reports" / "compare.html").read_text()
+    assert "ci95_low" in compare and "paired_tests" in compare
+
+
+def test_a_second_run_trains_nothing(smoke_study):
+    tmp, study, _ = smoke_study
+    again = _study(tmp)
+    assert again.run(progress=lambda line: None) == []
+
+
+def test_a_changed_setting_reruns_what_depends_on_it(smoke_study):
+    tmp, study, _ = smoke_study
+    changed = _study(tmp)
+    changed.cfg.teacher("swin-micro").lr = 0.002  # one teacher's own setting
+    todo = [s.key for s in changed.stages if not changed.finished(s)]
+    assert todo and all("swin-micro" in k or k == "compare" for k in todo)
+
+
+def test_a_failed_stage_names_its_notebook_and_cell(tmp_path):
+    (tmp_path / "p.yaml").write_text(SMOKE.read_text().replace(
+        "  - name: resnet-18\n", "  - name: resnet-18\n    pretrained: /nonexistent/resnet18.pth\n"))
+    study = Study(tmp_path / "p.yaml", reports=tmp_path / "reports", teachers=["resnet-18"], compare=False,
+                  overrides={"output": str(tmp_path / "out"), "csv": str(tmp_path / "data" / "frame_labels.csv"),
+                             "seeds": [1]})
+    with pytest.raises(KDError, match=r"stage resnet-18/seed_1/01_teacher: notebook 01_teacher\.ipynb failed in "
+                                      r"cell \d+ \(KDError: pretrained weights for 'resnet18' not found"):
+        study.run(progress=lambda line: None)
+    teacher = study.stages[1]
+    assert not study.finished(teacher)
+    assert not (tmp_path / "reports" / teacher.report).exists()
+    assert "not finished" in (tmp_path / "reports" / "index.html").read_text()
+
+
+def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
+    tmp, _, _ = smoke_study
+    study = Study(SMOKE, reports=tmp_path / "reports", executor="submitit-local", teachers=["resnet-18"],
+                  compare=False, overrides={"output": str(tmp_path / "out"), "seeds": [1],
+                                            "csv": str(tmp / "data" / "frame_labels.csv")})
+    study.stages = study.stages[:1]  # the data stage is enough to show the round trip
+    assert [r["stage"] for r in study.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
+    assert (tmp_path / "reports" / "data" / "seed_1" / "00_data.html").exists()
