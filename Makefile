@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU-and-CUDA torch build pinned for this project; override for another CUDA or a newer torch.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PARAMS ?= params/demo.yaml
+JOBS   ?= 2
 
 .PHONY: setup test study lab bench clean
 
@@ -23,7 +24,7 @@ test: setup
 	$(BIN)/pytest
 
 study: setup
-	$(BIN)/kd study $(PARAMS)
+	$(BIN)/kd study $(PARAMS) --jobs $(JOBS)
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks

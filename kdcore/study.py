@@ -22,7 +22,7 @@ from pathlib import Path
 from kdcore.config import Config, load_config
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json, write_text
-from kdcore.pipeline import NO_KD, Layout
+from kdcore.pipeline import NO_KD, Layout, ensure_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 STAGE_TITLES = {"00_data": "data", "01_teacher": "teacher", "02_student": "student",
@@ -134,6 +134,8 @@ class Study:
         """Run what is not finished, in dependency order; return one line of status per stage."""
         done = {s.key for s in self.stages if not self.force and self.finished(s)}
         todo = [s for s in self.stages if s.key not in done]
+        if todo:
+            ensure_data(self.cfg)  # generated once here, not raced by concurrent stages
         progress(f"{len(self.stages)} stages: {len(done)} finished, {len(todo)} to run")
         ran = []
         try:
