@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
-	$(BIN)/ruff check kdcore tests benchmarks
+	$(BIN)/ruff check kdcore tests benchmarks tools
 	$(BIN)/pytest
 
 study: setup

@@ -234,6 +234,7 @@ def run_stage(spec: dict) -> None:
 
     executed = Path(spec["executed"])
     executed.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars have no reader in a batch-run report
     try:
         papermill.execute_notebook(spec["notebook"], str(executed), parameters=spec["parameters"],
                                    kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()))

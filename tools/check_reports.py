@@ -1,0 +1,76 @@
+"""Check the rendered reports as a reader would see them.
+
+Every HTML page under the reports folder is rendered by headless Chromium to a screenshot, and
+every figure embedded in it is decoded; links from index.html must point at existing pages.
+
+    python tools/check_reports.py [reports] [--screenshots DIR]
+
+Needs Debian's chromium (apt-get install chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1280,2000"]
+
+
+def figures(page: str) -> list[tuple[int, int]]:
+    """(width, height) of every embedded PNG; a corrupt one raises."""
+    sizes = []
+    for data in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
+        with Image.open(io.BytesIO(base64.b64decode(data))) as im:
+            im.load()
+            sizes.append(im.size)
+    return sizes
+
+
+def render(chromium: str, page: Path, screenshot: Path) -> None:
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={screenshot}",
+                        page.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+    with Image.open(screenshot) as im:
+        if im.convert("L").getextrema()[0] == im.convert("L").getextrema()[1]:
+            raise RuntimeError(f"{page}: the screenshot is blank")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("reports", nargs="?", default="reports")
+    parser.add_argument("--screenshots", help="keep the screenshots here")
+    args = parser.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("error: chromium not found (apt-get install chromium)", file=sys.stderr)
+        return 2
+    reports = Path(args.reports)
+    shots = Path(args.screenshots or tempfile.mkdtemp())
+    shots.mkdir(parents=True, exist_ok=True)
+    index = (reports / "index.html").read_text()
+    missing = [href for href in re.findall(r'href="([^"]+\.html)"', index) if not (reports / href).exists()]
+    pages = sorted(reports.rglob("*.html"))
+    total = 0
+    for page in pages:
+        sizes = figures(page.read_text())
+        total += len(sizes)
+        render(chromium, page, shots / (page.relative_to(reports).as_posix().replace("/", "_") + ".png"))
+        print(f"{page.relative_to(reports)}: rendered, {len(sizes)} figure(s) decoded")
+    print(f"{len(pages)} pages rendered in headless Chromium, {total} figures decoded, "
+          f"{len(missing)} broken link(s) from index.html{': ' + ', '.join(missing) if missing else ''}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
