@@ -237,7 +237,8 @@ def run_stage(spec: dict) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars have no reader in a batch-run report
     try:
         papermill.execute_notebook(spec["notebook"], str(executed), parameters=spec["parameters"],
-                                   kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()))
+                                   kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()),
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no transport chatter
     except papermill.PapermillExecutionError as e:
         raise KDError(f"stage {spec['key']}: notebook {Path(spec['notebook']).name} failed in cell "
                       f"{e.exec_count} ({e.ename}: {e.evalue}); executed notebook kept at {executed}") from None
