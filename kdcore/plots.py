@@ -23,7 +23,7 @@ def save(fig: Figure, path: str | Path) -> Figure:
 
 def training_curves(log: dict, title: str) -> Figure:
     epochs = [e["epoch"] for e in log["epochs"]]
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
     for ax, key, label in zip(fig.subplots(1, 2), ("loss", "macro_f1"), ("loss", "macro-F1"), strict=True):
         for part in ("train", "val"):
             ax.plot(epochs, [e[part][key] for e in log["epochs"]], marker="o", label=part)
@@ -35,12 +35,12 @@ def training_curves(log: dict, title: str) -> Figure:
 
 
 def confusion(metrics: dict, title: str) -> Figure:
-    fig = Figure(figsize=(6.5, 3))
+    fig = Figure(figsize=(6.5, 3), layout="constrained")
     for ax, label in zip(fig.subplots(1, 2), LABELS, strict=True):
         m = np.asarray(metrics["confusion"][label])
         ax.imshow(m, cmap="Blues")
         for (i, j), n in np.ndenumerate(m):
-            ax.text(j, i, str(n), ha="center", va="center", color="black")
+            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > m.max() / 2 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["pred 0", "pred 1"], yticklabels=["true 0", "true 1"],
                title=f"{label} (F1 {metrics[label]['f1']:.2f})")
     fig.suptitle(title)
