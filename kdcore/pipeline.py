@@ -29,7 +29,7 @@ from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.metrics import final_metrics
 from kdcore.models import Student, create_teacher
-from kdcore.profile import count_params, example_inputs, latency_ms
+from kdcore.profile import example_inputs, latency_ms
 from kdcore.profile import profile as profile_model
 from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
 from kdcore.train import FitPaths, FitSettings, finished, fit, load_best, predict, resolve_device
@@ -197,7 +197,7 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     model.to(device)
     return {
         "metrics": final_metrics(test["probs"], test["targets"], val["probs"], val["targets"]),
-        "cost": {**count_params(model), "gmacs": cost["gmacs"], "gflops": cost["gflops"],
+        "cost": {**{k: cost[k] for k in ("params_total", "params_trainable", "params_frozen", "gmacs", "gflops")},
                  "size_mb": checkpoint.stat().st_size / 1e6, "img_size": cfg.image_size},
         "training": {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),
                      "stopped_by": log["stopped_by"], "best_val_macro_f1": log["best_val_macro_f1"]},

@@ -8,6 +8,7 @@ attention and counts some layers differently.
 
 from __future__ import annotations
 
+import copy
 import io
 import statistics
 import time
@@ -48,19 +49,12 @@ def count_macs_thop(model: nn.Module, inputs: tuple) -> int | None:
     """thop's figure, or None where thop cannot trace the model."""
     from thop import profile as thop_profile
 
-    probe = _copy(model)
+    probe = copy.deepcopy(model)  # thop leaves buffers (total_ops, ...) on every module it counts
     try:
         macs, _ = thop_profile(probe, inputs=inputs, verbose=False)
     except Exception:  # thop's hooks fail on some layer types; the figure is informative only
         return None
     return int(macs)
-
-
-def _copy(model: nn.Module) -> nn.Module:
-    """thop leaves buffers (total_ops, ...) on every module: count a throwaway copy."""
-    import copy
-
-    return copy.deepcopy(model)
 
 
 def size_mb(model: nn.Module) -> float:

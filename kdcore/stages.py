@@ -6,6 +6,8 @@ also saved as PNG under ``<output>/graphs/``.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -190,8 +192,6 @@ def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
 
 
 def json_key(obj) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True)
 
 
