@@ -35,6 +35,9 @@ class TeacherConfig:
     lr: float | None = None  # None: lr_teacher
 
 
+LOCATIONS = ("csv", "base_path", "output", "cache_dir")  # where things are, not what is computed
+
+
 @dataclass
 class Config:
     # data
@@ -129,8 +132,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A short hash of the resolved config: a stage reruns when it changes."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of the settings that shape results, so not of where files live: the same
+        study run in another folder has the same digest (the data's own fingerprint is separate)."""
+        settings = {k: v for k, v in self.to_dict().items() if k not in LOCATIONS}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:

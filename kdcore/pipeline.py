@@ -3,6 +3,9 @@
 Data per seed -> teacher (BCE) -> teacher outputs cached -> distilled student; and, once per seed,
 the no-KD student on the same split, shared by every teacher. Every fit resumes and every file is
 written atomically; a stage whose outputs exist is not trained again.
+
+Under torchrun every rank trains; rank 0 alone evaluates and writes, and each step begins with a
+barrier so that every rank sees what rank 0 wrote in the step before.
 """
 
 from __future__ import annotations
@@ -32,7 +35,18 @@ from kdcore.models import Student, create_teacher
 from kdcore.profile import example_inputs, latency_ms
 from kdcore.profile import profile as profile_model
 from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
-from kdcore.train import FitPaths, FitSettings, finished, fit, load_best, predict, resolve_device
+from kdcore.train import (
+    FitPaths,
+    FitSettings,
+    finished,
+    fit,
+    is_main_process,
+    load_best,
+    main_process_first,
+    predict,
+    resolve_device,
+    synchronize,
+)
 
 NO_KD = "no_kd"  # the folder name of the RGB-only student trained without a teacher
 
@@ -91,15 +105,17 @@ def ensure_data(cfg: Config) -> Path:
 def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
     table = read_frame_csv(ensure_data(cfg), cfg.base_path, check_images=False)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output) / "cache"
-    rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
-    ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
+    with main_process_first():
+        rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
+        ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
     split = make_split(table.combos, table.groups, cfg.split, seed)
     stats = normalization_stats(rgb, ir, split.train)
     folder = Layout(cfg.output).data(seed)
     ids = table.frames["id"]
-    write_json(folder / "split.json", {"mode": split.mode, "seed": seed,
-                                       **{p: ids.iloc[ix].tolist() for p, ix in split.parts().items()}})
-    write_json(folder / "normalization.json", stats)
+    if is_main_process():
+        write_json(folder / "split.json", {"mode": split.mode, "seed": seed,
+                                           **{p: ids.iloc[ix].tolist() for p, ix in split.parts().items()}})
+        write_json(folder / "normalization.json", stats)
     return SeedData(table, split, stats, rgb, ir, seed)
 
 
@@ -131,6 +147,7 @@ def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
     paths = layout.fit_paths(name, seed, "teacher")
     outputs_path = layout.models(name, seed) / "teacher_outputs.pt"
     evaluation_path = layout.metrics(name, seed) / "teacher_evaluation.json"
+    synchronize()
     if finished(paths) and outputs_path.exists() and evaluation_path.exists():
         return read_json(evaluation_path)
     torch.manual_seed(seed)
@@ -138,6 +155,8 @@ def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
     settings = fit_settings(cfg, seed, "teacher", cfg.teacher(name))
     log = fit(teacher, BCE(), data.dataset("train", augment=cfg.augment), data.dataset("val"),
               settings, paths, desc=f"{name} teacher")
+    if not is_main_process():
+        return {}
     load_best(teacher, paths.best)
     out = predict(teacher, data.dataset("all"), cfg.eval_batch_size, cfg.device, features=True, bf16=cfg.bf16)
     logits = torch.logit(torch.tensor(out["probs"], dtype=torch.float64).clamp(1e-12, 1 - 1e-12)).float()
@@ -153,6 +172,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
     folder = teacher or NO_KD
     paths = layout.fit_paths(folder, seed, "student")
     evaluation_path = layout.metrics(folder, seed) / "student_evaluation.json"
+    synchronize()
     if finished(paths) and evaluation_path.exists():
         return read_json(evaluation_path)
     torch.manual_seed(seed)
@@ -172,6 +192,8 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
     meta = student_meta(student, normalization=data.stats["rgb"], image_size=cfg.image_size)
     log = fit(student, criterion, train_set, data.dataset("val", with_ir=False),
               fit_settings(cfg, seed, "student"), paths, desc=f"{folder} student", best_meta=meta)
+    if not is_main_process():
+        return {}
     load_best(student, paths.best)
     evaluation = evaluate(student, cfg, data, log, paths.best)
     write_json(evaluation_path, evaluation)
@@ -217,6 +239,9 @@ def provenance(cfg: Config, data: SeedData) -> dict:
 def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
     """The teacher, its student and the seed's no-KD student, side by side, with provenance."""
     layout, seed = Layout(cfg.output), data.seed
+    synchronize()
+    if not is_main_process():
+        return {}
     result = {
         "teacher": read_json(layout.metrics(name, seed) / "teacher_evaluation.json"),
         "student": read_json(layout.metrics(name, seed) / "student_evaluation.json"),
@@ -259,6 +284,7 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
 
     layout, seed = Layout(cfg.output), data.seed
     models, result_path = layout.models(name, seed), layout.metrics(name, seed) / "compression.json"
+    synchronize()
     if result_path.exists():
         return read_json(result_path)
     student, _ = load_student(models / "student_best.pth")
@@ -271,7 +297,11 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
         fit(pruned, criterion, data.dataset("train", with_ir=False), data.dataset("val", with_ir=False),
             fit_settings(cfg, seed, "finetune"), paths, desc=f"{name} pruned student",
             best_meta=student_meta(pruned, **meta))
+        if not is_main_process():
+            return {}  # the other ranks only help fine-tune
         load_best(pruned, paths.best)
+    elif not is_main_process():
+        return {}
     else:
         from kdcore.compress import save_student
         save_student(pruned, paths.best, **meta)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -41,16 +42,19 @@ def package_versions() -> dict:
 
 
 def data_fingerprint(csv: str | Path, paths: list[str]) -> dict:
-    """Hashes of the CSV's bytes and of the image list (the files' paths and sizes)."""
-    listing = hashlib.sha256()
+    """Hashes of the CSV's bytes and of the image list (the files' paths, relative to the CSV so
+    that the same data in another folder has the same fingerprint, and sizes)."""
+    listing, folder = hashlib.sha256(), Path(csv).parent
     for p in paths:
-        listing.update(f"{p}\t{Path(p).stat().st_size}\n".encode())
+        listing.update(f"{os.path.relpath(p, folder)}\t{Path(p).stat().st_size}\n".encode())
     return {"csv_sha256": hashlib.sha256(Path(csv).read_bytes()).hexdigest(),
             "images_sha256": listing.hexdigest(), "images": len(paths)}
 
 
 def environment(device: torch.device) -> dict:
-    env = {"device": str(device), "threads": torch.get_num_threads(), "platform": platform.platform()}
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    env = {"device": str(device), "threads": torch.get_num_threads(), "world_size": world,
+           "platform": platform.platform()}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
@@ -86,6 +87,27 @@ def seed_everything(seed: int) -> None:
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_main_process() -> bool:
+    """The process that evaluates and writes: rank 0 under torchrun, else the only one."""
+    return _rank() == 0
+
+
+def synchronize() -> None:
+    """Under torchrun, wait until every rank gets here (and so sees what rank 0 wrote before)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+@contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (building a cache, say); the other ranks then find it done."""
+    if not is_main_process():
+        synchronize()
+    yield
+    if is_main_process():
+        synchronize()
 
 
 def _autocast(device: torch.device, bf16: bool):
@@ -253,7 +275,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        if _rank() == 0:
+        if is_main_process():
             if improved:
                 save_checkpoint(paths.best, {**(best_meta or {}), "model": model.state_dict(),
                                              "epoch": epoch + 1, "val_macro_f1": state["best_f1"]})

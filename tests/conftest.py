@@ -1,6 +1,10 @@
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+SMOKE = Path(__file__).resolve().parents[1] / "params" / "smoke.yaml"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["TQDM_DISABLE"] = "1"  # keep stderr to what the tests read
@@ -25,3 +29,48 @@ def kd(capsys):
         return code, out, err
 
     return run
+
+
+@contextmanager
+def one_torch_thread():
+    """As in a study's kernels with two jobs on two cores: results compare bit for bit."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """The smoke config's pipeline for one teacher and seed, run here, once, uninterrupted."""
+    from kdcore.config import load_config
+    from kdcore.pipeline import run_teacher_pipeline
+
+    root = tmp_path_factory.mktemp("smoke")
+    cfg = load_config(SMOKE, output=str(root / "out"), csv=str(root / "data" / "frame_labels.csv"))
+    with one_torch_thread():
+        result = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
+    return cfg, result
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory):
+    """The smoke study through `kd study --jobs 2`, killed at each of killing.KILL_POINTS in turn
+    and run again until it finished: (folder, Study for inspecting it, what each kill hit)."""
+    import yaml
+    from killing import KILL_POINTS, kd_study
+
+    from kdcore.study import Study
+
+    tmp = tmp_path_factory.mktemp("study")
+    out, csv, reports = tmp / "out", tmp / "data" / "frame_labels.csv", tmp / "reports"
+    params = tmp / "smoke.yaml"
+    params.write_text(yaml.safe_dump({**yaml.safe_load(SMOKE.read_text()), "output": str(out), "csv": str(csv)}))
+    kills = [what for what, reached in KILL_POINTS if kd_study(params, out, reports, until=reached)]
+    kd_study(params, out, reports)
+    study = Study(SMOKE, reports=reports, overrides={"output": str(out), "csv": str(csv)}, jobs=2)
+    return tmp, study, kills

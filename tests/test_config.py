@@ -17,6 +17,7 @@ def test_yaml_with_overrides(tmp_path):
     assert cfg.epochs_teacher == 3 and cfg.lr_student == 0.01 and cfg.seeds == [1]
     assert cfg.teachers == [TeacherConfig("resnet-18"), TeacherConfig("vit-tiny", batch_size=8)]
     assert cfg.digest() != load_config(tmp_path / "p.yaml").digest()
+    assert load_config(tmp_path / "p.yaml", output="/elsewhere").digest() == load_config(tmp_path / "p.yaml").digest()
 
 
 @pytest.mark.parametrize("values, message", [

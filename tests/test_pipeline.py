@@ -1,22 +1,13 @@
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import SMOKE, one_torch_thread
 
 from kdcore.config import load_config
 from kdcore.pipeline import Layout, prepare_data, run_teacher_pipeline, train_student, train_teacher
-
-SMOKE = Path(__file__).resolve().parents[1] / "params" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """The smoke config on its own generated data, run once for one teacher and seed."""
-    root = tmp_path_factory.mktemp("smoke")
-    cfg = load_config(SMOKE, output=str(root / "out"), csv=str(root / "data" / "frame_labels.csv"))
-    result = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
-    return cfg, result
 
 
 def _strip_timing(obj):
@@ -74,9 +65,10 @@ def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
     cfg, first = smoke
     shutil.copytree(Path(cfg.csv).parent, tmp_path / "data")
     other = load_config(SMOKE, output=str(tmp_path / "out"), csv=str(tmp_path / "data" / "frame_labels.csv"))
-    data = prepare_data(other, 1, progress=False)
-    second = {"no_kd_student": train_student(other, data, None), "teacher": train_teacher(other, "resnet-18", data),
-              "student": train_student(other, data, "resnet-18")}
+    with one_torch_thread():
+        data = prepare_data(other, 1, progress=False)
+        second = {"no_kd_student": train_student(other, data, None),
+                  "teacher": train_teacher(other, "resnet-18", data), "student": train_student(other, data, "resnet-18")}
     for role in ("teacher", "student", "no_kd_student"):
         assert _strip_timing(second[role]["metrics"]) == _strip_timing(first[role]["metrics"])
     logs = [json.loads((Layout(c.output).metrics("resnet-18", 1) / "student_train_log.json").read_text())
@@ -114,3 +106,46 @@ def test_kd_predict_refuses_a_teacher_checkpoint(smoke, kd, tmp_path):
     code, _, err = kd("predict", "--model", teacher, "--images", tmp_path, "--out", tmp_path / "p.csv")
     assert code == 2 and "not a kdcore student checkpoint" in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_torchrun_pipeline_trains_on_every_rank_and_writes_once(smoke, tmp_path):
+    """Two gloo ranks run the whole pipeline through its barriers; provenance records both."""
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg, _ = smoke
+    settings = {**yaml.safe_load(SMOKE.read_text()), "output": str(tmp_path / "out"), "csv": cfg.csv,
+                "epochs_teacher": 1, "epochs_student": 1, "finetune_epochs": 1, "cache_dir": str(tmp_path / "cache")}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(settings))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "kdcore.pipeline", "--params", str(tmp_path / "p.yaml"), "--teacher", "resnet-18", "--seed", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    layout = Layout(tmp_path / "out")
+    final = json.loads((layout.metrics("resnet-18", 1) / "final_evaluation.json").read_text())
+    assert set(final) >= {"teacher", "student", "no_kd_student", "compression", "provenance"}
+    assert final["provenance"]["environment"]["world_size"] == 2
+    log = json.loads((layout.metrics("resnet-18", 1) / "teacher_train_log.json").read_text())
+    assert len(log["epochs"]) == 1
+
+
+def test_int8_student_predicts_as_the_fp32_one(smoke):
+    """7-bit weights keep x86's u8 x s8 pair sums from saturating (8-bit ones shifted probabilities by 0.8)."""
+    import numpy as np
+
+    from kdcore.compress import OnnxModel, load_student
+    from kdcore.train import predict
+
+    cfg, _ = smoke
+    models = Layout(cfg.output).models("resnet-18", 1)
+    test = prepare_data(cfg, 1, progress=False).dataset("test", with_ir=False)
+    fp32 = predict(load_student(models / "student_best.pth")[0], test, 64, "cpu")["probs"]
+    int8 = predict(OnnxModel(models / "student_quantized.onnx"), test, 64, "cpu")["probs"]
+    assert np.abs(int8 - fp32).max() < 0.1

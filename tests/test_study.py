@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -30,17 +31,9 @@ def _study(tmp, **kwargs):
     return Study(SMOKE, reports=tmp / "reports", overrides=overrides, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("study")
-    study = _study(tmp, jobs=2)
-    ran = study.run(progress=lambda line: None)
-    return tmp, study, ran
-
-
 def test_every_stage_ran_and_rendered(smoke_study):
-    tmp, study, ran = smoke_study
-    assert len(ran) == len(study.stages) == 2 * (1 + 2 * 3) + 1
+    tmp, study, _ = smoke_study
+    assert len(study.stages) == 2 * (1 + 2 * 3) + 1 and all(study.finished(s) for s in study.stages)
     reports = tmp / "reports"
     index = (reports / "index.html").read_text()
     for stage in study.stages:
@@ -80,18 +73,21 @@ def test_a_changed_setting_reruns_what_depends_on_it(smoke_study):
     assert todo and all("swin-micro" in k or k == "compare" for k in todo)
 
 
-def test_a_failed_stage_names_its_notebook_and_cell(tmp_path):
-    (tmp_path / "p.yaml").write_text(SMOKE.read_text().replace(
-        "  - name: resnet-18\n", "  - name: resnet-18\n    pretrained: /nonexistent/resnet18.pth\n"))
-    study = Study(tmp_path / "p.yaml", reports=tmp_path / "reports", teachers=["resnet-18"], compare=False,
+def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
+    tmp, _, _ = smoke_study
+    shutil.copytree(tmp / "data", tmp_path / "data")
+    broken = sorted((tmp_path / "data" / "254p RGB Images").iterdir())[7]
+    broken.write_bytes(broken.read_bytes()[:200])  # a truncated JPEG among the frames
+    study = Study(SMOKE, reports=tmp_path / "reports", teachers=["resnet-18"], compare=False,
                   overrides={"output": str(tmp_path / "out"), "csv": str(tmp_path / "data" / "frame_labels.csv"),
                              "seeds": [1]})
-    with pytest.raises(KDError, match=r"stage resnet-18/seed_1/01_teacher: notebook 01_teacher\.ipynb failed in "
-                                      r"cell \d+ \(KDError: pretrained weights for 'resnet18' not found"):
+    with pytest.raises(KDError, match=r"stage data/seed_1/00_data: notebook 00_data\.ipynb failed in cell \d+ "
+                                      rf"\(KDError: unreadable or corrupt image .*{re.escape(broken.name)}"):
         study.run(progress=lambda line: None)
-    teacher = study.stages[1]
-    assert not study.finished(teacher)
-    assert not (tmp_path / "reports" / teacher.report).exists()
+    data = study.stages[0]
+    assert not study.finished(data)
+    assert (Path(study.cfg.output) / "executed" / f"{data.key}.ipynb").exists()  # kept, to read the traceback
+    assert not (tmp_path / "reports" / data.report).exists()
     assert "not finished" in (tmp_path / "reports" / "index.html").read_text()
 
 
@@ -103,3 +99,22 @@ def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
     study.stages = study.stages[:1]  # the data stage is enough to show the round trip
     assert [r["stage"] for r in study.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
     assert (tmp_path / "reports" / "data" / "seed_1" / "00_data.html").exists()
+
+
+def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
+    from kdcore import stages
+    from kdcore.io import read_json, write_json
+
+    _, study, _ = smoke_study
+    shutil.copytree(Path(study.cfg.output) / "metrics", tmp_path / "metrics")
+    cfg = stages.configure(str(SMOKE), output=str(tmp_path), overrides={"csv": study.cfg.csv})
+    path = tmp_path / "metrics" / "swin-micro" / "run_seed_2" / "final_evaluation.json"
+    run = read_json(path)
+    run["provenance"]["data"]["csv_sha256"] = "0" * 64  # as if its CSV had been edited
+    run["provenance"]["config"]["kd_temperature"] = 2.0
+    write_json(path, run)
+    with pytest.raises(KDError, match=r"refusing to aggregate: data fingerprints differ: .* vs swin-micro/seed 2; "
+                                      r"configs differ: .* vs swin-micro/seed 2 \(allow_mixed"):
+        stages.compare_stage(cfg)
+    result = stages.compare_stage(cfg, allow_mixed=True)
+    assert any("data fingerprints differ" in w for w in result["warnings"])

@@ -1,0 +1,79 @@
+"""Running `kd study` as its own process, and killing it the moment it reaches a given point.
+
+A kill is SIGKILL to the study and every process under it (the notebook kernels), as a scheduler
+ending a job does. A point is a test on the output folder: a file appearing, or a notebook that
+papermill has finished executing while its HTML report is being rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+RUN = Path("models/resnet-18/run_seed_1")
+
+
+def _file(relative: Path):
+    return lambda out: (out / relative).exists()
+
+
+def _executed(relative: Path):
+    def check(out: Path) -> bool:
+        try:
+            return bool(json.loads((out / relative).read_text())["metadata"]["papermill"].get("end_time"))
+        except (OSError, ValueError, KeyError):
+            return False
+    return check
+
+
+KILL_POINTS = [  # what the study is doing, and how the test sees that it got there
+    ("training a teacher, after its first epoch", _file(RUN / "teacher_last.pth")),
+    ("training a student, after its first epoch", _file(RUN / "student_last.pth")),
+    ("compressing, once the fp32 ONNX file is written", _file(RUN / "student.onnx")),
+    ("rendering the compression report", _executed(Path("executed/resnet-18/seed_1/03_compress.ipynb"))),
+]
+
+
+def kill_tree(pid: int) -> None:
+    try:
+        parent = psutil.Process(pid)
+        processes = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in processes:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(processes, timeout=30)
+
+
+def kd_study(params: Path, output: Path, reports: Path, until=None, timeout: float = 600) -> bool:
+    """Run ``kd study --jobs 2``; with ``until``, kill it once ``until(output)`` holds.
+
+    Returns True when it was killed, False when it finished; raises when it failed, hung, or
+    finished before reaching ``until``.
+    """
+    command = [sys.executable, "-m", "kdcore", "study", str(params), "--jobs", "2", "--reports", str(reports)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TQDM_DISABLE": "1"})
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if until is not None and until(output):
+            kill_tree(proc.pid)
+            return True
+        if time.monotonic() > deadline:
+            kill_tree(proc.pid)
+            raise TimeoutError(f"kd study did not finish within {timeout} s")
+        time.sleep(0.02)
+    if proc.returncode != 0 or until is not None:
+        raise RuntimeError(f"kd study ended with status {proc.returncode} "
+                           f"{'before the kill point ' if until else ''}{proc.stderr.read()[-2000:]}")
+    return False

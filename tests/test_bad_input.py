@@ -1,0 +1,131 @@
+"""Bad input across the command line: one `error:` line naming the file, row or key, exit status 2,
+and nothing already computed touched. (Bad frame CSVs: tests/test_schema.py; bad FLAME2 label
+lines: tests/test_flame2.py; config values one by one: tests/test_config.py.)"""
+
+from pathlib import Path
+
+import pytest
+import timm
+import yaml
+from conftest import SMOKE
+
+from kdcore.models.weights import save_backbone
+
+
+def _snapshot(*folders: Path) -> dict:
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for f in folders for p in f.rglob("*") if p.is_file()}
+
+
+def _one_error_line(code: int, err: str, *names: str) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+
+
+@pytest.fixture
+def finished_study(smoke_study, tmp_path):
+    """A params file for the finished smoke study, to be spoiled one key at a time."""
+    tmp, study, _ = smoke_study
+    settings = {**yaml.safe_load(SMOKE.read_text()), "output": study.cfg.output, "csv": study.cfg.csv}
+
+    def params(**changes) -> Path:
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump({**settings, **changes}))
+        return path
+
+    return params, tmp / "reports", (Path(study.cfg.output), tmp / "reports")
+
+
+@pytest.mark.parametrize("change, names", [
+    ({"epochs_techer": 3}, ["unknown config key 'epochs_techer'"]),
+    ({"epochs_teacher": "ten"}, ["'epochs_teacher': expected int, found str 'ten'"]),
+    ({"epochs_teacher": -1}, ["'epochs_teacher': impossible value -1"]),
+    ({"prune_sparsity": 1.0}, ["'prune_sparsity': impossible value 1.0"]),
+    ({"teachers": ["resnet-18", "resnet-9000"]}, ["unknown teacher 'resnet-9000'"]),
+    ({"teachers": [{"name": "resnet-18", "pretrained": "/nowhere/resnet18.pth"}]},
+     ["pretrained weights for 'resnet18' not found: /nowhere/resnet18.pth"]),
+], ids=["unknown key", "wrong type", "negative epochs", "sparsity 1", "unknown teacher", "missing weights"])
+def test_bad_params_leave_a_finished_study_as_it_was(finished_study, kd, change, names):
+    params, reports, folders = finished_study
+    before = _snapshot(*folders)
+    code, _, err = kd("study", params(**change), "--reports", reports, "--jobs", "2")
+    _one_error_line(code, err, *names)
+    assert _snapshot(*folders) == before
+
+
+def test_weights_of_another_backbone_are_refused_before_anything_runs(finished_study, kd, tmp_path):
+    params, reports, folders = finished_study
+    save_backbone(timm.create_model("resnet34", num_classes=0), tmp_path / "resnet34.safetensors")
+    before = _snapshot(*folders)
+    spoiled = params(teachers=[{"name": "resnet-18", "pretrained": str(tmp_path / "resnet34.safetensors")},
+                               "swin-micro"])
+    code, _, err = kd("study", spoiled, "--reports", reports)
+    _one_error_line(code, err, "resnet34.safetensors: does not fit backbone 'resnet18'", "unexpected")
+    assert _snapshot(*folders) == before  # the changed teacher's earlier results were not cleaned away
+
+
+def test_unwritable_output_folder(finished_study, kd, tmp_path):
+    params, reports, _ = finished_study
+    (tmp_path / "a_file").write_text("not a folder")
+    code, _, err = kd("study", params(output=str(tmp_path / "a_file" / "out")), "--reports", tmp_path / "r")
+    _one_error_line(code, err, "output folder", "a_file/out", "cannot be written")
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
+def test_kd_synth_into_a_file_is_an_error(kd, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    code, _, err = kd("synth", "--out", tmp_path / "a_file" / "data", "--frames", 10)
+    _one_error_line(code, err, "a_file")
+
+
+@pytest.mark.parametrize("model, names", [
+    ("teacher_best.pth", ["teacher_best.pth: not a kdcore student checkpoint"]),
+    ("junk.onnx", ["junk.onnx: not a readable ONNX file"]),
+    ("teacher_outputs.pt", ["teacher_outputs.pt: not a kdcore student checkpoint"]),
+    ("missing.pth", ["--model: no such file", "missing.pth"]),
+], ids=["teacher checkpoint", "junk onnx", "cached outputs", "missing file"])
+def test_kd_predict_on_a_model_of_the_wrong_kind(smoke_study, kd, tmp_path, model, names):
+    _, study, _ = smoke_study
+    run = Path(study.cfg.output) / "models" / "resnet-18" / "run_seed_1"
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07junk")
+    path = tmp_path / model if model in ("junk.onnx", "missing.pth") else run / model
+    (tmp_path / "earlier.csv").write_text("id,fire\n1,0\n")
+    frames = Path(study.cfg.csv).parent / "254p RGB Images"
+    code, _, err = kd("predict", "--model", path, "--images", frames, "--out", tmp_path / "earlier.csv")
+    _one_error_line(code, err, *names)
+    assert (tmp_path / "earlier.csv").read_text() == "id,fire\n1,0\n"  # an earlier output is kept
+
+
+def test_kd_predict_into_an_unwritable_place(smoke_study, kd, tmp_path):
+    _, study, _ = smoke_study
+    model = Path(study.cfg.output) / "models" / "resnet-18" / "run_seed_1" / "student_quantized.onnx"
+    frames = Path(study.cfg.csv).parent / "254p RGB Images"
+    (tmp_path / "a_file").write_text("")
+    code, _, err = kd("predict", "--model", model, "--images", frames, "--out", tmp_path / "a_file" / "p.csv")
+    _one_error_line(code, err, "a_file")
+
+
+def test_flame2_folder_with_missing_frames_imports_the_rest_and_lists_them(kd, tmp_path):
+    from test_flame2 import _layout
+
+    # frame 3 has no RGB image, frame 6 no image at all, frame 13 no thermal image
+    root = _layout(tmp_path / "flame2", [1, 2, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14],
+                   [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 14])
+    code, out, err = kd("import-flame2", "--root", root, "--out", tmp_path / "labels.csv")
+    assert code == 0, err
+    warnings = {line.split(":")[1].strip(): line for line in err.splitlines() if line.startswith("warning")}
+    assert any("thermal image but no RGB" in k and "(frames 3)" in v for k, v in warnings.items()), err
+    assert any("labelled frames with no images" in k and "(frames 6)" in v for k, v in warnings.items()), err
+    assert any("RGB image but no thermal" in k and "(frames 13)" in v for k, v in warnings.items()), err
+    assert "wrote" in out
+
+
+def test_flame2_folder_without_any_pair(kd, tmp_path):
+    from test_flame2 import _layout
+
+    root = _layout(tmp_path / "flame2", [1, 2], [3, 4])
+    code, _, err = kd("import-flame2", "--root", root, "--out", tmp_path / "labels.csv")
+    _one_error_line(code, err, "no labelled frame pairs found")
+    assert not (tmp_path / "labels.csv").exists()

@@ -1,0 +1,49 @@
+"""Killed anywhere, a study completes when run again, with the numbers of an uninterrupted run.
+
+The smoke study of the session (conftest.smoke_study) is the killed one: `kd study` was SIGKILLed
+with its kernels during a teacher's training, a student's, compression and report rendering, and
+run again each time. The uninterrupted reference is the same pipeline run from scratch in this
+process (conftest.smoke). Their metrics must agree byte for byte once the timing fields and the
+folder names, the only things that may differ, are set aside.
+"""
+
+import json
+from pathlib import Path
+
+from killing import KILL_POINTS
+
+COMPARED = ("resnet-18/run_seed_1", "no_kd/run_seed_1")
+LOCATIONS = ("output", "csv", "cache_dir")
+
+
+def _canonical(path: Path) -> str:
+    def clean(obj):
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items() if k != "timing" and k not in LOCATIONS}
+        return [clean(v) for v in obj] if isinstance(obj, list) else obj
+
+    return json.dumps(clean(json.loads(path.read_text())), sort_keys=True, indent=1)
+
+
+def test_the_study_was_killed_at_every_point_and_then_finished(smoke_study):
+    tmp, study, kills = smoke_study
+    assert kills == [what for what, _ in KILL_POINTS]
+    assert all(study.finished(stage) for stage in study.stages)
+    assert all((tmp / "reports" / stage.report).exists() for stage in study.stages)
+
+
+def test_killed_and_rerun_gives_the_metrics_of_an_uninterrupted_run(smoke_study, smoke):
+    _, study, _ = smoke_study
+    cfg, _ = smoke
+    for run in COMPARED:
+        ours = sorted((Path(study.cfg.output) / "metrics" / run).glob("*.json"))
+        theirs = sorted((Path(cfg.output) / "metrics" / run).glob("*.json"))
+        assert [p.name for p in ours] == [p.name for p in theirs] and ours
+        for a, b in zip(ours, theirs, strict=True):
+            assert _canonical(a) == _canonical(b), f"{run}/{a.name} differs from the uninterrupted run"
+
+
+def test_no_file_that_looks_finished_is_half_written(smoke_study):
+    _, study, _ = smoke_study
+    for path in Path(study.cfg.output).rglob("*.json"):
+        json.loads(path.read_text())  # every JSON parses: none was cut off by a kill
