@@ -26,8 +26,9 @@ test: setup
 study: setup
 	$(BIN)/kd study $(PARAMS) --jobs $(JOBS)
 
+# root (as in many containers) must say so to Jupyter
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(BIN)/kd bench
