@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import Any
 
 
+def ensure_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and its parents; a file in the way is an error that says so."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # mkdir's word for "a file stands where a folder should be"
+        raise NotADirectoryError(errno.ENOTDIR, "a file, where a folder is needed", e.filename) from None
+    return Path(folder)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as e:  # a file stands where a folder of the path should be
-        raise NotADirectoryError(errno.ENOTDIR, "a file, where a folder is needed", e.filename) from None
+    ensure_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -239,9 +239,12 @@ def provenance(cfg: Config, data: SeedData) -> dict:
 def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
     """The teacher, its student and the seed's no-KD student, side by side, with provenance."""
     layout, seed = Layout(cfg.output), data.seed
+    path = layout.metrics(name, seed) / "final_evaluation.json"
     synchronize()
     if not is_main_process():
         return {}
+    if path.exists():
+        return read_json(path)
     result = {
         "teacher": read_json(layout.metrics(name, seed) / "teacher_evaluation.json"),
         "student": read_json(layout.metrics(name, seed) / "student_evaluation.json"),
@@ -251,7 +254,7 @@ def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
     compression = layout.metrics(name, seed) / "compression.json"
     if compression.exists():
         result["compression"] = read_json(compression)
-    write_json(layout.metrics(name, seed) / "final_evaluation.json", result)
+    write_json(path, result)
     return result
 
 

@@ -18,7 +18,7 @@ import torch
 from kdcore.data.dataset import normalize
 from kdcore.data.schema import LABELS, load_rgb
 from kdcore.errors import KDError
-from kdcore.io import atomic_path
+from kdcore.io import atomic_path, ensure_folder
 from kdcore.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -90,6 +90,7 @@ def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None =
 def predict_images(model_path, images, out_csv, base_path=None, batch_size: int = 64,
                    show_progress: bool = True) -> pd.DataFrame:
     model, meta = load_model(model_path)
+    ensure_folder(Path(out_csv).parent)  # before the work, not after it
     size, stats = int(meta["image_size"]), meta["normalization"]
     thresholds = meta.get("thresholds") or dict.fromkeys(LABELS, 0.5)
     table = list_images(images, base_path)

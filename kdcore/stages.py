@@ -6,6 +6,7 @@ also saved as PNG under ``<output>/graphs/``.
 
 from __future__ import annotations
 
+import html
 import json
 
 import numpy as np
@@ -26,11 +27,13 @@ from kdcore.pipeline import (
     compress_student,
     final_evaluation,
     prepare_data,
+    provenance,
     train_student,
     train_teacher,
 )
+from kdcore.provenance import code_version, environment, package_versions
 from kdcore.stats import paired_test, pairwise_tests, summarize
-from kdcore.train import predict
+from kdcore.train import predict, resolve_device
 
 
 def configure(params: str, output: str | None = None, teacher: str | None = None,
@@ -93,7 +96,7 @@ def data_stage(cfg: Config, seed: int) -> dict:
     baseline = read_json(Layout(cfg.output).metrics(NO_KD, seed) / "student_evaluation.json")
     return {"tables": {"balance": balance, "leakage": audit_table,
                        "no_kd_student": pd.DataFrame([_metrics_row("no-KD student", baseline)])},
-            "figures": figures, "split_mode": data.split.mode}
+            "figures": figures, "split_mode": data.split.mode, "provenance": provenance(cfg, data)}
 
 
 # --- 01_teacher -------------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def teacher_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        teacher_confusion=plots.confusion(evaluation["metrics"], f"{teacher} teacher, test"),
                        **_embeddings(cfg, features, combos, seed, f"teacher ({teacher})"))
     return {"tables": {"metrics": pd.DataFrame([_metrics_row(f"{teacher} teacher", evaluation)])},
-            "figures": figures}
+            "figures": figures, "provenance": provenance(cfg, data)}
 
 
 # --- 02_student -------------------------------------------------------------------------------
@@ -145,7 +148,7 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        **_embeddings(cfg, test["features"], combos, seed, "student"))
     table = pd.DataFrame([_metrics_row(f"{teacher} teacher", teacher_eval),
                           _metrics_row("distilled student", evaluation), _metrics_row("no-KD student", baseline)])
-    return {"tables": {"metrics": table}, "figures": figures}
+    return {"tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
 
 
 # --- 03_compress ------------------------------------------------------------------------------
@@ -165,7 +168,8 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
                      "size_MB": v["cost"]["size_mb"], "file": v["cost"]["file"],
                      **{f"ms_{k}": lat[k]["median_ms"] for k in sorted(lat)}})
     return {"tables": {"variants": pd.DataFrame(rows),
-                       "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {}}
+                       "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {},
+            "provenance": provenance(cfg, data)}
 
 
 # --- 04_compare -------------------------------------------------------------------------------
@@ -236,7 +240,13 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> dict:
                                                  **{k: v for k, v in b.items() if k not in ("a", "b")}}
                                                 for b in between])], ignore_index=True)
     figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(table, evaluations, cfg))
-    return {"tables": {"macro_f1": table, "paired_tests": tests}, "figures": figures, "warnings": warnings}
+    data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
+    origin = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
+              "config_digest": cfg.digest(), "seed": list(cfg.seeds),
+              "environment": environment(resolve_device(cfg.device)),
+              "data": data if warnings else next(iter(data.values()))}
+    return {"tables": {"macro_f1": table, "paired_tests": tests}, "figures": figures, "warnings": warnings,
+            "provenance": origin}
 
 
 def _compare_figures(table: pd.DataFrame, evaluations: dict, cfg: Config) -> dict:
@@ -283,7 +293,7 @@ def _png(fig):
     return Image(data=buffer.getvalue(), format="png")
 
 
-def show(result: dict, cfg: Config | None = None) -> None:
+def show(result: dict) -> None:
     """Display a stage's tables and figures (in a notebook; printed elsewhere), then provenance."""
     try:
         from IPython.display import display
@@ -296,12 +306,25 @@ def show(result: dict, cfg: Config | None = None) -> None:
         display(table.round(4) if hasattr(table, "round") else table)
     for fig in result["figures"].values():
         display(_png(fig))
-    if cfg is not None:
-        from kdcore.provenance import code_version, package_versions
+    if "provenance" in result:
+        _show_provenance(result["provenance"], display)
 
-        code, packages = code_version(), package_versions()
-        dirty = " (uncommitted changes)" if code["git_dirty"] else ""
-        print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
-              + ", ".join(f"{k} {v}" for k, v in packages.items() if v) + f"; config digest {cfg.digest()}")
+
+def _show_provenance(origin: dict, display) -> None:
+    """One line to read, and the whole record (config, data fingerprint, ...) folded below it."""
+    code, env = origin["code"], origin["environment"]
+    dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+    print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
+          + ", ".join(f"{k} {v}" for k, v in origin["packages"].items() if v)
+          + f"; config digest {origin['config_digest']}; seed {origin['seed']}; {env['device']}, "
+          f"{env['threads']} thread(s), world size {env['world_size']}")
+    record = json.dumps(origin, indent=1, sort_keys=True, default=str)
+    try:
+        from IPython.display import HTML
+
+        display(HTML(f"<details><summary>provenance: the full record</summary><pre>{html.escape(record)}</pre>"
+                     "</details>"))
+    except ImportError:
+        print(record)
 
 

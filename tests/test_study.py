@@ -43,7 +43,8 @@ def test_every_stage_ran_and_rendered(smoke_study):
         assert (Path(study.cfg.output) / "executed" / f"{stage.key}.ipynb").exists()
     figures = (reports / "resnet-18" / "seed_1" / "01_teacher.html").read_text()
     assert figures.count("data:image/png;base64") >= 3  # curves, confusion, t-SNE (smoke draws no UMAP)
-    assert "kdcore 0.1.0" in figures  # provenance line
+    assert "kdcore 0.1.0" in figures and "seed 1; cpu, 1 thread(s), world size 1" in figures  # provenance line
+    assert "csv_sha256" in figures and "kd_temperature" in figures  # and the whole record
     assert "stages.configure" not in figures and "Teacher: one multimodal teacher" in figures  # code hidden
     assert (Path(study.cfg.output) / "graphs" / "resnet-18" / "run_seed_1" / "tsne_teacher.png").exists()
 
