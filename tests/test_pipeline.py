@@ -108,7 +108,7 @@ def test_kd_predict_refuses_a_teacher_checkpoint(smoke, kd, tmp_path):
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_torchrun_pipeline_trains_on_every_rank_and_writes_once(smoke, tmp_path):
+def test_torchrun_runs_the_whole_pipeline_on_two_ranks(smoke, tmp_path):
     """Two gloo ranks run the whole pipeline through its barriers; provenance records both."""
     import socket
     import subprocess
