@@ -101,7 +101,7 @@ def quantize_onnx(fp32: str | os.PathLike, out: str | os.PathLike, calibration: 
 
     Weights use 7 bits (``reduce_range``): x86 CPUs without VNNI multiply u8 by s8 with an
     instruction whose 16-bit pair sums saturate, which cost the demo students up to 7 points of
-    macro-F1 with 8-bit weights and nothing measurable with 7 (tests/test_compress.py).
+    macro-F1 with 8-bit weights and nothing measurable with 7 (tests/test_pipeline.py).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process

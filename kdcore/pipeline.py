@@ -228,12 +228,15 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     }
 
 
-def provenance(cfg: Config, data: SeedData) -> dict:
-    paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
-    return {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
-            "config_digest": cfg.digest(), "seed": data.seed, "split_mode": data.split.mode,
-            "environment": environment(resolve_device(cfg.device)),
-            "data": data_fingerprint(data.table.csv, paths)}
+def provenance(cfg: Config, data: SeedData | None = None) -> dict:
+    """Code, packages, config and environment; with one seed's ``data``, its seed, split and the
+    data's fingerprint too."""
+    record = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
+              "config_digest": cfg.digest(), "environment": environment(resolve_device(cfg.device))}
+    if data is not None:
+        paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
+        record.update(seed=data.seed, split_mode=data.split.mode, data=data_fingerprint(data.table.csv, paths))
+    return record
 
 
 def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
@@ -300,11 +303,10 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
         fit(pruned, criterion, data.dataset("train", with_ir=False), data.dataset("val", with_ir=False),
             fit_settings(cfg, seed, "finetune"), paths, desc=f"{name} pruned student",
             best_meta=student_meta(pruned, **meta))
-        if not is_main_process():
-            return {}  # the other ranks only help fine-tune
+    if not is_main_process():
+        return {}  # the other ranks only help fine-tune
+    if cfg.finetune_epochs > 0:
         load_best(pruned, paths.best)
-    elif not is_main_process():
-        return {}
     else:
         from kdcore.compress import save_student
         save_student(pruned, paths.best, **meta)

@@ -31,9 +31,8 @@ from kdcore.pipeline import (
     train_student,
     train_teacher,
 )
-from kdcore.provenance import code_version, environment, package_versions
 from kdcore.stats import paired_test, pairwise_tests, summarize
-from kdcore.train import predict, resolve_device
+from kdcore.train import predict
 
 
 def configure(params: str, output: str | None = None, teacher: str | None = None,
@@ -158,7 +157,7 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
     _upstream(cfg, data, teacher)
     train_student(cfg, data, teacher)
     result = compress_student(cfg, teacher, data)
-    final_evaluation(cfg, teacher, data)
+    origin = final_evaluation(cfg, teacher, data)["provenance"]
     rows = []
     for variant, v in result["variants"].items():
         lat = v["timing"]["latency"]
@@ -169,7 +168,7 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
                      **{f"ms_{k}": lat[k]["median_ms"] for k in sorted(lat)}})
     return {"tables": {"variants": pd.DataFrame(rows),
                        "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {},
-            "provenance": provenance(cfg, data)}
+            "provenance": origin}
 
 
 # --- 04_compare -------------------------------------------------------------------------------
@@ -241,10 +240,7 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> dict:
                                                 for b in between])], ignore_index=True)
     figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(table, evaluations, cfg))
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
-    origin = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
-              "config_digest": cfg.digest(), "seed": list(cfg.seeds),
-              "environment": environment(resolve_device(cfg.device)),
-              "data": data if warnings else next(iter(data.values()))}
+    origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if warnings else next(iter(data.values()))}
     return {"tables": {"macro_f1": table, "paired_tests": tests}, "figures": figures, "warnings": warnings,
             "provenance": origin}
 
