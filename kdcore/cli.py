@@ -31,36 +31,47 @@ def cmd_import_flame2(args) -> None:
 
 
 def cmd_check(args) -> None:
-    from kdcore.data import frame_hashes, leakage, make_split, read_frame_csv, summarize
-    from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS
+    from kdcore.data import frame_hashes, read_frame_csv, summarize
+    from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS, audit_modes, one_valued_labels
 
     table = read_frame_csv(args.csv, args.base_path)
     summary = summarize(table)
     hashes = frame_hashes(table.frames["rgb_path"].tolist())
-    modes = ["stratified", "group"] if table.groups is not None else ["stratified"]
-    audits = []
-    for mode in modes:
-        try:
-            audits.append(leakage(hashes, make_split(table.combos, table.groups, mode, args.seed)))
-        except KDError as e:
-            audits.append({"mode": mode, "not_possible": str(e)})
+    audits = audit_modes(table.combos, table.groups, hashes, args.seed, args.block_frames, args.gap_frames)
+    warnings = one_valued_labels(table.labels)
     if args.json:
-        print(json.dumps({**summary, "leakage": audits}, indent=2))
+        print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
         return
+    for warning in warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
     print("label combinations (fire, smoke): " + ", ".join(
         f"{c} {n}" for c, n in summary["label_combinations"].items()))
     print(f"groups: {summary['groups'] if summary['groups'] is not None else 'none (no group column)'}")
     print("image sizes: " + ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items()))
-    print(f"leakage audit (seed {args.seed}): share of test frames with a near-duplicate in train "
+    print(f"splits (seed {args.seed}; block: {args.block_frames} frames a block, {args.gap_frames} left out "
+          f"where parts meet). Leakage: share of frames with a near-duplicate in train "
           f"(difference hash, <= {NEAR_DUPLICATE_BITS} of {HASH_SIZE**2} bits apart)")
     for audit in audits:
-        if "not_possible" in audit:
-            print(f"  {audit['mode']:<10} not possible: {audit['not_possible']}")
-            continue
-        sizes = "/".join(str(n) for n in audit["sizes"].values())
-        print(f"  {audit['mode']:<10} train/val/test {sizes}: {100 * audit['near_duplicate_share']:5.1f}% "
-              f"(median nearest distance {audit['median_nearest_bits']:.0f} bits)")
+        _print_audit(audit)
+
+
+def _print_audit(audit: dict) -> None:
+    if "not_possible" in audit:
+        print(f"  {audit['mode']}: not possible: {audit['not_possible']}")
+        return
+    leaks = f"  LEAKS: {audit['leaks']}" if audit["leaks"] else ""
+    val = audit["val_near_duplicate_share"]
+    print(f"  {audit['mode']}: near-duplicates of test {100 * audit['near_duplicate_share']:.1f}%, of val "
+          f"{'n/a' if val is None else f'{100 * val:.1f}%'}; {audit['left_out']} frames left out{leaks}")
+    combos = sorted(next(iter(audit["parts"].values()))["combos"])
+    print(f"    {'part':<6} {'frames':>7} {'share':>6} " + " ".join(f"{c:>6}" for c in combos))
+    for part, p in audit["parts"].items():
+        print(f"    {part:<6} {p['frames']:>7} {100 * p['share']:5.1f}% "
+              + " ".join(f"{p['combos'][c]:>6}" for c in combos))
+    missing = [f"{c} in {part}" for part, p in audit["parts"].items() for c in combos if p["combos"][c] == 0]
+    if missing:
+        print(f"    WARNING: no {', no '.join(missing)}")
 
 
 SEED_CLAIMS = {  # params total / trainable, millions, as the seed reported them
@@ -211,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--base_path", help="folder image paths are relative to (default: the CSV's)")
     p.add_argument("--seed", type=int, default=42, help="seed of the audited splits")
+    p.add_argument("--block_frames", type=int, default=600, help="block split: frames a block (default 600)")
+    p.add_argument("--gap_frames", type=int, default=30,
+                   help="block split: frames left out where parts meet (default 30)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_check)
 

@@ -33,6 +33,23 @@ class TeacherConfig:
     rgb_only: bool = False
     batch_size: int | None = None  # None: the study's batch_size
     lr: float | None = None  # None: lr_teacher
+    twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
+
+
+RGB_TWIN_SUFFIX = "-rgb"
+
+
+def rgb_twin(t: TeacherConfig) -> TeacherConfig:
+    """The same architecture, budget and initialization, reading RGB only: what IR adds is the
+    difference between the two."""
+    from kdcore.models import TEACHERS
+
+    family, backbone, kwargs = t.family, t.backbone, t.backbone_kwargs
+    if backbone is None:
+        spec = TEACHERS[t.name]
+        family, backbone, kwargs = spec.family, spec.backbone, {**spec.kwargs, **t.backbone_kwargs}
+    return TeacherConfig(t.name + RGB_TWIN_SUFFIX, family, backbone, dict(kwargs), t.pretrained, t.ir_init,
+                         rgb_only=True, batch_size=t.batch_size, lr=t.lr, twin_of=t.name)
 
 
 LOCATIONS = ("csv", "base_path", "output", "cache_dir")  # where things are, not what is computed
@@ -45,7 +62,10 @@ class Config:
     base_path: str | None = None
     synth_frames: int = 0  # > 0: generate synthetic data at csv's folder if it is missing
     synth_size: int = 128
-    split: str = "auto"
+    split: str = "auto"  # auto (block when the CSV has groups) | block | group | stratified
+    block_frames: int = 600  # block split: frames per block (tens of seconds of FLAME2 video)
+    gap_frames: int = 30  # frames left out where adjacent rows go to different parts
+    labelled_fraction: float = 1.0  # share of training blocks whose labels are used (seeded)
     image_size: int = 224
     augment: bool = False
     cache_dir: str | None = None  # None: <output>/cache
@@ -68,7 +88,9 @@ class Config:
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7
     kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
-    teacher_outputs: str = "auto"  # cached | online | auto (cached unless augmenting)
+    teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
+    crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
+    rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
     # compression
     prune_sparsity: float = 0.4
     finetune_epochs: int = 10
@@ -77,6 +99,7 @@ class Config:
     bf16: bool = True
     channels_last: bool = True
     compile: bool = False
+    deterministic: bool = False  # CUDA: deterministic kernels (slower); the CPU always is
     eval_batch_size: int = 64
     latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at larger batches)
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
@@ -95,7 +118,9 @@ class Config:
             "num_workers": self.num_workers >= 0, "seeds": len(self.seeds) >= 1,
             "student_stem_stride": self.student_stem_stride in (1, 2), "eval_batch_size": self.eval_batch_size >= 1,
             "latency_repeats": self.latency_repeats >= 1,
-            "synth_frames": self.synth_frames >= 0,
+            "synth_frames": self.synth_frames >= 0, "block_frames": self.block_frames >= 1,
+            "gap_frames": self.gap_frames >= 0, "labelled_fraction": 0 < self.labelled_fraction <= 1,
+            "crossfit_folds": self.crossfit_folds >= 2,
         }
         for key, ok in checks.items():
             if not ok:
@@ -105,7 +130,8 @@ class Config:
         unknown = sorted(set(self.embeddings) - {"tsne", "umap"})
         if unknown:
             raise KDError(f"config key 'embeddings': unknown method {unknown[0]!r} (known: tsne, umap)")
-        choices = {"split": ("auto", "group", "stratified"), "teacher_outputs": ("auto", "cached", "online"),
+        choices = {"split": ("auto", "block", "group", "stratified"),
+                   "teacher_outputs": ("auto", "cached", "online", "crossfit"),
                    "device": ("auto", "cpu", "cuda")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -120,7 +146,14 @@ class Config:
                               f"{', '.join(TEACHERS)} (or give family and backbone)")
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
+        if self.rgb_teacher_arm:
+            self.teachers += [rgb_twin(t) for t in self.teachers
+                              if not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
         return self
+
+    def twin(self, name: str) -> str | None:
+        """The RGB-only twin of teacher ``name``, if the study has one."""
+        return next((t.name for t in self.teachers if t.twin_of == name), None)
 
     def teacher(self, name: str) -> TeacherConfig:
         for t in self.teachers:

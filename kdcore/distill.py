@@ -27,9 +27,15 @@ def binary_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temper
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = 4.0, alpha: float = 0.7) -> torch.Tensor:
+            temperature: float = 4.0, alpha: float = 0.7, labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """The soft term on every frame; the hard term on the ``labelled`` frames only (all if None),
+    averaged over them (zero in a batch without one)."""
     soft = binary_kl(teacher_logits, student_logits, temperature).mean()
-    hard = F.binary_cross_entropy_with_logits(student_logits, targets)
+    if labelled is None:
+        hard = F.binary_cross_entropy_with_logits(student_logits, targets)
+    else:
+        per_frame = F.binary_cross_entropy_with_logits(student_logits, targets, reduction="none").mean(1)
+        hard = (per_frame * labelled).sum() / labelled.sum().clamp(min=1)
     return alpha * temperature**2 * soft + (1 - alpha) * hard
 
 
@@ -78,9 +84,11 @@ class Distill(nn.Module):
     teacher's)."""
 
     def __init__(self, teacher: TeacherOutputs | nn.Module, temperature: float, alpha: float,
-                 feature_weight: float = 0.0, student_dim: int = 0, teacher_dim: int = 0):
+                 feature_weight: float = 0.0, student_dim: int = 0, teacher_dim: int = 0,
+                 labelled_ids: set[str] | None = None):
         super().__init__()
         self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight
+        self.labelled_ids = labelled_ids  # None: every frame's label is used
         if isinstance(teacher, nn.Module):
             teacher.eval().requires_grad_(False)
             self._teacher = [teacher]  # a list: not a submodule, so never in the optimizer or state
@@ -93,19 +101,25 @@ class Distill(nn.Module):
         if isinstance(self._teacher, TeacherOutputs):
             return self._teacher.lookup(ids, rgb.device)
         teacher = self._teacher[0]
-        with torch.no_grad():
-            features = teacher.forward_features(rgb, ir)
+        # fp32, as the cached outputs are: the soft targets must not depend on the training precision
+        with torch.no_grad(), torch.autocast(rgb.device.type, enabled=False):
+            features = teacher.forward_features(rgb.float(), ir.float())
             return teacher.head(features).float(), features.float()
 
+    def labelled(self, ids, device) -> torch.Tensor | None:
+        if self.labelled_ids is None:
+            return None
+        return torch.tensor([i in self.labelled_ids for i in ids], dtype=torch.float32, device=device)
+
     def forward(self, model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        rgb, _, targets, _ = batch
+        rgb, _, targets, ids = batch
         teacher_logits, teacher_features = self.teacher_outputs(batch)
         if self.hint is None:
             logits = model(rgb).float()
         else:  # one pass through the (possibly DDP-wrapped) model for both outputs
             logits, features = model(rgb, with_features=True)
             logits = logits.float()
-        loss = kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha)
+        loss = kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha, self.labelled(ids, rgb.device))
         if self.hint is not None:
             loss = loss + self.feature_weight * F.mse_loss(self.hint(features.float()), teacher_features)
         return loss, logits

@@ -3,25 +3,48 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from kdcore.data.schema import LABELS
 
 
 def classification_metrics(probs: np.ndarray, targets: np.ndarray, thresholds=0.5) -> dict:
-    """What every epoch logs: subset and per-label accuracy, macro-F1, per-class F1/P/R, Hamming loss."""
+    """What every epoch logs: subset and per-label accuracy, macro-F1, per-class F1/P/R, Hamming loss.
+
+    A class with no positive frame here has no F1, precision or recall (None, not 0); macro-F1 then
+    averages the classes that have positives, and ``macro_f1_classes`` says which they were.
+    """
     targets = np.asarray(targets).astype(int)
     preds = (np.asarray(probs) >= np.asarray(thresholds, dtype=float)).astype(int)
-    out = {
-        "subset_accuracy": float(skm.accuracy_score(targets, preds)),
-        "macro_f1": float(skm.f1_score(targets, preds, average="macro", zero_division=0)),
-        "hamming_loss": float(skm.hamming_loss(targets, preds)),
-    }
+    present = [k for k in range(len(LABELS)) if targets[:, k].any()]
     precision, recall, f1, _ = skm.precision_recall_fscore_support(targets, preds, average=None,
                                                                    zero_division=0, labels=[0, 1])
+    out = {
+        "subset_accuracy": float(skm.accuracy_score(targets, preds)),
+        "macro_f1": float(np.mean(f1[present])) if present else None,
+        "macro_f1_classes": [LABELS[k] for k in present],
+        "hamming_loss": float(skm.hamming_loss(targets, preds)),
+    }
     for k, label in enumerate(LABELS):
-        out[label] = {"accuracy": float(np.mean(preds[:, k] == targets[:, k])), "f1": float(f1[k]),
-                      "precision": float(precision[k]), "recall": float(recall[k])}
+        defined = k in present
+        out[label] = {"accuracy": float(np.mean(preds[:, k] == targets[:, k])),
+                      "f1": float(f1[k]) if defined else None,
+                      "precision": float(precision[k]) if defined else None,
+                      "recall": float(recall[k]) if defined else None}
+    return out
+
+
+def prevalence_baseline(targets: np.ndarray) -> dict:
+    """What a constant scorer gets: always-positive F1 = 2p / (1 + p), AP = p, AUROC = 0.5 per class,
+    so a reader sees when a high F1 is free."""
+    targets = np.asarray(targets).astype(int)
+    out = {}
+    for k, label in enumerate(LABELS):
+        p = float(targets[:, k].mean()) if len(targets) else 0.0
+        out[label] = {"prevalence": p, "always_positive_f1": 2 * p / (1 + p), "average_precision": p,
+                      "auroc": 0.5}
+    out["always_positive_macro_f1"] = float(np.mean([out[label]["always_positive_f1"] for label in LABELS]))
     return out
 
 
@@ -44,16 +67,53 @@ def confusion_matrices(probs: np.ndarray, targets: np.ndarray, thresholds=0.5) -
 
 
 def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> list[float]:
-    """Per class, the threshold that maximizes F1 on these (validation) frames."""
-    thresholds = []
-    for k in range(targets.shape[1]):
-        if targets[:, k].sum() == 0:  # nothing to find: keep the default
-            thresholds.append(0.5)
-            continue
-        precision, recall, cuts = skm.precision_recall_curve(targets[:, k], probs[:, k])
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-        thresholds.append(float(cuts[int(np.argmax(f1[:-1]))]))
-    return thresholds
+    """Per class, a threshold tuned on these (validation) frames: 0.5 unless another cut gives a
+    higher F1, else the middle of the widest interval of cuts that reach the maximal F1.
+
+    A cut at the edge of that interval (the lowest positive score, say) sits on one validation
+    frame and fails on the next test frame; a few video segments are often separable, and then
+    any cut between the classes is as good on validation, and the middle is the safe one.
+    """
+    return [_tuned(np.asarray(probs)[:, k], np.asarray(targets)[:, k].astype(int))
+            for k in range(np.asarray(targets).shape[1])]
+
+
+def _tuned(scores: np.ndarray, y: np.ndarray) -> float:
+    if y.sum() == 0 or y.sum() == len(y):  # nothing to separate: keep the default
+        return 0.5
+    cuts = np.unique(scores)  # the cut in (cuts[k-1], cuts[k]] predicts exactly scores >= cuts[k]
+    positives_above = np.cumsum(np.bincount(np.searchsorted(cuts, scores[y == 1]), minlength=len(cuts))[::-1])[::-1]
+    predicted = np.cumsum(np.bincount(np.searchsorted(cuts, scores), minlength=len(cuts))[::-1])[::-1]
+    tp = np.append(positives_above, 0)  # index len(cuts): a cut above every score
+    f1 = 2 * tp / (np.append(predicted, 0) + y.sum())
+    at_half = f1[np.searchsorted(cuts, 0.5)]
+    if f1.max() <= at_half + 1e-12:
+        return 0.5
+    edges = np.concatenate([[0.0], cuts, [1.0]])  # interval k spans (edges[k], edges[k + 1]]
+    best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    low, high = max(((edges[r[0]], edges[r[-1] + 1]) for r in runs), key=lambda lh: lh[1] - lh[0])
+    return float((low + high) / 2)
+
+
+# --- fast versions for the bootstrap: thousands of resamples, no input validation --------------
+
+def auroc(scores: np.ndarray, y: np.ndarray) -> float | None:
+    """Area under the ROC curve as the Mann-Whitney U statistic (ties count half); None for one class."""
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
+
+
+def macro_f1(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> float | None:
+    """Macro-F1 over the classes with positives (as classification_metrics)."""
+    preds = probs >= threshold
+    tp = (preds & (targets == 1)).sum(0)
+    f1 = 2 * tp / np.maximum(preds.sum(0) + targets.sum(0), 1)
+    present = targets.sum(0) > 0
+    return float(f1[present].mean()) if present.any() else None
 
 
 def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: np.ndarray,
@@ -64,6 +124,7 @@ def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: n
         **classification_metrics(test_probs, test_targets),
         "ranking": ranking_metrics(test_probs, test_targets),
         "confusion": confusion_matrices(test_probs, test_targets),
+        "baseline": prevalence_baseline(test_targets),
         "tuned_thresholds": dict(zip(LABELS, tuned, strict=True)),
         "tuned": {**classification_metrics(test_probs, test_targets, tuned),
                   "confusion": confusion_matrices(test_probs, test_targets, tuned)},

@@ -27,9 +27,10 @@ from kdcore.data import (
     read_frame_csv,
     synth,
 )
+from kdcore.data.splits import labelled_mask
 from kdcore.distill import BCE, Distill, TeacherOutputs
 from kdcore.errors import KDError
-from kdcore.io import read_json, write_json
+from kdcore.io import atomic_path, read_json, write_json
 from kdcore.metrics import final_metrics
 from kdcore.models import Student, create_teacher
 from kdcore.profile import example_inputs, latency_ms
@@ -77,7 +78,8 @@ class Layout:
 
 @dataclass
 class SeedData:
-    """One seed's split of the frames, with normalization fitted on its training part."""
+    """One seed's split of the frames, with normalization fitted on its training part, and which
+    training frames' labels may be used (all but under a label budget)."""
 
     table: FrameTable
     split: Split
@@ -85,11 +87,28 @@ class SeedData:
     rgb: np.ndarray
     ir: np.ndarray
     seed: int
+    labelled: np.ndarray  # bool per frame
 
-    def dataset(self, part: str, with_ir: bool = True, augment: bool = False) -> FrameDataset:
-        indices = np.arange(len(self.table)) if part == "all" else self.split.parts()[part]
+    def indices(self, part: str) -> np.ndarray:
+        """``all``, a part, or ``labelled``: the training frames whose labels are used."""
+        if part == "all":
+            return np.arange(len(self.table))
+        if part == "labelled":
+            return self.split.train[self.labelled[self.split.train]]
+        return self.split.parts()[part]
+
+    def dataset(self, part: str | np.ndarray, with_ir: bool = True, augment: bool = False) -> FrameDataset:
+        indices = self.indices(part) if isinstance(part, str) else part
         return FrameDataset(self.rgb, self.ir if with_ir else None, self.table.labels,
                             self.table.frames["id"].tolist(), indices, self.stats, augment)
+
+    @property
+    def label_budget(self) -> bool:
+        return not self.labelled[self.split.train].all()
+
+    def labelled_ids(self) -> set[str] | None:
+        """The ids whose labels the distilled student's hard term may use; None: all of them."""
+        return set(self.table.frames["id"].iloc[self.indices("labelled")]) if self.label_budget else None
 
 
 def ensure_data(cfg: Config) -> Path:
@@ -108,15 +127,20 @@ def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
     with main_process_first():
         rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
         ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
-    split = make_split(table.combos, table.groups, cfg.split, seed)
+    split = make_split(table.combos, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames)
+    labelled = labelled_mask(split, table.combos, cfg.labelled_fraction, seed)
     stats = normalization_stats(rgb, ir, split.train)
     folder = Layout(cfg.output).data(seed)
     ids = table.frames["id"]
     if is_main_process():
-        write_json(folder / "split.json", {"mode": split.mode, "seed": seed,
-                                           **{p: ids.iloc[ix].tolist() for p, ix in split.parts().items()}})
+        parts = split.parts()
+        write_json(folder / "split.json", {
+            "mode": split.mode, "seed": seed, "left_out": split.left_out,
+            **{p: ids.iloc[ix].tolist() for p, ix in parts.items()},
+            "units": {p: split.units[ix].tolist() for p, ix in parts.items()},
+            "unlabelled_train": ids.iloc[split.train[~labelled[split.train]]].tolist()})
         write_json(folder / "normalization.json", stats)
-    return SeedData(table, split, stats, rgb, ir, seed)
+    return SeedData(table, split, stats, rgb, ir, seed, labelled)
 
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: TeacherConfig | None = None) -> FitSettings:
@@ -128,7 +152,7 @@ def fit_settings(cfg: Config, seed: int, role: str, teacher: TeacherConfig | Non
         batch_size=(teacher.batch_size if teacher and teacher.batch_size else cfg.batch_size),
         seed=seed, weight_decay=cfg.weight_decay, eval_batch_size=cfg.eval_batch_size,
         num_workers=cfg.num_workers, device=cfg.device, bf16=cfg.bf16,
-        channels_last=cfg.channels_last, compile=cfg.compile)
+        channels_last=cfg.channels_last, compile=cfg.compile, deterministic=cfg.deterministic)
 
 
 def build_teacher(cfg: Config, name: str) -> torch.nn.Module:
@@ -142,7 +166,8 @@ def build_student(cfg: Config) -> Student:
 
 
 def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
-    """Fit (or resume) the teacher, evaluate it, and cache its outputs for every frame."""
+    """Fit (or resume) the teacher on the labelled training frames, evaluate it, and cache its
+    outputs for every frame (out-of-fold on its own training frames under ``crossfit``)."""
     layout, seed = Layout(cfg.output), data.seed
     paths = layout.fit_paths(name, seed, "teacher")
     outputs_path = layout.models(name, seed) / "teacher_outputs.pt"
@@ -152,22 +177,93 @@ def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
         return read_json(evaluation_path)
     torch.manual_seed(seed)
     teacher = build_teacher(cfg, name)
-    settings = fit_settings(cfg, seed, "teacher", cfg.teacher(name))
-    log = fit(teacher, BCE(), data.dataset("train", augment=cfg.augment), data.dataset("val"),
-              settings, paths, desc=f"{name} teacher")
-    if not is_main_process():
+    with_ir = "ir" in teacher.modalities
+    log = fit(teacher, BCE(), data.dataset("labelled", with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+              fit_settings(cfg, seed, "teacher", cfg.teacher(name)), paths, desc=f"{name} teacher")
+    if not is_main_process() and cfg.teacher_outputs != "crossfit":
         return {}
     load_best(teacher, paths.best)
-    out = predict(teacher, data.dataset("all"), cfg.eval_batch_size, cfg.device, features=True, bf16=cfg.bf16)
-    logits = torch.logit(torch.tensor(out["probs"], dtype=torch.float64).clamp(1e-12, 1 - 1e-12)).float()
-    TeacherOutputs(out["ids"], logits, torch.tensor(out["features"])).save(outputs_path)
-    evaluation = evaluate(teacher, cfg, data, log, paths.best)
+    outputs = teacher_outputs(teacher, data.dataset("all", with_ir), cfg.eval_batch_size, cfg.device)
+    crossfit = crossfit_outputs(cfg, name, data, outputs) if cfg.teacher_outputs == "crossfit" else None
+    if not is_main_process():
+        return {}
+    outputs.save(outputs_path)
+    evaluation = evaluate(teacher, cfg, data, log, paths.best, layout.metrics(name, seed) / "teacher_test_predictions.csv")
+    if crossfit:
+        evaluation["teacher_outputs"] = crossfit
     write_json(evaluation_path, evaluation)
     return evaluation
 
 
+def teacher_outputs(teacher: torch.nn.Module, dataset, batch_size: int = 64, device: str = "auto") -> TeacherOutputs:
+    """The teacher's fp32 logits (not a round trip through sigmoid, which saturates) and pooled
+    features for every frame of ``dataset``."""
+    out = predict(teacher, dataset, batch_size, device, features=True, bf16=False)
+    return TeacherOutputs(out["ids"], torch.from_numpy(out["logits"]), torch.from_numpy(out["features"]))
+
+
+def crossfit_folds(data: SeedData, folds: int) -> list[np.ndarray]:
+    """The labelled training frames in ``folds`` parts of whole blocks, each label combination
+    spread over the folds."""
+    rows = data.indices("labelled")
+    units, combos = data.split.units[rows], data.table.combos[rows]
+    rng = np.random.default_rng([data.seed, 2])
+    fold_of = {}
+    for combo in sorted(set(combos.tolist())):
+        members = np.unique(units[combos == combo])
+        for i, u in enumerate(rng.permutation(members).tolist()):
+            fold_of.setdefault(u, i % folds)
+    fold = np.array([fold_of[u] for u in units.tolist()])
+    return [rows[fold == k] for k in range(folds)]
+
+
+def crossfit_outputs(cfg: Config, name: str, data: SeedData, outputs: TeacherOutputs) -> dict:
+    """Replace the teacher's outputs on its own training frames (memorized there) by those of
+    teachers that never saw them: one teacher per fold, trained on the other folds."""
+    layout, seed = Layout(cfg.output), data.seed
+    folds = crossfit_folds(data, cfg.crossfit_folds)
+    row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
+    seconds = 0.0
+    for k, held_out in enumerate(folds):
+        torch.manual_seed(seed * 1000 + k + 1)
+        teacher = build_teacher(cfg, name)
+        with_ir = "ir" in teacher.modalities
+        rest = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        paths = layout.fit_paths(name, seed, f"teacher_fold{k}")
+        log = fit(teacher, BCE(), data.dataset(rest, with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+                  fit_settings(cfg, seed, "teacher", cfg.teacher(name)), paths, desc=f"{name} teacher fold {k + 1}")
+        seconds += log["timing"]["train_s"]
+        if not is_main_process():
+            continue
+        load_best(teacher, paths.best)
+        fold_out = teacher_outputs(teacher, data.dataset(held_out, with_ir), cfg.eval_batch_size, cfg.device)
+        rows = torch.tensor([row_of[i] for i in fold_out.ids])
+        outputs.logits[rows], outputs.features[rows] = fold_out.logits, fold_out.features
+    return {"mode": "crossfit", "folds": len(folds), "frames": [len(f) for f in folds], "train_s": seconds}
+
+
+def online_teacher(cfg: Config) -> bool:
+    return cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
+
+
+def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: Student) -> torch.nn.Module:
+    """BCE for the no-KD student; else the KD objective from the teacher's cached (or online)
+    outputs, its hard term on the labelled frames only."""
+    if teacher is None:
+        return BCE()
+    if online_teacher(cfg):
+        source = build_teacher_from_run(cfg, teacher, data.seed)
+        teacher_dim = source.num_features
+    else:
+        source = TeacherOutputs.load(Layout(cfg.output).models(teacher, data.seed) / "teacher_outputs.pt")
+        teacher_dim = source.features.shape[1]
+    return Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student.num_features,
+                   teacher_dim, labelled_ids=data.labelled_ids())
+
+
 def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
-    """The distilled student of ``teacher``, or with ``teacher=None`` the no-KD baseline."""
+    """The distilled student of ``teacher`` (KD on every training frame), or with ``teacher=None``
+    the no-KD baseline (the labelled frames only)."""
     layout, seed = Layout(cfg.output), data.seed
     folder = teacher or NO_KD
     paths = layout.fit_paths(folder, seed, "student")
@@ -177,25 +273,18 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
         return read_json(evaluation_path)
     torch.manual_seed(seed)
     student = build_student(cfg)
-    online = cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
-    if teacher is None:
-        criterion = BCE()
-    else:
-        source = build_teacher_from_run(cfg, teacher, seed) if online else \
-            TeacherOutputs.load(layout.models(teacher, seed) / "teacher_outputs.pt")
-        teacher_dim = source.num_features if online else source.features.shape[1]
-        criterion = Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight,
-                            student.num_features, teacher_dim)
-    train_set = data.dataset("train", with_ir=online and teacher is not None, augment=cfg.augment)
+    criterion = student_criterion(cfg, data, teacher, student)
+    with_ir = teacher is not None and online_teacher(cfg)  # the online teacher reads the pair
+    train_set = data.dataset("train" if teacher else "labelled", with_ir=with_ir, augment=cfg.augment)
     from kdcore.compress import student_meta
 
     meta = student_meta(student, normalization=data.stats["rgb"], image_size=cfg.image_size)
-    log = fit(student, criterion, train_set, data.dataset("val", with_ir=False),
+    log = fit(student, criterion, train_set, data.dataset("val", with_ir=with_ir),
               fit_settings(cfg, seed, "student"), paths, desc=f"{folder} student", best_meta=meta)
     if not is_main_process():
         return {}
     load_best(student, paths.best)
-    evaluation = evaluate(student, cfg, data, log, paths.best)
+    evaluation = evaluate(student, cfg, data, log, paths.best, layout.metrics(folder, seed) / "student_test_predictions.csv")
     write_json(evaluation_path, evaluation)
     return evaluation
 
@@ -205,12 +294,15 @@ def build_teacher_from_run(cfg: Config, name: str, seed: int) -> torch.nn.Module
     return load_best(teacher, Layout(cfg.output).fit_paths(name, seed, "teacher").best)
 
 
-def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, checkpoint: Path) -> dict:
-    """Test metrics (at 0.5 and at thresholds tuned on validation), cost, and how training went."""
+def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, checkpoint: Path,
+             predictions: Path) -> dict:
+    """Test metrics in fp32 (at 0.5 and at thresholds tuned on validation), cost, and how training
+    went; the per-frame test scores go to ``predictions`` for the block bootstrap."""
     with_ir = "ir" in model.modalities
     device = resolve_device(cfg.device)
-    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=cfg.bf16)
-    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=cfg.bf16)
+    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=False)
+    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=False)
+    write_predictions(predictions, test, data.split.units[data.split.test])
     cost = profile_model(model, cfg.image_size, thop=False)
     cpu_model = model.to("cpu").eval()
     inputs = example_inputs(cpu_model, cfg.image_size)
@@ -226,6 +318,19 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
         "timing": timing,
         "test_frames": len(test["targets"]),
     }
+
+
+def write_predictions(path: Path, out: dict, units: np.ndarray) -> None:
+    """Per test frame: id, block, true labels, scores (CSV: readable and small)."""
+    import pandas as pd
+
+    from kdcore.data import LABELS
+
+    table = pd.DataFrame({"id": out["ids"], "unit": units,
+                          **{label: out["targets"][:, k].astype(int) for k, label in enumerate(LABELS)},
+                          **{f"p_{label}": out["probs"][:, k] for k, label in enumerate(LABELS)}})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.7g")
 
 
 def provenance(cfg: Config, data: SeedData | None = None) -> dict:
@@ -297,12 +402,11 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
     meta = {"normalization": data.stats["rgb"], "image_size": cfg.image_size}
     paths = layout.fit_paths(name, seed, "student_pruned")
     pruned = prune_student(student, cfg.prune_sparsity, cfg.image_size)
-    if cfg.finetune_epochs > 0:
-        outputs = TeacherOutputs.load(models / "teacher_outputs.pt")
-        criterion = Distill(outputs, cfg.kd_temperature, cfg.kd_alpha)
-        fit(pruned, criterion, data.dataset("train", with_ir=False), data.dataset("val", with_ir=False),
-            fit_settings(cfg, seed, "finetune"), paths, desc=f"{name} pruned student",
-            best_meta=student_meta(pruned, **meta))
+    if cfg.finetune_epochs > 0:  # the student's own objective: KD on every frame, BCE where labelled
+        with_ir = online_teacher(cfg)
+        fit(pruned, student_criterion(cfg, data, name, pruned), data.dataset("train", with_ir, cfg.augment),
+            data.dataset("val", with_ir), fit_settings(cfg, seed, "finetune"), paths,
+            desc=f"{name} pruned student", best_meta=student_meta(pruned, **meta))
     if not is_main_process():
         return {}  # the other ranks only help fine-tune
     if cfg.finetune_epochs > 0:

@@ -83,15 +83,43 @@ def label_balance(counts: dict[str, dict[str, int]]) -> Figure:
     return fig
 
 
-def bars_with_ci(table, value: str, title: str) -> Figure:
-    """table: rows with 'name', '<value>_mean', '<value>_low', '<value>_high'."""
-    fig = Figure(figsize=(7, 3.5))
+def seed_points(points, summary, label: str, title: str, bounds=(0.0, 1.0)) -> Figure:
+    """Each seed a dot, the mean a bar, the 95% interval over seeds a line where there is one.
+
+    points: rows of teacher, model, seed, value; summary: rows of teacher, model, mean, low, high.
+    """
+    fig = Figure(figsize=(8, 3.8))
     ax = fig.subplots()
-    means = table[f"{value}_mean"].to_numpy(float)
-    err = np.vstack([means - table[f"{value}_low"].to_numpy(float), table[f"{value}_high"].to_numpy(float) - means])
-    ax.bar(table["name"], means, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
-    ax.set(title=title, ylabel="macro-F1 (95% CI)", ylim=(0, 1.05))
-    ax.tick_params(axis="x", rotation=30)
+    names = [f"{t}\n{m}" for t, m in zip(summary["teacher"], summary["model"], strict=True)]
+    for i, row in enumerate(summary.itertuples(index=False)):
+        values = points[(points["teacher"] == row.teacher) & (points["model"] == row.model)]["value"].dropna()
+        ax.scatter(np.full(len(values), i) + np.linspace(-0.12, 0.12, max(len(values), 1))[:len(values)],
+                   values, s=14, color="#4c72b0", alpha=0.7, zorder=3)
+        if row.mean is not None and not np.isnan(row.mean):
+            ax.hlines(row.mean, i - 0.25, i + 0.25, color="black", zorder=4)
+        if row.low is not None and not np.isnan(row.low):
+            ax.vlines(i, row.low, row.high, color="black", linewidth=1.5, zorder=4)
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=90)
+    ax.set(title=title, ylabel=f"{label} (dots: seeds; line: 95% CI)", ylim=(bounds[0], bounds[1] + 0.02))
+    return fig
+
+
+def differences(table, title: str) -> Figure:
+    """Paired differences a - b: the mean over seeds, its interval over seeds (black) and the
+    test-block bootstrap interval (orange, test-set uncertainty only), around zero."""
+    fig = Figure(figsize=(8, 0.35 * len(table) + 1.5))
+    ax = fig.subplots()
+    for i, row in enumerate(table.itertuples(index=False)):
+        y = len(table) - 1 - i
+        if row.boot_low is not None and not np.isnan(row.boot_low):
+            ax.hlines(y - 0.15, row.boot_low, row.boot_high, color="#dd8452", linewidth=3)
+        if row.low is not None and not np.isnan(row.low):
+            ax.hlines(y + 0.15, row.low, row.high, color="black", linewidth=1.5)
+        ax.plot(row.mean, y, "o", color="black")
+    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(table))[::-1], table["name"], fontsize=7)
+    ax.set(title=title, xlabel="difference, a - b (black: 95% CI over seeds; orange: test-block bootstrap)",
+           xlim=(-1, 1) if len(table) == 0 else None)
     return fig
 
 

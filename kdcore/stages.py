@@ -12,10 +12,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from kdcore import plots
+from kdcore import compare, plots
 from kdcore.config import Config, TeacherConfig, load_config
-from kdcore.data import COMBOS, frame_hashes, leakage, make_split
+from kdcore.data import COMBOS, frame_hashes
 from kdcore.data.schema import combo_names
+from kdcore.data.splits import audit_modes, one_valued_labels
 from kdcore.distill import TeacherOutputs
 from kdcore.embed import tsne, umap
 from kdcore.errors import KDError
@@ -31,7 +32,7 @@ from kdcore.pipeline import (
     train_student,
     train_teacher,
 )
-from kdcore.stats import paired_test, pairwise_tests, summarize
+from kdcore.stats import summarize
 from kdcore.train import predict
 
 
@@ -67,35 +68,57 @@ def _figures(folder, **figures) -> dict:
 
 def _metrics_row(name: str, evaluation: dict) -> dict:
     m = evaluation["metrics"]
-    return {"model": name, "macro_f1": m["macro_f1"], "fire_f1": m["fire"]["f1"], "smoke_f1": m["smoke"]["f1"],
-            "fire_recall": m["fire"]["recall"], "subset_accuracy": m["subset_accuracy"],
+    return {"model": name, "macro_f1": m["macro_f1"], "fire_auroc": m["ranking"]["fire"]["auroc"],
+            "fire_ap": m["ranking"]["fire"]["average_precision"], "fire_f1": m["fire"]["f1"],
+            "smoke_f1": m["smoke"]["f1"], "fire_recall": m["fire"]["recall"], "subset_accuracy": m["subset_accuracy"],
             "hamming_loss": m["hamming_loss"], "macro_f1_tuned": m["tuned"]["macro_f1"],
             "params_M": evaluation["cost"]["params_total"] / 1e6, "gflops": evaluation["cost"]["gflops"]}
+
+
+def _baseline_row(evaluation: dict) -> dict:
+    """What always answering "positive" scores on the same test frames: the floor a model must beat."""
+    base = evaluation["metrics"].get("baseline")
+    if not base:
+        return {"model": "always positive (baseline)"}
+    return {"model": "always positive (baseline)", "macro_f1": base["always_positive_macro_f1"], "fire_auroc": 0.5,
+            "fire_ap": base["fire"]["average_precision"], "fire_f1": base["fire"]["always_positive_f1"],
+            "smoke_f1": base["smoke"]["always_positive_f1"], "fire_recall": 1.0}
+
+
+def _metrics_table(rows: list[tuple[str, dict]]) -> pd.DataFrame:
+    return pd.DataFrame([_metrics_row(name, e) for name, e in rows] + [_baseline_row(rows[0][1])])
 
 
 # --- 00_data ----------------------------------------------------------------------------------
 
 def data_stage(cfg: Config, seed: int) -> dict:
-    """Split, normalization, label balance, sample pairs, leakage audit; the seed's no-KD student."""
+    """Split, normalization, label balance, sample pairs, leakage audit of every split mode; the
+    seed's no-KD student."""
     data = prepare_data(cfg, seed)
     combos = data.table.combos
     counts = {part: pd.Series(combos[ix]).value_counts().to_dict() for part, ix in data.split.parts().items()}
     balance = pd.DataFrame(counts).T.reindex(columns=list(COMBOS)).fillna(0).astype(int)
     balance["frames"] = balance.sum(axis=1)
+    if data.label_budget:
+        balance["labelled"] = [int(data.labelled[ix].sum()) for ix in data.split.parts().values()]
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
-    modes = ["stratified", "group"] if data.table.groups is not None else ["stratified"]
-    audit = [leakage(hashes, make_split(combos, data.table.groups, m, seed)) for m in modes]
+    audit = audit_modes(combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
     write_json(Layout(cfg.output).data(seed) / "audit.json", audit)
     train_student(cfg, data, None)
     folder = Layout(cfg.output).graphs("data", seed)
     figures = _figures(folder, label_balance=plots.label_balance(counts),
                        sample_pairs=plots.sample_pairs(data.rgb, data.ir, combos))
-    audit_table = pd.DataFrame([{"split": a["mode"], "near-duplicate share of test": a["near_duplicate_share"],
-                                 "median nearest (bits)": a["median_nearest_bits"], **a["sizes"]} for a in audit])
+    audit_table = pd.DataFrame([{"split": a["mode"] + (" (used)" if a["mode"] == data.split.mode else ""),
+                                 "near-duplicate share of test": a.get("near_duplicate_share"),
+                                 "near-duplicate share of val": a.get("val_near_duplicate_share"),
+                                 "frames left out": a.get("left_out"),
+                                 **{p: v["frames"] for p, v in a.get("parts", {}).items()},
+                                 "note": a.get("leaks") or a.get("not_possible") or ""} for a in audit])
     baseline = read_json(Layout(cfg.output).metrics(NO_KD, seed) / "student_evaluation.json")
     return {"tables": {"balance": balance, "leakage": audit_table,
-                       "no_kd_student": pd.DataFrame([_metrics_row("no-KD student", baseline)])},
-            "figures": figures, "split_mode": data.split.mode, "provenance": provenance(cfg, data)}
+                       "no_kd_student": _metrics_table([("no-KD student", baseline)])},
+            "figures": figures, "split_mode": data.split.mode,
+            "warnings": one_valued_labels(data.table.labels, data.split), "provenance": provenance(cfg, data)}
 
 
 # --- 01_teacher -------------------------------------------------------------------------------
@@ -114,7 +137,7 @@ def teacher_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        teacher_curves=plots.training_curves(log, f"{teacher} teacher, seed {seed}"),
                        teacher_confusion=plots.confusion(evaluation["metrics"], f"{teacher} teacher, test"),
                        **_embeddings(cfg, features, combos, seed, f"teacher ({teacher})"))
-    return {"tables": {"metrics": pd.DataFrame([_metrics_row(f"{teacher} teacher", evaluation)])},
+    return {"tables": {"metrics": _metrics_table([(f"{teacher} teacher", evaluation)])},
             "figures": figures, "provenance": provenance(cfg, data)}
 
 
@@ -145,8 +168,8 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        no_kd_curves=plots.training_curves(logs["no-KD"], f"no-KD student, seed {seed}"),
                        student_confusion=plots.confusion(evaluation["metrics"], "distilled student, test"),
                        **_embeddings(cfg, test["features"], combos, seed, "student"))
-    table = pd.DataFrame([_metrics_row(f"{teacher} teacher", teacher_eval),
-                          _metrics_row("distilled student", evaluation), _metrics_row("no-KD student", baseline)])
+    table = _metrics_table([(f"{teacher} teacher", teacher_eval), ("distilled student", evaluation),
+                            ("no-KD student", baseline)])
     return {"tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
 
 
@@ -173,9 +196,6 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
 
 # --- 04_compare -------------------------------------------------------------------------------
 
-ROLES = ("teacher", "student", "no_kd_student")
-
-
 def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
     """Runs to be aggregated must share their data and their config (but for teacher and seed)."""
     fingerprints, digests = {}, {}
@@ -199,83 +219,93 @@ def json_key(obj) -> str:
 
 
 def compare_stage(cfg: Config, allow_mixed: bool = False) -> dict:
-    """All teachers x seeds: mean +- std and t-based 95% CI, paired tests with effect sizes, plots."""
+    """All teachers x seeds: per-model summaries, the paired differences with intervals over seeds
+    and over test blocks, Holm-adjusted p-values, the prevalence baseline, plots."""
     layout = Layout(cfg.output)
-    evaluations = {}
-    for t in cfg.teachers:
-        for seed in cfg.seeds:
-            path = layout.metrics(t.name, seed) / "final_evaluation.json"
-            if not path.exists():
-                raise KDError(f"missing {path}: run the teacher's stages first")
-            evaluations[t.name, seed] = read_json(path)
-    warnings = _consistency(evaluations, allow_mixed)
-    rows, aggregated = [], {}
-    for t in cfg.teachers:
-        runs = [evaluations[t.name, s] for s in cfg.seeds]
-        agg = {role: {"macro_f1": summarize([r[role]["metrics"]["macro_f1"] for r in runs]),
-                      "fire_f1": summarize([r[role]["metrics"]["fire"]["f1"] for r in runs]),
-                      "smoke_f1": summarize([r[role]["metrics"]["smoke"]["f1"] for r in runs]),
-                      "hamming_loss": summarize([r[role]["metrics"]["hamming_loss"] for r in runs])}
-               for role in ROLES}
-        for variant in VARIANTS:
-            agg[f"student_{variant}"] = {"macro_f1": summarize(
-                [r["compression"]["variants"][variant]["metrics"]["macro_f1"] for r in runs if "compression" in r])}
-        agg["seeds"] = list(cfg.seeds)
-        agg["tests"] = {"student_vs_no_kd": paired_test(agg["student"]["macro_f1"]["values"],
-                                                        agg["no_kd_student"]["macro_f1"]["values"])}
-        write_json(layout.root / "metrics" / t.name / "aggregated_results.json", agg)
-        aggregated[t.name] = agg
-        for role, label in (("teacher", "teacher"), ("student", "student"), ("no_kd_student", "no-KD student"),
-                            *((f"student_{v}", f"student {v}") for v in VARIANTS if v != "fp32")):
-            s = agg[role]["macro_f1"]
-            rows.append({"teacher": t.name, "model": label, "n": s["n"], "mean": s["mean"], "std": s["std"],
-                         "ci95_low": s["ci95"][0], "ci95_high": s["ci95"][1], "min": s["min"], "max": s["max"]})
-    table = pd.DataFrame(rows)
-    tests = pd.DataFrame([{"teacher": name, "comparison": "student vs no-KD student",
-                           **agg["tests"]["student_vs_no_kd"]} for name, agg in aggregated.items()])
-    between = pairwise_tests({name: agg["teacher"]["macro_f1"]["values"] for name, agg in aggregated.items()})
-    if between:
-        tests = pd.concat([tests, pd.DataFrame([{"teacher": f"{b['a']} vs {b['b']}", "comparison": "teachers",
-                                                 **{k: v for k, v in b.items() if k not in ("a", "b")}}
-                                                for b in between])], ignore_index=True)
-    figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(table, evaluations, cfg))
+    evaluations = compare.load_evaluations(cfg, layout)
+    warnings = _consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)
+    models, aggregated = compare.model_table(cfg, evaluations)
+    variants = _variant_table(cfg, evaluations, aggregated)
+    differences = compare.difference_table(cfg, evaluations, layout)
+    for name, agg in aggregated.items():
+        agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
+        write_json(layout.root / "metrics" / name / "aggregated_results.json", agg)
+    tables = {"models": models, "differences": differences, "baseline": compare.baseline_table(cfg, evaluations),
+              "compressed_students": variants}
+    compare.write_tables(layout.root / "metrics" / "compare", tables)
+    figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(cfg, evaluations, models, differences))
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if warnings else next(iter(data.values()))}
-    return {"tables": {"macro_f1": table, "paired_tests": tests}, "figures": figures, "warnings": warnings,
-            "provenance": origin}
+    return {"summary": compare.headline(differences, len(cfg.seeds)), "tables": tables, "figures": figures,
+            "warnings": warnings, "provenance": origin}
 
 
-def _compare_figures(table: pd.DataFrame, evaluations: dict, cfg: Config) -> dict:
-    def bars(model):
-        sub = table[table["model"] == model].rename(columns={"teacher": "name", "mean": "f1_mean",
-                                                             "ci95_low": "f1_low", "ci95_high": "f1_high"})
-        return sub
+def _variant_table(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFrame:
+    rows = []
+    for t in cfg.teachers:
+        runs = [evaluations[t.name, s] for s in cfg.seeds]
+        for variant in VARIANTS:
+            values = [r["compression"]["variants"][variant]["metrics"]["macro_f1"] if "compression" in r else None
+                      for r in runs]
+            s = summarize(values)
+            aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
+            rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
+                         "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1]})
+    return pd.DataFrame(rows)
 
+
+def _compare_figures(cfg: Config, evaluations: dict, models: pd.DataFrame, differences: pd.DataFrame) -> dict:
+    figures = {}
+    for key in compare.PRIMARY:
+        label = compare.METRICS[key][0]
+        summary = models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
+        figures[f"{key}_by_seed"] = plots.seed_points(compare.per_seed_points(cfg, evaluations, key),
+                                                      summary[["teacher", "model", "mean", "low", "high"]],
+                                                      label, f"test {label} per seed, every model")
+    if len(differences):
+        forest = differences.rename(columns={"mean difference": "mean", "CI low": "low", "CI high": "high",
+                                             "bootstrap low": "boot_low", "bootstrap high": "boot_high"})
+        forest = forest.assign(name=forest["comparison"] + " (" + forest["metric"] + ")")
+        figures["paired_differences"] = plots.differences(
+            forest[["name", "mean", "low", "high", "boot_low", "boot_high"]].astype(
+                {c: float for c in ("mean", "low", "high", "boot_low", "boot_high")}),
+            "paired differences, a - b")
     points_latency, points_size = [], []
     for t in cfg.teachers:
         runs = [evaluations[t.name, s] for s in cfg.seeds]
-        f1 = float(np.mean([r["teacher"]["metrics"]["macro_f1"] for r in runs]))
+        f1 = _mean([r["teacher"]["metrics"]["macro_f1"] for r in runs])
         points_latency.append((f"{t.name} teacher", _median_latency(runs, "teacher"), f1))
         points_size.append((f"{t.name} teacher", float(np.mean([r["teacher"]["cost"]["size_mb"] for r in runs])), f1))
         for variant in VARIANTS:
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:
-                f1 = float(np.mean([v["metrics"]["macro_f1"] for v in variant_runs]))
+                f1 = _mean([v["metrics"]["macro_f1"] for v in variant_runs])
                 ms = float(np.median([v["timing"]["latency"][f"{cfg.image_size}px_batch1"]["median_ms"]
                                       for v in variant_runs]))
                 points_latency.append((f"{t.name} student {variant}", ms, f1))
                 points_size.append((f"{t.name} student {variant}", variant_runs[0]["cost"]["size_mb"], f1))
-    return {
-        "teacher_f1_ci": plots.bars_with_ci(bars("teacher"), "f1", "teachers: test macro-F1, 95% CI over seeds"),
-        "student_f1_ci": plots.bars_with_ci(bars("student"), "f1", "distilled students: test macro-F1, 95% CI"),
-        "f1_vs_latency": plots.scatter_cost(points_latency, f"CPU latency at {cfg.image_size}px, batch 1 (ms)",
-                                           "macro-F1 against latency"),
-        "f1_vs_size": plots.scatter_cost(points_size, "file size (MB)", "macro-F1 against size"),
-    }
+    figures["f1_vs_latency"] = plots.scatter_cost(points_latency, f"CPU latency at {cfg.image_size}px, batch 1 (ms)",
+                                                  "macro-F1 against latency")
+    figures["f1_vs_size"] = plots.scatter_cost(points_size, "file size (MB)", "macro-F1 against size")
+    return figures
+
+
+def _mean(values) -> float:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else float("nan")
 
 
 def _median_latency(runs: list[dict], role: str) -> float:
     return float(np.median([r[role]["timing"]["latency_batch1"]["median_ms"] for r in runs]))
+
+
+def _markdown(text: str):
+    try:
+        from IPython.display import Markdown
+
+        return Markdown(f"**{text}**")
+    except ImportError:
+        return text
 
 
 def _png(fig):
@@ -295,6 +325,8 @@ def show(result: dict) -> None:
         from IPython.display import display
     except ImportError:  # plain Python: print the tables
         display = print
+    for line in result.get("summary", []):
+        display(_markdown(line))
     for warning in result.get("warnings", []):
         print(f"warning: {warning}")
     for name, table in result["tables"].items():

@@ -49,6 +49,7 @@ class FitSettings:
     bf16: bool = True
     channels_last: bool = True
     compile: bool = False
+    deterministic: bool = False
     progress: bool = True
 
 
@@ -77,6 +78,16 @@ def init_distributed() -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend)
     return True
+
+
+def set_deterministic(on: bool) -> None:
+    """Deterministic CUDA kernels (cuDNN, cuBLAS, scatter/index ops); an op without a deterministic
+    version then raises instead of varying. The CPU kernels used here are deterministic already."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+    torch.use_deterministic_algorithms(on)
 
 
 def seed_everything(seed: int) -> None:
@@ -138,12 +149,12 @@ def _to(batch, device: torch.device, channels_last: bool):
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: str | torch.device = "auto",
             features: bool = False, bf16: bool = True, progress_bar: bool = False) -> dict:
-    """Probabilities, targets and ids (and pooled features) for every item, in order."""
+    """Logits, probabilities, targets and ids (and pooled features) for every item, in order."""
     device = resolve_device(device) if isinstance(device, str) else device
     settings = FitSettings(epochs=1, patience=1, lr=0, batch_size=batch_size, seed=0)
     was_training = model.training
     model.eval()
-    probs, targets, ids, feats = [], [], [], []
+    logits_all, targets, ids, feats = [], [], [], []
     for batch in progress(_batches(dataset, batch_size, settings, None), progress_bar, desc="predicting",
                           leave=False):
         rgb, ir, y, batch_ids = _to(batch, device, False)
@@ -155,11 +166,13 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: st
                 feats.append(f.float().cpu())
             else:
                 logits = model(*inputs)
-        probs.append(torch.sigmoid(logits.float()).cpu())
+        logits_all.append(logits.float().cpu())
         targets.append(y.cpu())
         ids.extend(batch_ids)
     model.train(was_training)
-    out = {"probs": torch.cat(probs).numpy(), "targets": torch.cat(targets).numpy(), "ids": ids}
+    logits = torch.cat(logits_all)
+    out = {"logits": logits.numpy(), "probs": torch.sigmoid(logits).numpy(), "targets": torch.cat(targets).numpy(),
+           "ids": ids}
     if features:
         out["features"] = torch.cat(feats).numpy()
     return out
@@ -233,6 +246,8 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     ``best_meta`` goes into the best checkpoint beside the weights (architecture, normalization).
     """
     device = resolve_device(settings.device)
+    if device.type == "cuda":
+        set_deterministic(settings.deterministic)
     model.to(device)
     criterion.to(device)
     if settings.channels_last and device.type == "cuda":
@@ -265,7 +280,8 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         scheduler.step()
         val = _evaluate(model, criterion, val_set, settings, device)
         elapsed = time.perf_counter() - start
-        improved = val["metrics"]["macro_f1"] > state["best_f1"]
+        score = val["metrics"]["macro_f1"]
+        improved = score is not None and score > state["best_f1"]
         state["log"].append({"epoch": epoch + 1, "lr": lr, "train": train, "val": val["metrics"],
                              "improved": improved,
                              "timing": {"epoch_s": elapsed, "eval_frames_per_s": val["frames_per_s"]}})

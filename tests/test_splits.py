@@ -19,7 +19,7 @@ def test_stratified_is_the_seeds_49_21_30_by_combination():
 
 
 def test_group_split_keeps_segments_whole_and_close_to_shares():
-    split = make_split(COMBOS, GROUPS, "auto", seed=1)
+    split = make_split(COMBOS, GROUPS, "group", seed=1, gap_frames=0)
     assert split.mode == "group"
     parts = [set(GROUPS[ix]) for ix in (split.train, split.val, split.test)]
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
@@ -40,6 +40,51 @@ def test_bad_modes():
         make_split(COMBOS, GROUPS, "random", 0)
     with pytest.raises(KDError, match="needs a 'group' column"):
         make_split(COMBOS, None, "group", 0)
+    with pytest.raises(KDError, match="needs a 'group' column"):
+        make_split(COMBOS, None, "block", 0)
+
+
+def test_auto_is_block_with_groups_and_stratified_without():
+    assert make_split(COMBOS, GROUPS, "auto", 1).mode == "block"
+    assert make_split(COMBOS, None, "auto", 1).mode == "stratified"
+
+
+def test_block_split_cuts_long_ranges_and_leaves_gaps_where_parts_meet():
+    # two long ranges, as FLAME2's NN run: whole-range grouping could not put NN in every part
+    combos = np.array(["NN"] * 3000 + ["YY"] * 3000)
+    groups = np.repeat([0, 1], 3000)
+    split = make_split(combos, groups, "block", seed=3, block_frames=200, gap_frames=10)
+    part_of = np.full(len(combos), -1)
+    for p, ix in enumerate(split.parts().values()):
+        part_of[ix] = p
+        for combo in ("NN", "YY"):
+            assert np.any(combos[ix] == combo)
+    assert len(np.unique(split.units)) == 30
+    for i in np.flatnonzero(part_of >= 0):  # no frame has a frame of another part within 5 rows
+        near = part_of[max(0, i - 5):i + 6]
+        assert set(near[near >= 0].tolist()) == {part_of[i]}
+    assert 0 < split.left_out <= 10 * 29
+
+
+def test_block_split_names_a_combination_it_cannot_place():
+    combos = np.array(["NN"] * 3000 + ["YN"] * 100)
+    with pytest.raises(KDError, match="combination YN has 1 block"):
+        make_split(combos, np.repeat([0, 1], [3000, 100]), "block", seed=0, block_frames=200)
+
+
+def test_label_budget_takes_whole_training_blocks_of_every_combination():
+    from kdcore.data.splits import labelled_mask
+
+    split = make_split(COMBOS, GROUPS, "block", seed=1, block_frames=25, gap_frames=0)
+    labelled = labelled_mask(split, COMBOS, 0.25, seed=1)
+    assert labelled[split.val].all() and labelled[split.test].all()
+    train = split.train
+    for unit in np.unique(split.units[train]):  # a block is labelled whole or not at all
+        assert len(set(labelled[train][split.units[train] == unit].tolist())) == 1
+    assert 0.15 < labelled[train].mean() < 0.4
+    for combo in ("NN", "YN", "YY", "NY"):
+        assert labelled[train][COMBOS[train] == combo].any()
+    assert labelled_mask(split, COMBOS, 1.0, seed=1).all()
 
 
 def test_leakage_counts_near_duplicates():
@@ -52,3 +97,4 @@ def test_leakage_counts_near_duplicates():
     split = Split("x", np.arange(5), np.array([], int), np.arange(10, 20))  # tests 0-4 copied, 5-9 not
     audit = leakage(hashes, split)
     assert audit["near_duplicate_share"] == 0.5
+    assert audit["val_near_duplicate_share"] is None  # no val frames: nothing to measure

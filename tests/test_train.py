@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, kd_loss
 from kdcore.models import Student, create_teacher
-from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit, predict
+from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit
 
 
 class Pairs(Dataset):
@@ -154,19 +154,40 @@ def test_distillation_leaves_the_teacher_untouched(tmp_path):
     assert not any(p.requires_grad for p in teacher.parameters())
 
 
-def test_cached_teacher_outputs_equal_online_ones(tmp_path):
+def test_cached_teacher_outputs_equal_online_ones_for_a_confident_teacher(tmp_path):
+    from kdcore.pipeline import teacher_outputs
+
     data = Pairs(48, 0)
     teacher = create_teacher("resnet-18", img_size=32).eval()
-    out = predict(teacher, data, batch_size=16, features=True)
-    cached = TeacherOutputs(out["ids"], torch.logit(torch.tensor(out["probs"]).double()).float(),
-                            torch.tensor(out["features"]))
-    cached.save(tmp_path / "outputs.pt")
+    with torch.no_grad():  # logits near 17: a round trip through fp32 sigmoid gives about 16.6
+        teacher.head.bias.fill_(17.0)
+    teacher_outputs(teacher, data, batch_size=16).save(tmp_path / "outputs.pt")
     cached = TeacherOutputs.load(tmp_path / "outputs.pt")
     batch = (data.rgb[:8], data.ir[:8], data.labels[:8], data.ids[:8])
     online = Distill(teacher, 4.0, 0.7).teacher_outputs(batch)
     offline = Distill(cached, 4.0, 0.7).teacher_outputs(batch)
-    assert torch.allclose(online[0], offline[0], atol=1e-4)
-    assert torch.allclose(online[1], offline[1], atol=1e-5)
+    assert online[0].abs().max() > 15
+    torch.testing.assert_close(offline[0], online[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(offline[1], online[1], atol=1e-5, rtol=0)
+
+
+def test_label_mask_drops_unlabelled_frames_from_bce_and_keeps_their_kd_term():
+    g = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(6, 2, generator=g), 3 * torch.randn(6, 2, generator=g)
+    targets = (torch.rand(6, 2, generator=g) > 0.5).float()
+    mask = torch.tensor([1.0, 1, 0, 0, 1, 0])
+    masked = kd_loss(student, teacher, targets, 4.0, 0.7, labelled=mask)
+    flipped = targets.clone()
+    flipped[mask == 0] = 1 - flipped[mask == 0]  # other labels on unlabelled frames: no change
+    assert torch.equal(masked, kd_loss(student, teacher, flipped, 4.0, 0.7, labelled=mask))
+    hard_on_labelled = torch.nn.functional.binary_cross_entropy_with_logits(student[mask == 1], targets[mask == 1])
+    soft_on_all = binary_kl(teacher, student, 4.0).mean()
+    torch.testing.assert_close(masked, 0.7 * 16 * soft_on_all + 0.3 * hard_on_labelled)
+    moved = teacher.clone()
+    moved[2] += 5  # an unlabelled frame's teacher output still pulls the student
+    assert not torch.equal(masked, kd_loss(student, moved, targets, 4.0, 0.7, labelled=mask))
+    torch.testing.assert_close(kd_loss(student, teacher, targets, 4.0, 0.7, labelled=torch.ones(6)),
+                               kd_loss(student, teacher, targets, 4.0, 0.7))
 
 
 def _ddp_worker(rank, world, folder, port):

@@ -66,6 +66,9 @@ def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None =
     for label in LABELS:
         _check_binary(df[label], label, rows, csv)
     ids = df["id"].astype(str).str.strip()
+    blank = (ids == "").to_numpy()
+    if blank.any():
+        raise KDError(f"{csv}: row {rows[int(np.flatnonzero(blank)[0])]}: blank id (every frame needs one)")
     dup = ids.duplicated(keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])

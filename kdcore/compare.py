@@ -1,0 +1,216 @@
+"""The study's answer: every teacher over every seed, and the differences the study exists to measure.
+
+Per model: n, mean and a t-interval over seeds (clipped to the metric's range, none below three
+seeds). Per comparison (distilled - no-KD student; with the RGB-teacher arm also RGB-distilled -
+no-KD, IR-distilled - RGB-distilled and IR teacher - RGB teacher; teachers against each other): the
+paired difference over seeds with its interval, p-value and d_z, Holm-adjusted over the whole
+family, and a block bootstrap of the same difference over the test set's blocks (test-set
+uncertainty only). Beside them, the prevalence baseline: what always answering "fire" scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kdcore.config import Config
+from kdcore.data import LABELS
+from kdcore.io import read_json
+from kdcore.metrics import auroc, macro_f1
+from kdcore.pipeline import NO_KD, Layout
+from kdcore.stats import block_bootstrap, holm, paired_difference, summarize
+
+# metric key -> (label, where it sits in an evaluation's "metrics", bounds)
+METRICS = {
+    "macro_f1": ("macro-F1", ("macro_f1",)),
+    "fire_auroc": ("fire AUROC", ("ranking", "fire", "auroc")),
+    "fire_ap": ("fire AP", ("ranking", "fire", "average_precision")),
+    "fire_f1": ("fire F1", ("fire", "f1")),
+    "smoke_f1": ("smoke F1", ("smoke", "f1")),
+    "macro_f1_tuned": ("macro-F1, tuned thresholds", ("tuned", "macro_f1")),
+    "hamming_loss": ("Hamming loss", ("hamming_loss",)),
+}
+PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
+BOOTSTRAP = {"fire_auroc": lambda p, y: auroc(p[:, 0], y[:, 0]), "macro_f1": macro_f1}
+ROLES = {"teacher": "teacher", "student": "distilled student", "no_kd_student": "no-KD student"}
+
+
+def metric_value(evaluation: dict, key: str):
+    value = evaluation["metrics"]
+    for step in METRICS[key][1]:
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One model of one teacher run: which run folder, which role in its final evaluation."""
+
+    teacher: str
+    role: str
+
+    @property
+    def folder(self) -> str:
+        return NO_KD if self.role == "no_kd_student" else self.teacher
+
+    @property
+    def predictions(self) -> str:
+        return "teacher_test_predictions.csv" if self.role == "teacher" else "student_test_predictions.csv"
+
+
+def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
+    """(label, a, b): the differences a - b the study reports, per teacher family."""
+    out = []
+    for t in (t for t in cfg.teachers if t.twin_of is None):
+        out.append((f"{t.name}: distilled - no-KD", Arm(t.name, "student"), Arm(t.name, "no_kd_student")))
+        twin = cfg.twin(t.name)
+        if twin:
+            out += [(f"{t.name}: RGB-distilled - no-KD", Arm(twin, "student"), Arm(twin, "no_kd_student")),
+                    (f"{t.name}: IR-distilled - RGB-distilled", Arm(t.name, "student"), Arm(twin, "student")),
+                    (f"{t.name}: IR teacher - RGB teacher", Arm(t.name, "teacher"), Arm(twin, "teacher"))]
+    return out
+
+
+def model_table(cfg: Config, evaluations: dict) -> tuple[pd.DataFrame, dict]:
+    """One row per teacher and model: n and mean [CI] of the primary metrics; and the per-teacher
+    aggregates (every metric) for aggregated_results.json."""
+    rows, aggregated = [], {}
+    for t in cfg.teachers:
+        runs = [evaluations[t.name, s] for s in cfg.seeds]
+        agg = {role: {key: summarize([metric_value(r[role], key) for r in runs]) for key in METRICS}
+               for role in ROLES}
+        for role in ROLES:
+            agg[role]["f1_macro"] = agg[role]["macro_f1"]  # the reference codebase's name
+            rows.append({"teacher": t.name, "model": ROLES[role], "n": agg[role]["macro_f1"]["n"],
+                         **{f"{METRICS[k][0]} {stat}": _stat(agg[role][k], stat)
+                            for k in (*PRIMARY, "fire_ap") for stat in ("mean", "low", "high")}})
+        agg["seeds"] = list(cfg.seeds)
+        aggregated[t.name] = agg
+    return pd.DataFrame(rows), aggregated
+
+
+def _stat(summary: dict, stat: str):
+    return {"mean": summary["mean"], "low": summary["ci95"][0], "high": summary["ci95"][1]}[stat]
+
+
+def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: int = 1000) -> pd.DataFrame:
+    """Every comparison x primary metric, and the teachers' macro-F1 pairwise; Holm over all."""
+    rows = []
+    for label, a, b in comparisons(cfg):
+        for key in PRIMARY:
+            values = [[metric_value(evaluations[arm.teacher, s][arm.role], key) for s in cfg.seeds] for arm in (a, b)]
+            boot = block_bootstrap(_bootstrap_seeds(layout, cfg.seeds, a, b), BOOTSTRAP[key], resamples)
+            rows.append(_difference_row(label, key, paired_difference(*values), boot))
+    ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None]
+    for i, x in enumerate(ir_teachers):
+        for y in ir_teachers[i + 1:]:
+            values = [[metric_value(evaluations[name, s]["teacher"], "macro_f1") for s in cfg.seeds] for name in (x, y)]
+            rows.append(_difference_row(f"teacher {x} - teacher {y}", "macro_f1", paired_difference(*values), None))
+    table = pd.DataFrame(rows)
+    if len(table):
+        table.insert(table.columns.get_loc("p") + 1, "p (Holm)", holm(table["p"].tolist()))
+    return table
+
+
+def _difference_row(label: str, key: str, d: dict, boot: dict | None) -> dict:
+    return {"comparison": label, "metric": METRICS[key][0], "n seeds": d["n"], "mean difference": d["mean_difference"],
+            "CI low": d["ci95"][0], "CI high": d["ci95"][1], "CI note": d["ci_note"] or "",
+            "p": d["p_value"], "d_z": d["d_z"],
+            "test-block bootstrap": boot["estimate"] if boot else None,
+            "bootstrap low": boot["ci95"][0] if boot else None, "bootstrap high": boot["ci95"][1] if boot else None,
+            "test blocks per seed": "/".join(map(str, boot["blocks"])) if boot else "",
+            "missing seeds": ", ".join(map(str, d["missing"]))}
+
+
+def _bootstrap_seeds(layout: Layout, seeds: list[int], a: Arm, b: Arm) -> list[dict]:
+    out = []
+    for seed in seeds:
+        paths = [layout.metrics(arm.folder, seed) / arm.predictions for arm in (a, b)]
+        if not all(p.exists() for p in paths):
+            continue
+        pa, pb = (pd.read_csv(p, dtype={"id": str}).set_index("id") for p in paths)
+        pb = pb.loc[pa.index]  # the same test frames, in the same order
+        scores = [f"p_{label}" for label in LABELS]
+        out.append({"a": pa[scores].to_numpy(), "b": pb[scores].to_numpy(), "y": pa[list(LABELS)].to_numpy(),
+                    "units": pa["unit"].to_numpy()})
+    return out
+
+
+def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:
+    """What a constant scorer gets on each seed's test set: a high F1 below this line is free."""
+    rows = []
+    for seed in cfg.seeds:
+        base = evaluations[cfg.teachers[0].name, seed]["no_kd_student"]["metrics"].get("baseline")
+        if base:
+            rows.append({"seed": seed, "test frames": evaluations[cfg.teachers[0].name, seed]["no_kd_student"]["test_frames"],
+                         "fire prevalence": base["fire"]["prevalence"], "smoke prevalence": base["smoke"]["prevalence"],
+                         "always-positive macro-F1": base["always_positive_macro_f1"],
+                         "always-positive fire F1": base["fire"]["always_positive_f1"],
+                         "fire AP of a constant": base["fire"]["average_precision"], "fire AUROC of a constant": 0.5})
+    return pd.DataFrame(rows)
+
+
+def missing_values(cfg: Config, evaluations: dict) -> list[str]:
+    """Every undefined metric, by teacher, model and seed: said, not dropped."""
+    lines = []
+    for (teacher, seed), e in evaluations.items():
+        for role in ROLES:
+            gaps = [METRICS[k][0] for k in METRICS if metric_value(e[role], k) is None]
+            if gaps:
+                lines.append(f"{teacher} {ROLES[role]}, seed {seed}: no {', '.join(gaps)} "
+                             "(a class with one value in the test set)")
+    return lines
+
+
+def headline(differences: pd.DataFrame, n_seeds: int) -> list[str]:
+    """One sentence per teacher family: what distillation did to fire AUROC, with its intervals."""
+    lines = []
+    rows = differences[(differences["metric"] == METRICS["fire_auroc"][0])
+                       & differences["comparison"].str.contains(": ")]
+    for _, r in rows.iterrows():
+        if r["mean difference"] is None or pd.isna(r["mean difference"]):
+            continue
+        teacher, what = r["comparison"].split(": ", 1)
+        a, b = what.split(" - ")
+        d = r["mean difference"]
+        seeds = (f"over {int(r['n seeds'])} seeds, 95% CI [{r['CI low']:+.3f}, {r['CI high']:+.3f}], Holm p = {r['p (Holm)']:.3g}"
+                 if r["CI low"] is not None and not pd.isna(r["CI low"])
+                 else f"over {int(r['n seeds'])} seed(s), too few for an interval over seeds")
+        boot = (f"; test-block bootstrap [{r['bootstrap low']:+.3f}, {r['bootstrap high']:+.3f}] (test-set uncertainty only)"
+                if r["bootstrap low"] is not None and not pd.isna(r["bootstrap low"]) else "")
+        lines.append(f"{teacher}: fire AUROC of the {a} is {abs(d):.3f} {'above' if d >= 0 else 'below'} "
+                     f"the {b} ({d:+.3f} {seeds}{boot}).")
+    return lines
+
+
+def load_evaluations(cfg: Config, layout: Layout) -> dict:
+    from kdcore.errors import KDError
+
+    evaluations = {}
+    for t in cfg.teachers:
+        for seed in cfg.seeds:
+            path = layout.metrics(t.name, seed) / "final_evaluation.json"
+            if not path.exists():
+                raise KDError(f"missing {path}: run the teacher's stages first")
+            evaluations[t.name, seed] = read_json(path)
+    return evaluations
+
+
+def per_seed_points(cfg: Config, evaluations: dict, key: str) -> pd.DataFrame:
+    """Long form: teacher, model, seed, value (for the per-seed plots)."""
+    return pd.DataFrame([{"teacher": t.name, "model": ROLES[role], "seed": s,
+                          "value": metric_value(evaluations[t.name, s][role], key)}
+                         for t in cfg.teachers for role in ROLES for s in cfg.seeds])
+
+
+def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """Each table as CSV and Markdown beside the study's metrics, for a paper or a spreadsheet."""
+    from kdcore.io import write_text
+
+    written = []
+    for name, table in tables.items():
+        written.append(write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.4g")))
+        written.append(write_text(folder / f"{name}.md", table.to_markdown(index=False, floatfmt=".3f") + "\n"))
+    return written
