@@ -15,7 +15,11 @@ def cmd_synth(args) -> None:
     from kdcore.data import synth
 
     start = time.perf_counter()
-    csv = synth(args.out, frames=args.frames, size=args.size, seed=args.seed)
+    options = {k: getattr(args, k) for k in ("rgb_fire", "rgb_fire_alpha", "distractors", "smoke_opacity")
+               if getattr(args, k) is not None}
+    if args.uninformative_ir:
+        options["ir_fire"] = False
+    csv = synth(args.out, frames=args.frames, size=args.size, seed=args.seed, options=options)
     elapsed = time.perf_counter() - start
     print(f"wrote {args.frames} frame pairs ({args.size}x{args.size}) and {csv} "
           f"in {elapsed:.1f} s ({args.frames / elapsed:.0f} pairs/s)")
@@ -136,12 +140,19 @@ def _report(study) -> None:
     layout = Layout(study.cfg.output)
     for stage in study.stages:
         path = layout.metrics(stage.teacher, stage.seed) / "final_evaluation.json" if stage.teacher else None
-        if stage.notebook == "03_compress" and path and path.exists():
+        last = "03_compress" if study.cfg.compress else "02_student"
+        if stage.notebook == last and path and path.exists():
             r = read_json(path)
-            print(f"{stage.teacher} seed {stage.seed}: test macro-F1 teacher {r['teacher']['metrics']['macro_f1']:.3f}, "
-                  f"student {r['student']['metrics']['macro_f1']:.3f}, no-KD student "
-                  f"{r['no_kd_student']['metrics']['macro_f1']:.3f}")
+            print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / fire AUROC: teacher {_pair(r['teacher'])}, "
+                  f"student {_pair(r['student'])}, no-KD student {_pair(r['no_kd_student'])}")
     print(f"reports: {study.reports.resolve() / 'index.html'}")
+
+
+def _pair(evaluation: dict) -> str:
+    m = evaluation["metrics"]
+    auroc = m["ranking"]["fire"]["auroc"]
+    f1 = m["macro_f1"]
+    return f"{'n/a' if f1 is None else f'{f1:.3f}'} / {'n/a' if auroc is None else f'{auroc:.3f}'}"
 
 
 def cmd_study(args) -> None:
@@ -209,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=2000)
     p.add_argument("--size", type=int, default=128, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rgb_fire", type=float, help="chance a fire shows in RGB at all (default 0.45)")
+    p.add_argument("--rgb_fire_alpha", type=float, help="how clearly it shows, 0-1 (default 0.5)")
+    p.add_argument("--distractors", type=int, help="1 to N orange, cold patches per segment (default 3; 0: none)")
+    p.add_argument("--smoke_opacity", type=float, help="thick smoke's opacity, share of the default (default 1)")
+    p.add_argument("--uninformative_ir", action="store_true",
+                   help="fires carry no heat in IR: the negative control of privileged distillation")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("import-flame2", help="the published FLAME2 layout -> the study's CSV")

@@ -31,6 +31,8 @@ METRICS = {
     "smoke_f1": ("smoke F1", ("smoke", "f1")),
     "macro_f1_tuned": ("macro-F1, tuned thresholds", ("tuned", "macro_f1")),
     "hamming_loss": ("Hamming loss", ("hamming_loss",)),
+    "fire_auroc_rgb_hidden": ("fire AUROC, fires RGB hides", ("fire_by_rgb_visibility", "rgb_hidden", "auroc")),
+    "fire_auroc_rgb_visible": ("fire AUROC, fires RGB shows", ("fire_by_rgb_visibility", "rgb_visible", "auroc")),
 }
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
 BOOTSTRAP = {"fire_auroc": lambda p, y: auroc(p[:, 0], y[:, 0]), "macro_f1": macro_f1}
@@ -99,9 +101,10 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
     """Every comparison x primary metric, and the teachers' macro-F1 pairwise; Holm over all."""
     rows = []
     for label, a, b in comparisons(cfg):
-        for key in PRIMARY:
+        for key in PRIMARY + _breakdowns(evaluations):
             values = [[metric_value(evaluations[arm.teacher, s][arm.role], key) for s in cfg.seeds] for arm in (a, b)]
-            boot = block_bootstrap(_bootstrap_seeds(layout, cfg.seeds, a, b), BOOTSTRAP[key], resamples)
+            boot = block_bootstrap(_bootstrap_seeds(layout, cfg.seeds, a, b), BOOTSTRAP[key], resamples) \
+                if key in BOOTSTRAP else None
             rows.append(_difference_row(label, key, paired_difference(*values), boot))
     ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None]
     for i, x in enumerate(ir_teachers):
@@ -112,6 +115,12 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
     if len(table):
         table.insert(table.columns.get_loc("p") + 1, "p (Holm)", holm(table["p"].tolist()))
     return table
+
+
+def _breakdowns(evaluations: dict) -> tuple[str, ...]:
+    """The truth breakdowns the data allows (kd synth's fire_rgb_visible)."""
+    first = next(iter(evaluations.values()))["student"]["metrics"]
+    return ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible") if "fire_by_rgb_visibility" in first else ()
 
 
 def _difference_row(label: str, key: str, d: dict, boot: dict | None) -> dict:
@@ -155,9 +164,10 @@ def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:
 def missing_values(cfg: Config, evaluations: dict) -> list[str]:
     """Every undefined metric, by teacher, model and seed: said, not dropped."""
     lines = []
+    keys = [k for k in METRICS if k not in ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible")] + list(_breakdowns(evaluations))
     for (teacher, seed), e in evaluations.items():
         for role in ROLES:
-            gaps = [METRICS[k][0] for k in METRICS if metric_value(e[role], k) is None]
+            gaps = [METRICS[k][0] for k in keys if metric_value(e[role], k) is None]
             if gaps:
                 lines.append(f"{teacher} {ROLES[role]}, seed {seed}: no {', '.join(gaps)} "
                              "(a class with one value in the test set)")

@@ -62,6 +62,7 @@ class Config:
     base_path: str | None = None
     synth_frames: int = 0  # > 0: generate synthetic data at csv's folder if it is missing
     synth_size: int = 128
+    synth_options: dict = field(default_factory=dict)  # kd synth's knobs (SynthOptions)
     split: str = "auto"  # auto (block when the CSV has groups) | block | group | stratified
     block_frames: int = 600  # block split: frames per block (tens of seconds of FLAME2 video)
     gap_frames: int = 30  # frames left out where adjacent rows go to different parts
@@ -92,6 +93,7 @@ class Config:
     crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
     # compression
+    compress: bool = True  # false: no 03_compress stages (a control study that measures KD only)
     prune_sparsity: float = 0.4
     finetune_epochs: int = 10
     # hardware
@@ -130,6 +132,12 @@ class Config:
         unknown = sorted(set(self.embeddings) - {"tsne", "umap"})
         if unknown:
             raise KDError(f"config key 'embeddings': unknown method {unknown[0]!r} (known: tsne, umap)")
+        from kdcore.data.synth import SynthOptions
+
+        try:
+            SynthOptions.from_dict(self.synth_options)
+        except (KDError, TypeError) as e:
+            raise KDError(f"config key 'synth_options': {e}") from None
         choices = {"split": ("auto", "block", "group", "stratified"),
                    "teacher_outputs": ("auto", "cached", "online", "crossfit"),
                    "device": ("auto", "cpu", "cuda")}

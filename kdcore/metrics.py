@@ -129,3 +129,17 @@ def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: n
         "tuned": {**classification_metrics(test_probs, test_targets, tuned),
                   "confusion": confusion_matrices(test_probs, test_targets, tuned)},
     }
+
+
+def visibility_breakdown(probs: np.ndarray, targets: np.ndarray, visible: np.ndarray) -> dict:
+    """Fire detection split by whether the fire shows in RGB: recall at 0.5 and AUROC of those
+    positives against every negative frame. Where RGB cannot see the fire, an RGB-only model can
+    only learn it through a teacher's eyes."""
+    fire, scores, negatives = targets[:, 0] == 1, probs[:, 0], targets[:, 0] == 0
+    out = {}
+    for name, chosen in (("rgb_visible", fire & (visible == 1)), ("rgb_hidden", fire & (visible == 0))):
+        rows = chosen | negatives
+        out[name] = {"positives": int(chosen.sum()),
+                     "recall": float(np.mean(scores[chosen] >= 0.5)) if chosen.any() else None,
+                     "auroc": auroc(scores[rows], fire[rows].astype(int))}
+    return out

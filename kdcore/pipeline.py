@@ -31,7 +31,7 @@ from kdcore.data.splits import labelled_mask
 from kdcore.distill import BCE, Distill, TeacherOutputs
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, read_json, write_json
-from kdcore.metrics import final_metrics
+from kdcore.metrics import final_metrics, visibility_breakdown
 from kdcore.models import Student, create_teacher
 from kdcore.profile import example_inputs, latency_ms
 from kdcore.profile import profile as profile_model
@@ -115,7 +115,7 @@ def ensure_data(cfg: Config) -> Path:
     """The CSV, generated first when the config asks for synthetic data and it is missing."""
     csv = Path(cfg.csv)
     if not csv.exists() and cfg.synth_frames > 0:
-        synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0)
+        synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0, options=cfg.synth_options)
     if not csv.exists():
         raise KDError(f"config key 'csv': no such file {csv}")
     return csv
@@ -309,8 +309,12 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     timing = {"latency_batch1": latency_ms(cpu_model, inputs, repeats=cfg.latency_repeats),
               "train_s": log["timing"]["train_s"]}
     model.to(device)
+    metrics = final_metrics(test["probs"], test["targets"], val["probs"], val["targets"])
+    if "fire_rgb_visible" in data.table.frames:
+        visible = data.table.frames["fire_rgb_visible"].to_numpy()[data.split.test]
+        metrics["fire_by_rgb_visibility"] = visibility_breakdown(test["probs"], test["targets"], visible)
     return {
-        "metrics": final_metrics(test["probs"], test["targets"], val["probs"], val["targets"]),
+        "metrics": metrics,
         "cost": {**{k: cost[k] for k in ("params_total", "params_trainable", "params_frozen", "gmacs", "gflops")},
                  "size_mb": checkpoint.stat().st_size / 1e6, "img_size": cfg.image_size},
         "training": {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),

@@ -170,6 +170,8 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        **_embeddings(cfg, test["features"], combos, seed, "student"))
     table = _metrics_table([(f"{teacher} teacher", teacher_eval), ("distilled student", evaluation),
                             ("no-KD student", baseline)])
+    if not cfg.compress:  # no compression stage follows: the seed's record is complete here
+        final_evaluation(cfg, teacher, data)
     return {"tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
 
 

@@ -66,9 +66,27 @@ def test_ir_knows_what_rgb_does_not(tmp_path):
     fire = table.labels[:, 0]
     scores = {"rgb": [], "rgb+ir": []}
     for seed in range(3):
-        split = make_split(table.combos, table.groups, "group", seed)
+        split = make_split(table.combos, table.groups, "group", seed, gap_frames=0)
         for name, x in (("rgb", rgb), ("rgb+ir", np.hstack([rgb, ir]))):
             model = LogisticRegression(max_iter=5000).fit(x[split.train], fire[split.train])
             scores[name].append(f1_score(fire[split.test], model.predict(x[split.test])))
     assert np.mean(scores["rgb+ir"]) >= 0.9
     assert np.mean(scores["rgb+ir"]) - np.mean(scores["rgb"]) >= 0.2
+
+
+def test_knobs_change_what_rgb_and_ir_show_and_truth_is_written(tmp_path):
+    from kdcore.data.synth import SynthOptions
+
+    rng = np.random.default_rng(0)
+    shown = [Segment(rng, 64, 3, fire=True, smoke=False, options=SynthOptions(rgb_fire=1.0)).frame(1) for _ in range(8)]
+    assert all(f.fire_rgb_visible for f in shown)
+    hidden = [Segment(rng, 64, 3, fire=True, smoke=False, options=SynthOptions(rgb_fire=0.0)).frame(1) for _ in range(8)]
+    assert not any(f.fire_rgb_visible for f in hidden)
+    cold = [Segment(rng, 64, 3, fire=True, smoke=True, options=SynthOptions(ir_fire=False)).frame(1).ir for _ in range(8)]
+    assert all(ir[..., 1].max() < 60 for ir in cold)  # the negative control: IR sees no fire
+    table = read_frame_csv(synth(tmp_path, frames=480, size=32, seed=1, progress=False,
+                                 options={"rgb_fire": 0.5}), progress=False)
+    visible = table.frames["fire_rgb_visible"]
+    assert visible[table.frames["fire"] == 0].sum() == 0 and 0 < visible.sum() < table.frames["fire"].sum()
+    with pytest.raises(Exception, match="unknown synth option 'rgb'"):
+        SynthOptions.from_dict({"rgb": 1})

@@ -22,6 +22,7 @@ from kdcore.progress import progress as progress_bar
 LABELS = ("fire", "smoke")
 REQUIRED_COLUMNS = ("id", "rgb_frame", "ir_frame", *LABELS)
 COMBOS = ("NN", "YN", "NY", "YY")  # fire then smoke, as in FLAME2's label file
+TRUTH_COLUMNS = ("fire_rgb_visible",)  # optional per-frame truth (kd synth writes it): for breakdowns
 
 
 @dataclass
@@ -82,6 +83,10 @@ def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None =
     })
     if "group" in df:
         frames["group"] = _check_groups(df["group"], rows, csv)
+    for column in TRUTH_COLUMNS:
+        if column in df:
+            _check_binary(df[column], column, rows, csv)
+            frames[column] = df[column].astype(int).to_numpy()
     table = FrameTable(frames.reset_index(drop=True), csv, base)
     if check_images:
         table.image_sizes = check_image_pairs(table, progress=progress)

@@ -7,21 +7,27 @@ terrain, so adjacent frames are near-duplicates and labels come in long runs, as
 - smoke: grey haze over at least half of the RGB frame, nearly transparent in IR;
 - distractors: orange and sun-lit patches in RGB that are cold in IR.
 An RGB-only model must guess fire from weak, confusable cues; an RGB+IR model need not.
+
+``SynthOptions`` turns the knobs a control experiment needs: how often and how clearly fire shows
+in RGB, how many distractors there are, how thick smoke is, and whether IR sees fire at all (the
+negative control). Each frame's truth beyond its labels goes into the CSV: ``fire_rgb_visible``.
 """
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib import colormaps
 from PIL import Image
 
 from kdcore.data.flame2 import IR_DIR, IR_NAME, RGB_DIR, RGB_NAME, import_flame2
 from kdcore.errors import KDError
+from kdcore.io import atomic_path
 from kdcore.progress import progress as progress_bar
 
 LABEL_FILE = "Frame Pair Labels.txt"
@@ -50,18 +56,44 @@ def _blob(shape: tuple[int, int], cy: float, cx: float, radius: float) -> np.nda
     return np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius**2)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class SynthOptions:
+    rgb_fire: float = 0.45  # chance that a fire shows in visible light at all
+    rgb_fire_alpha: float = 0.5  # how clearly it shows (mean opacity of its glow, +-0.2)
+    distractors: int = 3  # 1 to this many orange, cold patches per segment (0: none)
+    smoke_opacity: float = 1.0  # thick haze's opacity, as a share of the default (lower: harder)
+    ir_fire: bool = True  # False: fires carry no heat in IR (IR knows nothing RGB does not)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SynthOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KDError(f"unknown synth option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        options = cls(**values)
+        if not (0 <= options.rgb_fire <= 1 and 0 <= options.rgb_fire_alpha <= 1 and options.distractors >= 0
+                and 0 < options.smoke_opacity <= 1.2):
+            raise KDError(f"synth options out of range: {asdict(options)}")
+        return options
+
+
+RGB_VISIBLE = 0.1  # fire glow opacity (after smoke) above which a frame's fire counts as RGB-visible
+
+
 @dataclass
 class Frame:
     rgb: np.ndarray  # HxWx3 uint8
     ir: np.ndarray  # HxWx3 uint8, thermal palette
     smoke_alpha: np.ndarray  # HxW float32, haze opacity in the RGB frame
+    fire_rgb_visible: bool = False
 
 
 class Segment:
     """One camera pass: world layers built once, frames cropped from them as the camera drifts."""
 
-    def __init__(self, rng: np.random.Generator, size: int, length: int, fire: bool, smoke: bool):
-        self.rng, self.size, self.length = rng, size, length
+    def __init__(self, rng: np.random.Generator, size: int, length: int, fire: bool, smoke: bool,
+                 options: SynthOptions = SynthOptions()):
+        self.rng, self.size, self.length, self.options = rng, size, length, options
         drift = int(np.ceil(0.35 * size))
         world = (size + drift, size + drift)
         self.path = self._camera_path(drift)
@@ -97,7 +129,8 @@ class Segment:
 
     def _distractors(self, world):
         """Orange patches in RGB (roofs, flowers, equipment) with no heat."""
-        for _ in range(self.rng.integers(1, 4)):
+        most = self.options.distractors
+        for _ in range(self.rng.integers(1, most + 1) if most else 0):
             cy, cx = self.rng.uniform(0, world[0], 2)
             blob = _blob(world, cy, cx, self.rng.uniform(0.02, 0.06) * self.size)
             colour = np.array([235, self.rng.uniform(90, 150), 30], np.float32)
@@ -110,14 +143,16 @@ class Segment:
             lo, hi = drift + 2 * radius, self.size - 2 * radius
             cy, cx = self.rng.uniform(lo, max(lo + 1, hi), 2)
             blob = _blob(world, cy, cx, radius)
-            self.fire_heat = np.maximum(self.fire_heat, blob)
-            if self.rng.random() < 0.45:  # only some fires show in visible light, and dimly
-                self.fire_alpha = np.maximum(self.fire_alpha, self.rng.uniform(0.3, 0.7) * blob)
+            if self.options.ir_fire:
+                self.fire_heat = np.maximum(self.fire_heat, blob)
+            if self.rng.random() < self.options.rgb_fire:  # only some fires show in visible light, and dimly
+                alpha = self.options.rgb_fire_alpha
+                self.fire_alpha = np.maximum(self.fire_alpha, self.rng.uniform(alpha - 0.2, alpha + 0.2) * blob)
 
     def _smoke(self, world, smoke: bool) -> np.ndarray:
         density = _smooth_noise(self.rng, world, 5)
         if smoke:  # thick haze with thinner holes: at least half of any view is covered
-            return (0.45 + 0.45 * density).astype(np.float32)
+            return (self.options.smoke_opacity * (0.45 + 0.45 * density)).astype(np.float32)
         if self.rng.random() < 0.5:  # a thin wisp on a clear day: hard negatives
             return (0.35 * np.clip(density - 0.6, 0, None) / 0.4).astype(np.float32)
         return np.zeros(world, np.float32)
@@ -135,7 +170,8 @@ class Segment:
         temp = (self.temp[view] + 0.8 * flicker * self.fire_heat[view]) * (1 - 0.1 * smoke)
         temp += 0.01 * noise[..., 3]
         ir = _THERMAL[np.clip(temp * 255, 0, 255).astype(np.uint8)]
-        return Frame(np.clip(rgb, 0, 255).astype(np.uint8), ir, smoke)
+        visible = bool((fire[..., 0] * (1 - smoke)).max() > RGB_VISIBLE)
+        return Frame(np.clip(rgb, 0, 255).astype(np.uint8), ir, smoke, visible)
 
 
 def plan_segments(rng: np.random.Generator, frames: int) -> list[tuple[str, int]]:
@@ -165,20 +201,24 @@ def write_label_file(path: Path, segments: list[tuple[str, int]]) -> None:
 
 
 def _render_segment(out: Path, size: int, seed: int, index: int, combo: str, length: int,
-                    first: int) -> int:
-    """Write one segment's frames; its own random stream keeps the output independent of workers."""
+                    first: int, options: SynthOptions) -> list[bool]:
+    """Write one segment's frames; its own random stream keeps the output independent of workers.
+    Returns, per frame, whether its fire shows in RGB."""
     rng = np.random.default_rng([seed, index])
-    segment = Segment(rng, size, length, fire=combo[0] == "Y", smoke=combo[1] == "Y")
+    segment = Segment(rng, size, length, fire=combo[0] == "Y", smoke=combo[1] == "Y", options=options)
+    visible = []
     for t in range(length):
         f = segment.frame(t)
         Image.fromarray(f.rgb).save(out / RGB_DIR / RGB_NAME.format(n=first + t), quality=90)
         Image.fromarray(f.ir).save(out / IR_DIR / IR_NAME.format(n=first + t), quality=90)
-    return length
+        visible.append(f.fire_rgb_visible)
+    return visible
 
 
 def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int = 0,
-          progress: bool = True, workers: int | None = None) -> Path:
+          progress: bool = True, workers: int | None = None, options: SynthOptions | dict | None = None) -> Path:
     """Write the data set under ``out`` and import it; return the path of ``frame_labels.csv``."""
+    options = SynthOptions.from_dict(options or {}) if not isinstance(options, SynthOptions) else options
     if size < 32:
         raise KDError(f"--size must be at least 32 pixels (got {size})")
     out = Path(out)
@@ -186,13 +226,19 @@ def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int
     (out / IR_DIR).mkdir(parents=True, exist_ok=True)
     segments = plan_segments(np.random.default_rng(seed), frames)
     firsts = np.cumsum([1] + [length for _, length in segments[:-1]])
-    jobs = [(out, size, seed, i, combo, length, int(first))
+    jobs = [(out, size, seed, i, combo, length, int(first), options)
             for i, ((combo, length), first) in enumerate(zip(segments, firsts, strict=True))]
     with ProcessPoolExecutor(workers or os.cpu_count() or 1) as pool, \
             progress_bar(total=frames, desc="synthesizing", unit="pair", enabled=progress) as bar:
+        visible = []
         for done in pool.map(_render_segment, *zip(*jobs, strict=True)):
-            bar.update(done)
+            visible += done
+            bar.update(len(done))
     write_label_file(out / LABEL_FILE, segments)
     csv = out / "frame_labels.csv"
     import_flame2(out, csv, labels=out / LABEL_FILE)
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    table["fire_rgb_visible"] = np.asarray(visible, int)[table["id"].astype(int).to_numpy() - 1]
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
     return csv

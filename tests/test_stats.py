@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from kdcore.stats import FEW_SEEDS, block_bootstrap, holm, paired_difference, summarize
+
+
+def test_interval_stays_inside_the_metrics_range_and_needs_three_seeds():
+    near_one = summarize([0.99, 1.0, 0.9, 1.0])
+    assert near_one["ci95"][1] == 1.0 and near_one["ci_note"] == "clipped to the metric's range"
+    two = summarize([0.2, 0.9])
+    assert two["ci95"] == [None, None] and two["ci_note"] == FEW_SEEDS and two["n"] == 2
+
+
+def test_missing_values_are_kept_in_place_and_named():
+    s = summarize([0.5, None, 0.7, 0.6])
+    assert s["n"] == 3 and s["missing"] == [1] and s["values"][1] is None
+    assert s["mean"] == pytest.approx(0.6)
+
+
+def test_paired_difference_has_its_interval_and_d_z():
+    a, b = [0.8, 0.7, 0.9, 0.85], [0.7, 0.65, 0.8, 0.8]
+    d = paired_difference(a, b)
+    diffs = np.subtract(a, b)
+    assert d["mean_difference"] == pytest.approx(diffs.mean())
+    assert d["d_z"] == pytest.approx(diffs.mean() / diffs.std(ddof=1))
+    assert d["ci95"][0] < diffs.mean() < d["ci95"][1] and d["ci95"][0] > 0
+    assert paired_difference([0.5, None, 0.7], [0.4, 0.3, 0.6])["missing"] == [1]
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None], nan_ok=True)
+
+
+def test_block_bootstrap_resamples_blocks_and_finds_a_real_difference():
+    rng = np.random.default_rng(0)
+    seeds = []
+    for _ in range(2):
+        units = np.repeat(np.arange(20), 10)
+        y = np.repeat(rng.integers(0, 2, 20), 10)  # labels constant within a block, as video runs are
+        good = y + rng.normal(0, 0.6, len(y))
+        bad = y + rng.normal(0, 2.0, len(y))
+        seeds.append({"a": good, "b": bad, "y": y, "units": units})
+
+    def accuracy(scores, y):
+        return float(np.mean((scores > 0.5) == y))
+
+    out = block_bootstrap(seeds, accuracy, resamples=300)
+    assert out["blocks"] == [20, 20] and out["resamples"] == 300
+    assert 0 < out["ci95"][0] < out["estimate"] < out["ci95"][1]
+    assert out == block_bootstrap(seeds, accuracy, resamples=300)  # seeded
