@@ -33,6 +33,7 @@ class TeacherConfig:
     rgb_only: bool = False
     batch_size: int | None = None  # None: the study's batch_size
     lr: float | None = None  # None: lr_teacher
+    rgb_twin: bool | None = None  # add its RGB-only twin; None: as the study's rgb_teacher_arm
     twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
 
 
@@ -154,9 +155,9 @@ class Config:
                               f"{', '.join(TEACHERS)} (or give family and backbone)")
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
-        if self.rgb_teacher_arm:
-            self.teachers += [rgb_twin(t) for t in self.teachers
-                              if not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
+        self.teachers += [rgb_twin(t) for t in self.teachers
+                          if (self.rgb_teacher_arm if t.rgb_twin is None else t.rgb_twin)
+                          and not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
         return self
 
     def twin(self, name: str) -> str | None:

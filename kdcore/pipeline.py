@@ -114,10 +114,16 @@ class SeedData:
 def ensure_data(cfg: Config) -> Path:
     """The CSV, generated first when the config asks for synthetic data and it is missing."""
     csv = Path(cfg.csv)
+    recipe_path = csv.parent / "synth.json"
+    recipe = {"frames": cfg.synth_frames, "size": cfg.synth_size, "options": cfg.synth_options}
     if not csv.exists() and cfg.synth_frames > 0:
         synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0, options=cfg.synth_options)
+        write_json(recipe_path, recipe)
     if not csv.exists():
         raise KDError(f"config key 'csv': no such file {csv}")
+    if cfg.synth_frames > 0 and recipe_path.exists() and read_json(recipe_path) != recipe:
+        raise KDError(f"config key 'synth_options': the data at {csv.parent} was generated with other "
+                      f"settings ({read_json(recipe_path)}); remove that folder or point csv elsewhere")
     return csv
 
 

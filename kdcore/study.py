@@ -126,7 +126,9 @@ class Study:
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
         self.layout = Layout(self.cfg.output)
-        self.reports = Path(reports)
+        self.name = self.params.stem  # a study's reports live in their own folder, named by its params file
+        self.reports_root = Path(reports)
+        self.reports = self.reports_root / self.name
         self.force, self.jobs, self.executor, self.show_code = force, max(1, jobs), executor, show_code
         # concurrent stages share the cores rather than each taking all of them
         self.threads = max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 else 0
@@ -246,6 +248,7 @@ class Study:
     # --- reports ---
 
     def write_index(self) -> Path:
+        """This study's index, then the index of every study under the reports folder."""
         rows = []
         for stage in self.stages:
             report = self.reports / stage.report
@@ -255,21 +258,36 @@ class Study:
                 f"{stage.teacher or 'seed data'}, seed {stage.seed}"
             link = f'<a href="{html.escape(stage.report)}">{title}</a>' if report.exists() else title
             rows.append(f"<tr><td>{link}</td><td>{html.escape(where)}</td><td>{status}</td></tr>")
-        page = INDEX.format(params=html.escape(str(self.params)), output=html.escape(str(self.cfg.output)),
-                            rows="\n".join(rows))
-        return write_text(self.reports / "index.html", page)
+        page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
+                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows))
+        write_text(self.reports / "index.html", page)
+        studies = sorted(p.parent.name for p in self.reports_root.glob("*/index.html"))
+        links = "\n".join(f'<li><a href="{html.escape(n)}/index.html">{html.escape(n)}</a> '
+                          f'(<a href="{html.escape(n)}/compare.html">comparison</a>)</li>' for n in studies)
+        write_text(self.reports_root / "index.html", STUDIES.format(links=links))
+        return self.reports / "index.html"
 
 
 INDEX = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>kdcore study</title>
+<html><head><meta charset="utf-8"><title>kdcore study {name}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 12px;text-align:left}}
 tr:nth-child(even){{background:#f2f2f2}}</style></head>
-<body><h1>kdcore study</h1>
+<body><h1>kdcore study: {name}</h1>
 <p>params: <code>{params}</code>; outputs: <code>{output}</code>.
-Start with the <a href="compare.html">comparison</a>.</p>
+Start with the <a href="compare.html">comparison</a>; <a href="../index.html">all studies</a>.</p>
 <table><tr><th>report</th><th>for</th><th>status</th></tr>
 {rows}
 </table></body></html>
+"""
+
+STUDIES = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>kdcore studies</title>
+<style>body{{font-family:sans-serif;margin:2em}}</style></head>
+<body><h1>kdcore studies</h1>
+<p>One folder per study (named by its params file); a study never touches another's pages.</p>
+<ul>
+{links}
+</ul></body></html>
 """
 
 

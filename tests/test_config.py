@@ -29,7 +29,7 @@ def test_yaml_with_overrides(tmp_path):
     ({"epochs_student": -1}, r"config key 'epochs_student': impossible value -1"),
     ({"prune_sparsity": 1.0}, r"config key 'prune_sparsity': impossible value 1.0"),
     ({"kd_alpha": 1.5}, r"config key 'kd_alpha': impossible value"),
-    ({"split": "random"}, r"config key 'split': must be one of auto, group, stratified"),
+    ({"split": "random"}, r"config key 'split': must be one of auto, block, group, stratified"),
     ({"teachers": ["resnet-9000"]}, r"unknown teacher 'resnet-9000'"),
     ({"teachers": [{"name": "x", "colour": 1}]}, r"unknown config key 'teachers\[0\].colour'"),
 ])

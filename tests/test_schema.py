@@ -87,12 +87,32 @@ def test_empty_and_missing_csv(tmp_path, kd):
     assert code == 2 and "nope.csv: no such CSV file" in err
 
 
-def test_check_prints_leakage_for_both_modes(synth_csv, kd, tmp_path):
+def test_check_prints_every_split_mode_with_its_leakage_and_fractions(synth_csv, kd, tmp_path):
     shutil.copytree(synth_csv.parent, tmp_path / "copy")
-    code, out, _ = kd("check", "--csv", tmp_path / "copy" / "frame_labels.csv", "--json")
+    code, out, _ = kd("check", "--csv", tmp_path / "copy" / "frame_labels.csv", "--json", "--gap_frames", "0")
     assert code == 0
-
     report = json.loads(out)
-    shares = {a["mode"]: a["near_duplicate_share"] for a in report["leakage"]}
-    assert shares["stratified"] > 0.5
-    assert shares["group"] == 0.0
+    splits = {a["mode"]: a for a in report["splits"]}
+    assert splits["stratified"]["near_duplicate_share"] > 0.5 and splits["stratified"]["leaks"]
+    assert splits["stratified"]["val_near_duplicate_share"] > 0.5  # val leaks too: early stopping sees copies
+    for mode in ("group", "block"):
+        assert splits[mode]["near_duplicate_share"] == 0.0 and splits[mode]["val_near_duplicate_share"] == 0.0
+    parts = splits["block"]["parts"]
+    assert sum(p["frames"] for p in parts.values()) == 400
+    assert all(p["combos"]["NN"] > 0 for p in parts.values())
+    code, out, _ = kd("check", "--csv", tmp_path / "copy" / "frame_labels.csv")
+    assert "block: near-duplicates of test 0.0%" in out and "LEAKS" in out and "share" in out
+
+
+def test_a_label_with_one_value_is_a_loud_warning(table, kd):
+    root, df = table
+    code, _, err = _check(kd, root, df.assign(fire=0))  # no fire-positive frame anywhere
+    assert code == 0 and "WARNING: label 'fire' is 0 on all 3 frames of the data" in err
+
+
+def test_a_blank_id_is_an_error_naming_the_row(table, kd):
+    root, df = table
+    df["id"] = df["id"].astype(object)
+    df.loc[1, "id"] = " "
+    code, _, err = _check(kd, root, df)
+    assert code == 2 and "row 3: blank id" in err

@@ -34,7 +34,9 @@ def _study(tmp, **kwargs):
 def test_every_stage_ran_and_rendered(smoke_study):
     tmp, study, _ = smoke_study
     assert len(study.stages) == 2 * (1 + 2 * 3) + 1 and all(study.finished(s) for s in study.stages)
-    reports = tmp / "reports"
+    reports = study.reports
+    assert reports == tmp / "reports" / "smoke"  # the study's own folder, named by its params file
+    assert 'href="smoke/index.html"' in (tmp / "reports" / "index.html").read_text()
     index = (reports / "index.html").read_text()
     for stage in study.stages:
         page = reports / stage.report
@@ -61,7 +63,7 @@ def test_aggregated_results_say_what_two_seeds_can(smoke_study):
         difference = next(d for d in agg["differences"] if d["metric"] == "fire AUROC")
         low, high = difference["bootstrap low"], difference["bootstrap high"]
         assert low is None or -1 <= low <= high <= 1  # two seeds: the test-block bootstrap still speaks
-    compare = (smoke_study[0] / "reports" / "compare.html").read_text()
+    compare = (study.reports / "compare.html").read_text()
     for shown in ("p (Holm)", "fire AUROC", "always-positive macro-F1", "test-block bootstrap", "d_z"):
         assert shown in compare, shown
     tables = Path(study.cfg.output) / "metrics" / "compare"
@@ -96,8 +98,8 @@ def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
     data = study.stages[0]
     assert not study.finished(data)
     assert (Path(study.cfg.output) / "executed" / f"{data.key}.ipynb").exists()  # kept, to read the traceback
-    assert not (tmp_path / "reports" / data.report).exists()
-    assert "not finished" in (tmp_path / "reports" / "index.html").read_text()
+    assert not (study.reports / data.report).exists()
+    assert "not finished" in (study.reports / "index.html").read_text()
 
 
 def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
@@ -107,7 +109,7 @@ def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
                                             "csv": str(tmp / "data" / "frame_labels.csv")})
     study.stages = study.stages[:1]  # the data stage is enough to show the round trip
     assert [r["stage"] for r in study.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
-    assert (tmp_path / "reports" / "data" / "seed_1" / "00_data.html").exists()
+    assert (study.reports / "data" / "seed_1" / "00_data.html").exists()
 
 
 def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
@@ -127,3 +129,19 @@ def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
         stages.compare_stage(cfg)
     result = stages.compare_stage(cfg, allow_mixed=True)
     assert any("data fingerprints differ" in w for w in result["warnings"])
+
+
+def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_path):
+    tmp, first, _ = smoke_study
+    pages = {p: p.read_bytes() for p in first.reports.rglob("*.html")}
+    other = tmp_path / "other.yaml"
+    other.write_text(SMOKE.read_text())
+    second = Study(other, reports=first.reports_root, teachers=["resnet-18"], compare=False,
+                   overrides={"output": str(tmp_path / "out"), "seeds": [1], "csv": str(tmp / "data" / "frame_labels.csv")})
+    second.stages = second.stages[:1]
+    second.run(progress=lambda line: None)
+    assert second.reports == first.reports_root / "other"
+    assert (second.reports / "data" / "seed_1" / "00_data.html").exists()
+    assert {p: p.read_bytes() for p in first.reports.rglob("*.html")} == pages
+    index = (first.reports_root / "index.html").read_text()
+    assert 'href="smoke/index.html"' in index and 'href="other/index.html"' in index
