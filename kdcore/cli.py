@@ -130,7 +130,20 @@ def _study(args, params, teachers=None, compare=True):
                                ("timeout_min", args.slurm_timeout_min)) if v is not None}
     return Study(params, reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
                  teachers=teachers, show_code=args.show_code, slurm=slurm, overrides=_overrides(args),
-                 compare=compare)
+                 compare=compare, keep_results=args.keep_results)
+
+
+def _run_or_show(study, dry_run: bool) -> None:
+    if dry_run:
+        rows = study.plan_table()
+        width = max(len(r["stage"]) for r in rows)
+        for r in rows:
+            print(f"{r['status']:<16} {r['stage']:<{width}}  {r['reason']}")
+        counts = {s: sum(r["status"] == s for r in rows) for s in dict.fromkeys(r["status"] for r in rows)}
+        print(", ".join(f"{n} {s}" for s, n in counts.items()) + " (dry run: nothing ran)")
+        return
+    study.run()
+    _report(study)
 
 
 def _report(study) -> None:
@@ -159,18 +172,14 @@ def cmd_study(args) -> None:
     from kdcore.study import NOTEBOOKS
 
     params = args.params or str(NOTEBOOKS.parent / "params" / "demo.yaml")
-    study = _study(args, params)
-    study.run()
-    _report(study)
+    _run_or_show(_study(args, params), args.dry_run)
 
 
 def cmd_run(args) -> None:
     from kdcore.study import NOTEBOOKS
 
     params = args.params or str(NOTEBOOKS.parent / "params" / "default.yaml")
-    study = _study(args, params, teachers=[args.teacher], compare=False)
-    study.run()
-    _report(study)
+    _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args.dry_run)
 
 
 def cmd_predict(args) -> None:
@@ -202,6 +211,10 @@ def cmd_bench(args) -> None:
 def _study_flags(p) -> None:
     p.add_argument("--reports", default="reports", help="folder for the HTML reports (default: reports)")
     p.add_argument("--force", action="store_true", help="rerun finished stages")
+    p.add_argument("--keep-results", "--keep_results", dest="keep_results", action="store_true",
+                   help="accept stages finished by other code (recorded in their stage records)")
+    p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                   help="show each stage as finished / to run / stale, and why; run nothing")
     p.add_argument("--jobs", type=int, default=1, help="independent stages to run at once")
     p.add_argument("--executor", default="inline", choices=["inline", "slurm", "submitit-local"],
                    help="where stages run: here, on a Slurm cluster through submitit, or submitit's local executor")
@@ -211,8 +224,23 @@ def _study_flags(p) -> None:
     p.add_argument("--show_code", action="store_true", help="keep the code cells in the HTML reports")
 
 
+EXAMPLES = """examples:
+  kd study                                   the demo study on generated data; reports/demo/index.html
+  kd study params/control.yaml --dry-run     what would run, and why
+  kd synth --out data/synth --frames 2000    synthetic FLAME-like RGB/IR data
+  kd import-flame2 --root /data/FLAME2 --out data/flame2.csv
+  kd check --csv data/flame2.csv             validate, and audit the leakage of every split mode
+  kd run --teacher vit-b-16 --params params/default.yaml --seeds 42 123
+  kd predict --model student_best.pth --images frames/ --out predictions.csv
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kd", description=__doc__)
+    from kdcore import __version__
+
+    parser = argparse.ArgumentParser(prog="kd", description=__doc__, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="synthetic FLAME-like data in the FLAME2 layout")

@@ -63,7 +63,7 @@ def save_student(student: Student, path: str | os.PathLike, **meta) -> None:
 
 def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # a pickle's code never runs
     except Exception as e:  # not a torch file at all
         raise KDError(f"{path}: not a kdcore student checkpoint ({type(e).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != "kdcore-student":

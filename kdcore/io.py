@@ -31,10 +31,28 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would leave reports unreadable to a web server
+        _fsync(tmp)  # the data is on disk before the name points at it: a power cut leaves old or new
         os.replace(tmp, path)
+        _fsync(path.parent)  # and the rename itself is on disk
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The ``.NAME.XXXX.tmp`` files a killed write leaves behind (SIGKILL skips the cleanup)."""
+    strays = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+    for p in strays:
+        p.unlink(missing_ok=True)
+    return strays
 
 
 def write_atomic(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:

@@ -38,7 +38,7 @@ def stamp_onnx(path: str | os.PathLike, meta: dict) -> None:
 
 
 def stamp_checkpoint(path: str | os.PathLike, meta: dict) -> None:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint.update(meta)
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)

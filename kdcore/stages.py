@@ -85,6 +85,18 @@ def _baseline_row(evaluation: dict) -> dict:
             "smoke_f1": base["smoke"]["always_positive_f1"], "fire_recall": 1.0}
 
 
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _model_sentence(name: str, evaluation: dict) -> str:
+    m = evaluation["metrics"]
+    base = m.get("baseline", {})
+    return (f"The {name} reaches test fire AUROC {_fmt(m['ranking']['fire']['auroc'])} and macro-F1 "
+            f"{_fmt(m['macro_f1'])} on {evaluation['test_frames']} test frames (always answering yes scores "
+            f"macro-F1 {_fmt(base.get('always_positive_macro_f1'))}; fire prevalence {_fmt(base.get('fire', {}).get('prevalence'))}).")
+
+
 def _metrics_table(rows: list[tuple[str, dict]]) -> pd.DataFrame:
     return pd.DataFrame([_metrics_row(name, e) for name, e in rows] + [_baseline_row(rows[0][1])])
 
@@ -115,7 +127,16 @@ def data_stage(cfg: Config, seed: int) -> dict:
                                  **{p: v["frames"] for p, v in a.get("parts", {}).items()},
                                  "note": a.get("leaks") or a.get("not_possible") or ""} for a in audit])
     baseline = read_json(Layout(cfg.output).metrics(NO_KD, seed) / "student_evaluation.json")
-    return {"tables": {"balance": balance, "leakage": audit_table,
+    used = next(a for a in audit if a["mode"] == data.split.mode)
+    worst = max((a for a in audit if "near_duplicate_share" in a), key=lambda a: a["near_duplicate_share"])
+    sizes = "/".join(str(len(ix)) for ix in data.split.parts().values())
+    summary = [f"Seed {seed}: {data.split.mode} split, train/val/test {sizes} frames, {data.split.left_out} left out "
+               f"between parts; {100 * used['near_duplicate_share']:.1f}% of test frames have a near-duplicate in "
+               f"train ({worst['mode']} split: {100 * worst['near_duplicate_share']:.1f}%)."]
+    if data.label_budget:
+        summary.append(f"Label budget: {int(data.labelled[data.split.train].sum())} of {len(data.split.train)} "
+                       "training frames keep their labels (whole blocks).")
+    return {"summary": summary, "tables": {"balance": balance, "leakage": audit_table,
                        "no_kd_student": _metrics_table([("no-KD student", baseline)])},
             "figures": figures, "split_mode": data.split.mode,
             "warnings": one_valued_labels(data.table.labels, data.split), "provenance": provenance(cfg, data)}
@@ -137,7 +158,13 @@ def teacher_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        teacher_curves=plots.training_curves(log, f"{teacher} teacher, seed {seed}"),
                        teacher_confusion=plots.confusion(evaluation["metrics"], f"{teacher} teacher, test"),
                        **_embeddings(cfg, features, combos, seed, f"teacher ({teacher})"))
-    return {"tables": {"metrics": _metrics_table([(f"{teacher} teacher", evaluation)])},
+    tables = {"metrics": _metrics_table([(f"{teacher} teacher", evaluation)])}
+    if "teacher_outputs" in evaluation:  # what out-of-fold soft labels cost
+        crossfit = evaluation["teacher_outputs"]
+        tables["crossfit"] = pd.DataFrame([{"folds": crossfit["folds"], "frames per fold": crossfit["frames"],
+                                            "fold training, s": crossfit["train_s"],
+                                            "full teacher training, s": evaluation["timing"]["train_s"]}])
+    return {"summary": [_model_sentence(f"{teacher} teacher", evaluation)], "tables": tables,
             "figures": figures, "provenance": provenance(cfg, data)}
 
 
@@ -172,7 +199,11 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
                             ("no-KD student", baseline)])
     if not cfg.compress:  # no compression stage follows: the seed's record is complete here
         final_evaluation(cfg, teacher, data)
-    return {"tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
+    fire = [e["metrics"]["ranking"]["fire"]["auroc"] for e in (evaluation, baseline)]
+    gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""
+    summary = [f"Distilled from {teacher}, the student's test fire AUROC is {_fmt(fire[0])}; the no-KD student's "
+               f"is {_fmt(fire[1])}{gap}.", _model_sentence("distilled student", evaluation)]
+    return {"summary": summary, "tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
 
 
 # --- 03_compress ------------------------------------------------------------------------------
@@ -191,7 +222,13 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
                      "params_M": v["cost"]["params_total"] / 1e6, "gmacs": v["cost"]["gmacs"],
                      "size_MB": v["cost"]["size_mb"], "file": v["cost"]["file"],
                      **{f"ms_{k}": lat[k]["median_ms"] for k in sorted(lat)}})
-    return {"tables": {"variants": pd.DataFrame(rows),
+    v = result["variants"]
+    key = f"{cfg.image_size}px_batch1"
+    summary = [f"{variant}: macro-F1 {_fmt(v[variant]['metrics']['macro_f1'])} (fp32 {_fmt(v['fp32']['metrics']['macro_f1'])}), "
+               f"{v[variant]['cost']['size_mb']:.2f} MB (fp32 {v['fp32']['cost']['size_mb']:.2f}), "
+               f"{v[variant]['timing']['latency'][key]['median_ms']:.2f} ms at {cfg.image_size} px, batch 1 "
+               f"(fp32 {v['fp32']['timing']['latency'][key]['median_ms']:.2f})." for variant in ("int8", "pruned", "pruned_int8")]
+    return {"summary": summary, "tables": {"variants": pd.DataFrame(rows),
                        "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {},
             "provenance": origin}
 
@@ -301,13 +338,24 @@ def _median_latency(runs: list[dict], role: str) -> float:
     return float(np.median([r[role]["timing"]["latency_batch1"]["median_ms"] for r in runs]))
 
 
-def _markdown(text: str):
+def _summary(text: str):
+    """What the page found, first, in words (marked so that tools/check_reports.py can find it)."""
     try:
-        from IPython.display import Markdown
+        from IPython.display import HTML
 
-        return Markdown(f"**{text}**")
+        return HTML(f'<p class="kd-summary"><b>{html.escape(text)}</b></p>')
     except ImportError:
         return text
+
+
+def _table(table: pd.DataFrame):
+    """No index column, three decimals: a table for people."""
+    try:
+        from IPython.display import HTML
+
+        return HTML(table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
+    except ImportError:
+        return table.to_string(index=False)
 
 
 def _png(fig):
@@ -328,12 +376,12 @@ def show(result: dict) -> None:
     except ImportError:  # plain Python: print the tables
         display = print
     for line in result.get("summary", []):
-        display(_markdown(line))
+        display(_summary(line))
     for warning in result.get("warnings", []):
         print(f"warning: {warning}")
     for name, table in result["tables"].items():
         print(name)
-        display(table.round(4) if hasattr(table, "round") else table)
+        display(_table(table))
     for fig in result["figures"].values():
         display(_png(fig))
     if "provenance" in result:
@@ -347,7 +395,8 @@ def _show_provenance(origin: dict, display) -> None:
     print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
           + ", ".join(f"{k} {v}" for k, v in origin["packages"].items() if v)
           + f"; config digest {origin['config_digest']}; seed {origin['seed']}; {env['device']}, "
-          f"{env['threads']} thread(s), world size {env['world_size']}")
+          f"{env['threads']} thread(s), world size {env['world_size']}, "
+          f"deterministic kernels {'on' if origin['config'].get('deterministic') else 'off'}")
     record = json.dumps(origin, indent=1, sort_keys=True, default=str)
     try:
         from IPython.display import HTML

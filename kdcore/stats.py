@@ -72,7 +72,7 @@ def paired_difference(a: Sequence, b: Sequence, bounds: tuple[float, float] = UN
 
 def holm(p_values: Sequence) -> list:
     """Holm-adjusted p-values, in the input order; None stays None and is not counted."""
-    present = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None and not np.isnan(p)]
     adjusted: list = [None] * len(p_values)
     running, m = 0.0, len(present)
     for rank, (p, i) in enumerate(sorted(present)):

@@ -22,10 +22,11 @@ from pathlib import Path
 
 from kdcore.config import Config, load_config
 from kdcore.errors import KDError
-from kdcore.io import read_json, write_json, write_text
+from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
 from kdcore.pipeline import NO_KD, Layout, ensure_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SOURCE = Path(__file__).resolve().parent  # the kdcore package: its code is part of every result
 STAGE_TITLES = {"00_data": "data", "01_teacher": "teacher", "02_student": "student",
                 "03_compress": "compression", "04_compare": "comparison"}
 
@@ -117,11 +118,21 @@ def stage_outputs(layout: Layout, stage: Stage) -> list[Path]:
     return [p for folder in (models, metrics) for pattern in names for p in folder.glob(pattern)]
 
 
+def code_digest(source: Path, notebook: Path) -> str:
+    """kdcore's version, every source file of the package, and the stage's notebook."""
+    from kdcore import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(source.rglob("*.py")) + [notebook]:
+        h.update(path.relative_to(path.parents[1]).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 class Study:
     def __init__(self, params: str | Path, reports: str | Path = "reports", force: bool = False,
                  jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
                  show_code: bool = False, slurm: dict | None = None, overrides: dict | None = None,
-                 compare: bool = True):
+                 compare: bool = True, keep_results: bool = False):
         self.params = Path(params).resolve()
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
@@ -130,6 +141,8 @@ class Study:
         self.reports_root = Path(reports)
         self.reports = self.reports_root / self.name
         self.force, self.jobs, self.executor, self.show_code = force, max(1, jobs), executor, show_code
+        self.keep_results = keep_results
+        self.source, self._code = SOURCE, {}
         # concurrent stages share the cores rather than each taking all of them
         self.threads = max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 else 0
         self.slurm = slurm or {}
@@ -139,35 +152,90 @@ class Study:
 
     # --- records ---
 
+    def _folders(self, stage: Stage) -> list[Path]:
+        """Where a stage writes (for stray temporaries): its run folders, or the comparison's."""
+        if stage.notebook == "04_compare":
+            return [self.layout.root / "graphs" / "compare", self.layout.root / "metrics" / "compare"]
+        if stage.notebook == "00_data":  # no other stage of its seed runs yet
+            return [self.layout.models(NO_KD, stage.seed), self.layout.metrics(NO_KD, stage.seed),
+                    self.layout.graphs("data", stage.seed), self.layout.data(stage.seed)]
+        return [self.layout.models(stage.teacher, stage.seed), self.layout.metrics(stage.teacher, stage.seed),
+                self.layout.graphs(stage.teacher, stage.seed)]
+
     def record_path(self, stage: Stage) -> Path:
         return self.layout.root / "stages" / f"{stage.key}.json"
 
-    def finished(self, stage: Stage) -> bool:
+    def code(self, stage: Stage) -> str:
+        key = (self.source, stage.notebook)
+        if key not in self._code:  # hashed once per study run, not at every status check
+            self._code[key] = code_digest(self.source, NOTEBOOKS / f"{stage.notebook}.ipynb")
+        return self._code[key]
+
+    def status(self, stage: Stage) -> tuple[str, str]:
+        """(finished | to run | stale, why): stale means finished, but by other code."""
         path = self.record_path(stage)
         if not path.exists():
-            return False
+            return "to run", "never ran"
         record = read_json(path)
-        return record.get("status") == "finished" and record.get("digest") == stage_digest(self.cfg, stage)
+        if record.get("status") != "finished":
+            return "to run", "interrupted: resumes where it stopped"
+        if record.get("digest") != stage_digest(self.cfg, stage):
+            return "to run", "a setting it depends on changed"
+        if record.get("code") != self.code(stage):
+            return "stale", "kdcore or its notebook changed since it ran"
+        return "finished", "kept from an earlier code version" if record.get("kept_from_code") else ""
+
+    def finished(self, stage: Stage) -> bool:
+        return self.status(stage)[0] == "finished"
+
+    def plan_table(self) -> list[dict]:
+        """Each stage, what a run would do with it, and why."""
+        return [{"stage": s.key, "status": "to run (forced)" if self.force else status, "reason": reason}
+                for s in self.stages for status, reason in [self.status(s)]]
+
+    def _keep(self, stages: list[Stage]) -> None:
+        """Accept results of other code: recorded in the stage's record."""
+        for stage in stages:
+            record = read_json(self.record_path(stage))
+            code = self.code(stage)
+            write_json(self.record_path(stage), {**record, "code": code, "kept_from_code": record.get("code"),
+                                                 "kept": time.time()})
 
     def _start(self, stage: Stage) -> None:
-        """Begin a stage: clean outputs if it ran before under another config (or force)."""
+        """Begin a stage: clean outputs if it ran before under another config (or force), and the
+        temporary files a killed run of it left."""
         path, digest = self.record_path(stage), stage_digest(self.cfg, stage)
         previous = read_json(path) if path.exists() else None
         if self.force or (previous and previous.get("digest") != digest):
             for p in stage_outputs(self.layout, stage):
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        write_json(path, {"status": "started", "digest": digest, "started": time.time()})
+        for folder in self._folders(stage):
+            remove_stray_temporaries(folder)
+        write_json(path, {"status": "started", "digest": digest, "code": self.code(stage), "started": time.time()})
 
     # --- running ---
 
     def run(self, progress=print) -> list[dict]:
-        """Run what is not finished, in dependency order; return one line of status per stage."""
+        """Run what is not finished, in dependency order; return one line of status per stage.
+
+        Stages finished by other code stop the run before anything starts, unless ``force`` (run
+        them again) or ``keep_results`` (accept them)."""
+        stale = [s for s in self.stages if self.status(s)[0] == "stale"]
+        if stale and not self.force:
+            if not self.keep_results:
+                names = ", ".join(s.key for s in stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+                raise KDError(f"{len(stale)} finished stage(s) were produced by other code ({names}): "
+                              "--force runs them again, --keep-results accepts them")
+            self._keep(stale)
         done = {s.key for s in self.stages if not self.force and self.finished(s)}
         todo = [s for s in self.stages if s.key not in done]
         if todo:
             self.preflight(todo)
             ensure_data(self.cfg)  # generated once here, not raced by concurrent stages
         progress(f"{len(self.stages)} stages: {len(done)} finished, {len(todo)} to run")
+        for row in self.plan_table():
+            if row["status"] != "finished":
+                progress(f"  {row['status']:<16} {row['stage']:<40} {row['reason']}")
         ran = []
         try:
             with _threads_per_kernel(self.threads if self.executor == "inline" else 0), \
@@ -193,7 +261,8 @@ class Study:
 
     def preflight(self, todo: list[Stage]) -> None:
         """What would fail a stage an hour in, checked before anything runs or is cleaned:
-        output folders that cannot be written, teacher weights files that are missing or do not fit."""
+        output folders that cannot be written, teachers that cannot be built (an unknown family or
+        backbone, bad backbone arguments), weights files that are missing or do not fit."""
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(folder / ".kdcore-write-check", "")
@@ -203,9 +272,14 @@ class Study:
         from kdcore.models.weights import pretrained_kind
         from kdcore.pipeline import build_teacher
 
+        import torch
+
         for name in sorted({s.teacher for s in todo if s.notebook == "01_teacher"}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
                 build_teacher(self.cfg, name)  # raises, naming the file, when the weights do not fit
+            else:
+                with torch.device("meta"):  # the architecture alone: no weights, no memory
+                    build_teacher(self.cfg, name)
 
     def _execute(self, stage: Stage) -> float:
         start = time.perf_counter()
@@ -215,7 +289,8 @@ class Study:
         else:
             self._submit(spec)
         write_json(self.record_path(stage), {"status": "finished", "digest": stage_digest(self.cfg, stage),
-                                             "seconds": time.perf_counter() - start, "finished": time.time()})
+                                             "code": self.code(stage), "seconds": time.perf_counter() - start,
+                                             "finished": time.time()})
         return time.perf_counter() - start
 
     def job_spec(self, stage: Stage) -> dict:
@@ -258,12 +333,15 @@ class Study:
                 f"{stage.teacher or 'seed data'}, seed {stage.seed}"
             link = f'<a href="{html.escape(stage.report)}">{title}</a>' if report.exists() else title
             rows.append(f"<tr><td>{link}</td><td>{html.escape(where)}</td><td>{status}</td></tr>")
+        compare = ('Start with the <a href="compare.html">comparison</a>; '
+                   if (self.reports / "compare.html").exists() else "")
         page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
-                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows))
+                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=compare)
         write_text(self.reports / "index.html", page)
         studies = sorted(p.parent.name for p in self.reports_root.glob("*/index.html"))
-        links = "\n".join(f'<li><a href="{html.escape(n)}/index.html">{html.escape(n)}</a> '
-                          f'(<a href="{html.escape(n)}/compare.html">comparison</a>)</li>' for n in studies)
+        links = "\n".join(f'<li><a href="{html.escape(n)}/index.html">{html.escape(n)}</a>'
+                          + (f' (<a href="{html.escape(n)}/compare.html">comparison</a>)'
+                             if (self.reports_root / n / "compare.html").exists() else "") + "</li>" for n in studies)
         write_text(self.reports_root / "index.html", STUDIES.format(links=links))
         return self.reports / "index.html"
 
@@ -274,7 +352,7 @@ INDEX = """<!DOCTYPE html>
 tr:nth-child(even){{background:#f2f2f2}}</style></head>
 <body><h1>kdcore study: {name}</h1>
 <p>params: <code>{params}</code>; outputs: <code>{output}</code>.
-Start with the <a href="compare.html">comparison</a>; <a href="../index.html">all studies</a>.</p>
+{compare}<a href="../index.html">all studies</a>.</p>
 <table><tr><th>report</th><th>for</th><th>status</th></tr>
 {rows}
 </table></body></html>

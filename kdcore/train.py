@@ -222,13 +222,19 @@ def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, d
 
 
 def _rng_states() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Plain types and tensors only, so that checkpoints load with ``weights_only=True``."""
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_states(states: dict) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = states["numpy"]
+    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -257,7 +263,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
     if paths.last.exists():
-        checkpoint = torch.load(paths.last, weights_only=False, map_location=device)
+        checkpoint = torch.load(paths.last, weights_only=True, map_location=device)
         model.load_state_dict(checkpoint["model"])
         criterion.load_state_dict(checkpoint["criterion"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -313,7 +319,7 @@ def training_log(state: dict, settings: FitSettings) -> dict:
 
 
 def load_best(model: nn.Module, path: Path) -> nn.Module:
-    checkpoint = torch.load(path, weights_only=False, map_location="cpu")
+    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     model.load_state_dict(checkpoint["model"])
     return model
 

@@ -46,7 +46,13 @@ def finished_study(smoke_study, tmp_path):
     ({"teachers": ["resnet-18", "resnet-9000"]}, ["unknown teacher 'resnet-9000'"]),
     ({"teachers": [{"name": "resnet-18", "pretrained": "/nowhere/resnet18.pth"}]},
      ["pretrained weights for 'resnet18' not found: /nowhere/resnet18.pth"]),
-], ids=["unknown key", "wrong type", "negative epochs", "sparsity 1", "unknown teacher", "missing weights"])
+    ({"teachers": [{"name": "mine", "family": "resnet-152", "backbone": "resnet152"}]},
+     ["teacher 'mine': unknown family 'resnet-152'"]),
+    ({"teachers": [{"name": "mine", "family": "resnet", "backbone": "resnet18", "backbone_kwargs": {"depth": 3}}]},
+     ["backbone 'resnet18': cannot create it as asked"]),
+    ({"synth_options": {"rgb_fires": 1.0}}, ["'synth_options': unknown synth option 'rgb_fires'"]),
+], ids=["unknown key", "wrong type", "negative epochs", "sparsity 1", "unknown teacher", "missing weights",
+        "unknown family", "bad backbone argument", "unknown synth option"])
 def test_bad_params_leave_a_finished_study_as_it_was(finished_study, kd, change, names):
     params, reports, folders = finished_study
     before = _snapshot(*folders)

@@ -1,6 +1,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -16,6 +17,9 @@ def test_environment_yml_agrees_with_pyproject():
     wanted = _requirements(project["dependencies"] + project["optional-dependencies"]["dev"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pinned = dict(re.findall(r"(torch|torchvision)==([\d.]+)", (ROOT / "Makefile").read_text()))
+    wanted.update({name: f"{name}=={version}" for name, version in pinned.items()})  # the Makefile's build
+    assert set(pinned) == {"torch", "torchvision"}
     assert _requirements(r for r in pip if not r.startswith("-e")) == wanted
 
 
@@ -23,3 +27,16 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_version_license_and_citation(capsys):
+    from kdcore import __version__
+    from kdcore.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"kd {__version__}"
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["version"] == __version__ and citation["license"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "IEEE Access" in (ROOT / "README.md").read_text()

@@ -8,9 +8,13 @@ folder names, the only things that may differ, are set aside.
 """
 
 import json
+import shutil
 from pathlib import Path
 
+from conftest import SMOKE
 from killing import KILL_POINTS
+
+from kdcore.study import Study
 
 COMPARED = ("resnet-18/run_seed_1", "no_kd/run_seed_1")
 LOCATIONS = ("output", "csv", "cache_dir")
@@ -47,3 +51,17 @@ def test_no_file_that_looks_finished_is_half_written(smoke_study):
     _, study, _ = smoke_study
     for path in Path(study.cfg.output).rglob("*.json"):
         json.loads(path.read_text())  # every JSON parses: none was cut off by a kill
+
+
+def test_temporaries_of_killed_writes_are_swept_at_the_next_run_of_their_stage(smoke_study, tmp_path):
+    from kdcore.io import write_text
+
+    tmp, _, _ = smoke_study
+    shutil.copytree(tmp / "out", tmp_path / "out")
+    run = tmp_path / "out" / "models" / "resnet-18" / "run_seed_1"
+    stray = write_text(run / ".student_best.pth.abc123.tmp", "half a checkpoint")  # as a SIGKILL leaves it
+    study = Study(SMOKE, reports=tmp_path / "reports", teachers=["resnet-18"], compare=False, force=True,
+                  overrides={"output": str(tmp_path / "out"), "csv": str(tmp / "data" / "frame_labels.csv"),
+                             "seeds": [1]})
+    study._start(next(s for s in study.stages if s.key == "resnet-18/seed_1/02_student"))
+    assert not stray.exists()

@@ -68,6 +68,12 @@ def test_aggregated_results_say_what_two_seeds_can(smoke_study):
         assert shown in compare, shown
     tables = Path(study.cfg.output) / "metrics" / "compare"
     assert (tables / "differences.csv").exists() and (tables / "models.md").exists()
+    import pandas as pd
+
+    models = pd.read_csv(tables / "models.csv")
+    bounds = models[[c for c in models if c.endswith((" low", " high"))]].stack()
+    assert ((bounds >= 0) & (bounds <= 1)).all()  # no interval leaves the metric's range
+    assert 'class="kd-summary"' in compare and "<th>0</th>" not in compare  # a sentence first; no index column
 
 
 def test_a_second_run_trains_nothing(smoke_study):
@@ -145,3 +151,52 @@ def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_pa
     assert {p: p.read_bytes() for p in first.reports.rglob("*.html")} == pages
     index = (first.reports_root / "index.html").read_text()
     assert 'href="smoke/index.html"' in index and 'href="other/index.html"' in index
+
+
+def _edited_source(tmp_path) -> Path:
+    """A copy of kdcore with one source file changed, as after a code edit."""
+    from kdcore.study import SOURCE
+
+    source = tmp_path / "kdcore"
+    shutil.copytree(SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "metrics.py").write_text((source / "metrics.py").read_text() + "\n# an edit\n")
+    return source
+
+
+def test_changed_code_stops_the_study_and_names_the_stale_stages(smoke_study, tmp_path, kd):
+    tmp, study, _ = smoke_study
+    edited = _study(tmp)
+    edited.source = _edited_source(tmp_path)
+    assert {r["status"] for r in edited.plan_table()} == {"stale"}
+    with pytest.raises(KDError, match=r"15 finished stage\(s\) were produced by other code "
+                                      r"\(data/seed_1/00_data, .* and 11 more\): --force .* --keep-results"):
+        edited.run(progress=lambda line: None)
+    kept = _study(tmp, keep_results=True)
+    kept.source = edited.source
+    assert kept.run(progress=lambda line: None) == []  # accepted, nothing ran
+    record = json.loads(kept.record_path(kept.stages[0]).read_text())
+    assert record["kept_from_code"] == study.code(study.stages[0]) != record["code"]
+    restored = _study(tmp, keep_results=True)  # back to this code for the other tests
+    assert restored.run(progress=lambda line: None) == [] and all(restored.finished(s) for s in restored.stages)
+
+
+def test_dry_run_shows_every_stage_and_runs_nothing(smoke_study, kd):
+    tmp, study, _ = smoke_study
+    records = {s.key: study.record_path(s).read_bytes() for s in study.stages}
+    code, out, _ = kd("study", tmp / "smoke.yaml", "--dry-run", "--reports", tmp / "reports")
+    assert code == 0 and "15 finished (dry run: nothing ran)" in out
+    assert "finished         resnet-18/seed_1/01_teacher" in out
+    assert {s.key: study.record_path(s).read_bytes() for s in study.stages} == records
+
+
+def test_force_reruns_a_stale_stage(smoke_study, tmp_path):
+    tmp, _, _ = smoke_study
+    shutil.copytree(tmp / "out", tmp_path / "out")
+    overrides = {"output": str(tmp_path / "out"), "csv": str(tmp / "data" / "frame_labels.csv"), "seeds": [1]}
+    forced = Study(SMOKE, reports=tmp_path / "reports", force=True, teachers=["resnet-18"], compare=False,
+                   overrides=overrides)
+    forced.source = _edited_source(tmp_path)
+    forced.stages = forced.stages[:1]
+    assert forced.status(forced.stages[0])[0] == "stale"
+    assert [r["stage"] for r in forced.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
+    assert json.loads(forced.record_path(forced.stages[0]).read_text())["code"] == forced.code(forced.stages[0])

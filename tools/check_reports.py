@@ -1,7 +1,8 @@
 """Check the rendered reports as a reader would see them.
 
 Every HTML page under the reports folder is rendered by headless Chromium to a screenshot, and
-every figure embedded in it is decoded; links from index.html must point at existing pages.
+every figure embedded in it is decoded; links from index.html must point at existing pages; every
+stage page opens with its summary sentence; no table has an index column.
 
     python tools/check_reports.py [reports] [--screenshots DIR]
 
@@ -37,6 +38,21 @@ def figures(page: str) -> list[tuple[int, int]]:
     return sizes
 
 
+INDEX_CELL = re.compile(r"<tr>\s*<th>\d+</th>")  # pandas' row labels: a table with an index column
+
+
+def problems(page: Path, text: str) -> list[str]:
+    """What a reader should not meet on a stage page."""
+    if page.name == "index.html":
+        return []
+    found = []
+    if 'class="kd-summary"' not in text:
+        found.append(f"{page}: no summary sentence")
+    if INDEX_CELL.search(text):
+        found.append(f"{page}: a table with an index column")
+    return found
+
+
 def render(chromium: str, page: Path, screenshot: Path) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={screenshot}",
@@ -58,18 +74,22 @@ def main() -> int:
     reports = Path(args.reports)
     shots = Path(args.screenshots or tempfile.mkdtemp())
     shots.mkdir(parents=True, exist_ok=True)
-    index = (reports / "index.html").read_text()
-    missing = [href for href in re.findall(r'href="([^"]+\.html)"', index) if not (reports / href).exists()]
+    missing = [f"{index.parent / href}" for index in reports.rglob("index.html")
+               for href in re.findall(r'href="([^"]+\.html)"', index.read_text()) if not (index.parent / href).exists()]
     pages = sorted(reports.rglob("*.html"))
-    total = 0
+    total, found = 0, []
     for page in pages:
+        found += problems(page, page.read_text())
         sizes = figures(page.read_text())
         total += len(sizes)
         render(chromium, page, shots / (page.relative_to(reports).as_posix().replace("/", "_") + ".png"))
         print(f"{page.relative_to(reports)}: rendered, {len(sizes)} figure(s) decoded")
+    for problem in found:
+        print(problem)
     print(f"{len(pages)} pages rendered in headless Chromium, {total} figures decoded, "
-          f"{len(missing)} broken link(s) from index.html{': ' + ', '.join(missing) if missing else ''}")
-    return 1 if missing else 0
+          f"{len(missing)} broken link(s) from index.html{': ' + ', '.join(missing) if missing else ''}, "
+          f"{len(found)} page problem(s)")
+    return 1 if missing or found else 0
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def create_backbone(name: str, pretrained=False, **kwargs) -> nn.Module:
         if kind == "hub":
             return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
         model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError) as e:  # an unknown model; arguments it does not take
         raise KDError(f"backbone {name!r}: cannot create it as asked (pretrained={pretrained!r}): {e}") from None
     except OSError as e:  # the hub loader without network or cache
         raise KDError(f"backbone {name!r}: timm could not fetch hub weights ({e}); "
@@ -50,7 +50,7 @@ def load_backbone_file(model: nn.Module, path: str | os.PathLike, name: str) -> 
     if not path.is_file():
         raise KDError(f"pretrained weights for {name!r} not found: {path}")
     try:
-        state = timm.models.load_state_dict(str(path))
+        state = timm.models.load_state_dict(str(path), weights_only=True)  # never runs a pickle's code
     except Exception as e:  # a torch or safetensors reader error: the file is not a state dict
         raise KDError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
     state = _adapt(state, model)
