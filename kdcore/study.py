@@ -269,10 +269,10 @@ class Study:
                 (folder / ".kdcore-write-check").unlink()
             except OSError as e:
                 raise KDError(f"{key} folder {folder} cannot be written: {e.strerror}") from None
+        import torch
+
         from kdcore.models.weights import pretrained_kind
         from kdcore.pipeline import build_teacher
-
-        import torch
 
         for name in sorted({s.teacher for s in todo if s.notebook == "01_teacher"}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
