@@ -7,6 +7,7 @@ GEMM rate; a quarter of that for int8).
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 import warnings
@@ -20,7 +21,9 @@ from kdcore.io import write_json, write_text
 from kdcore.models import Student
 from kdcore.profile import count_macs, latency_ms
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# measurements land where git ignores them, one file per machine, so a run never dirties the tree;
+# results/reference_inference.* are the committed figures the README quotes
+RESULTS = Path(__file__).resolve().parent / "results" / "local"
 
 
 def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -109,13 +112,20 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine_name() -> str:
+    import platform
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{platform.node()}-{platform.processor() or platform.machine()}")
+
+
 def main() -> None:
     result = run()
-    write_json(RESULTS / "inference.json", result)
+    json_path, md_path = (RESULTS / f"inference-{machine_name()}.{ext}" for ext in ("json", "md"))
+    write_json(json_path, result)
     table = markdown(result)
-    write_text(RESULTS / "inference.md", table)
+    write_text(md_path, table)
     print(table)
-    print(f"wrote {RESULTS / 'inference.json'} and {RESULTS / 'inference.md'}")
+    print(f"wrote {json_path} and {md_path}")
 
 
 if __name__ == "__main__":
