@@ -153,7 +153,7 @@ def _report(study) -> None:
     layout = Layout(study.cfg.output)
     for stage in study.stages:
         path = layout.metrics(stage.teacher, stage.seed) / "final_evaluation.json" if stage.teacher else None
-        last = "03_compress" if study.cfg.compress else "02_student"
+        last = "03_compress" if stage.teacher and study.cfg.compresses(stage.teacher) else "02_student"
         if stage.notebook == last and path and path.exists():
             r = read_json(path)
             print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / fire AUROC: teacher {_pair(r['teacher'])}, "
@@ -292,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     _study_flags(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("predict", help="RGB-only inference with a saved student (.pth or .onnx)")
-    p.add_argument("--model", required=True, help="student_best.pth, student_pruned_best.pth or student*.onnx")
+    p = sub.add_parser("predict", help="RGB-only inference with a saved student (.safetensors, .pth or .onnx)")
+    p.add_argument("--model", required=True,
+                   help="student.safetensors, student_pruned.safetensors, student_best.pth or student*.onnx")
     p.add_argument("--images", required=True, help="a folder of images or a CSV with rgb_frame")
     p.add_argument("--out", required=True, help="CSV to write")
     p.add_argument("--base_path", help="folder a CSV's paths are relative to (default: the CSV's)")

@@ -232,5 +232,6 @@ def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
     written = []
     for name, table in tables.items():
         written.append(write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.4g")))
-        written.append(write_text(folder / f"{name}.md", table.to_markdown(index=False, floatfmt=".3f") + "\n"))
+        markdown = table.astype(object).to_markdown(index=False, floatfmt=".3f")  # object: ints stay ints
+        written.append(write_text(folder / f"{name}.md", markdown + "\n"))
     return written

@@ -160,6 +160,11 @@ class Config:
                           and not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
         return self
 
+    def compresses(self, name: str) -> bool:
+        """Whether teacher ``name``'s student is compressed: not in a KD-only study, and never the
+        RGB twin's (a control arm, not a model to deploy)."""
+        return self.compress and self.teacher(name).twin_of is None
+
     def twin(self, name: str) -> str | None:
         """The RGB-only twin of teacher ``name``, if the study has one."""
         return next((t.name for t in self.teachers if t.twin_of == name), None)

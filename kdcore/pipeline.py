@@ -453,9 +453,14 @@ def _stamp_deployables(files: dict, variants: dict, meta: dict) -> None:
             stamp_onnx(files[variant], stamped)
         else:
             stamp_checkpoint(files[variant], stamped)
-    for variant in ("fp32", "pruned"):  # the fp32 ONNX twins share their PyTorch model's thresholds
-        stamp_onnx(files[f"{variant}_onnx"], {**meta, "thresholds": variants[variant]["metrics"]["tuned_thresholds"],
-                                              "variant": f"{variant}_onnx"})
+    from kdcore.compress import load_student, save_student_safetensors
+
+    for variant in ("fp32", "pruned"):  # the twins (ONNX, safetensors) share their model's thresholds
+        thresholds = variants[variant]["metrics"]["tuned_thresholds"]
+        stamp_onnx(files[f"{variant}_onnx"], {**meta, "thresholds": thresholds, "variant": f"{variant}_onnx"})
+        student, _ = load_student(files[variant])
+        save_student_safetensors(student, files[f"{variant}_onnx"].with_suffix(".safetensors"), **meta,
+                                 thresholds=thresholds, variant=f"{variant}_safetensors")
 
 
 def _calibration_frames(data: SeedData, count: int = 128) -> np.ndarray:

@@ -62,7 +62,7 @@ def load_model(path: str | os.PathLike):
             raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
                           "use the student_*.onnx files a kdcore run writes")
         return OnnxModel(path), json.loads(props[META_KEY])
-    model, checkpoint = load_student(path)
+    model, checkpoint = load_student(path)  # .pth or .safetensors
     if "normalization" not in checkpoint:
         raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
     return model, checkpoint

@@ -197,7 +197,7 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
                        **_embeddings(cfg, test["features"], combos, seed, "student"))
     table = _metrics_table([(f"{teacher} teacher", teacher_eval), ("distilled student", evaluation),
                             ("no-KD student", baseline)])
-    if not cfg.compress:  # no compression stage follows: the seed's record is complete here
+    if not cfg.compresses(teacher):  # no compression stage follows: the seed's record is complete here
         final_evaluation(cfg, teacher, data)
     fire = [e["metrics"]["ranking"]["fire"]["auroc"] for e in (evaluation, baseline)]
     gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""

@@ -3,7 +3,8 @@
 - ``summarize``: mean, std and a t-based 95% interval over seeds, clipped to the metric's range;
   no interval below three seeds (with two, t = 12.7 and the interval spans any bounded metric).
 - ``paired_difference``: a minus b over the seeds both have, with its t-interval, p-value and
-  d_z (the mean difference over the standard deviation of the differences).
+  d_z (the mean difference over the standard deviation of the differences); below three seeds
+  none of the three (two near-equal differences give d_z in the hundreds and p near 0).
 - ``holm``: Holm's step-down adjustment of a family of p-values.
 - ``block_bootstrap``: the same difference, resampling test blocks (not frames: neighbouring frames
   are near-copies) within each seed. It measures test-set uncertainty only, not seed-to-seed
@@ -64,7 +65,7 @@ def paired_difference(a: Sequence, b: Sequence, bounds: tuple[float, float] = UN
     if len(diff) == 0:
         return out
     out["ci95"], out["ci_note"] = _t_interval(diff, (-width, width))
-    if len(diff) > 1 and diff.std(ddof=1) > 0:
+    if len(diff) >= 3 and diff.std(ddof=1) > 0:  # with two pairs, t has one degree of freedom: no test
         t, p = stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs])
         out.update(t=float(t), p_value=float(p), d_z=float(diff.mean() / diff.std(ddof=1)))
     return out

@@ -60,7 +60,7 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
             teacher = Stage("01_teacher", name, seed, [data.key])
             student = Stage("02_student", name, seed, [teacher.key])
             stages += [teacher, student]
-            if cfg.compress:
+            if cfg.compresses(name):
                 stages.append(Stage("03_compress", name, seed, [student.key]))
     if compare:
         stages.append(Stage("04_compare", deps=[s.key for s in stages]))
@@ -114,7 +114,8 @@ def stage_outputs(layout: Layout, stage: Stage) -> list[Path]:
     names = {"01_teacher": ["teacher_*"],
              "02_student": ["student_best.pth", "student_last.pth", "student_train_log.json", "student_evaluation.json",
                             "student_test_predictions.csv", "final_evaluation.json"],
-             "03_compress": ["student_pruned*", "*.onnx", "compression.json", "final_evaluation.json"]}[stage.notebook]
+             "03_compress": ["student_pruned*", "*.onnx", "*.safetensors", "compression.json",
+                             "final_evaluation.json"]}[stage.notebook]
     return [p for folder in (models, metrics) for pattern in names for p in folder.glob(pattern)]
 
 

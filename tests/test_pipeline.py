@@ -77,7 +77,8 @@ def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["student_best.pth", "student_quantized.onnx", "student_pruned_best.pth",
-                                   "student_pruned_quantized.onnx"])
+                                   "student_pruned_quantized.onnx", "student.safetensors",
+                                   "student_pruned.safetensors"])
 def test_kd_predict_skips_a_corrupt_image_and_predicts_the_rest(smoke, kd, tmp_path, model):
     import pandas as pd
 
@@ -149,3 +150,23 @@ def test_int8_student_predicts_as_the_fp32_one(smoke):
     fp32 = predict(load_student(models / "student_best.pth")[0], test, 64, "cpu")["probs"]
     int8 = predict(OnnxModel(models / "student_quantized.onnx"), test, 64, "cpu")["probs"]
     assert np.abs(int8 - fp32).max() < 0.1
+
+
+def test_safetensors_student_carries_its_metadata_without_pickle(smoke):
+    import json
+
+    import torch
+    from safetensors import safe_open
+
+    from kdcore.compress import load_student
+
+    cfg, _ = smoke
+    models = Layout(cfg.output).models("resnet-18", 1)
+    with safe_open(str(models / "student.safetensors"), framework="pt") as f:
+        meta = json.loads(f.metadata()["kdcore"])
+    assert meta["kind"] == "kdcore-student" and set(meta) >= {"arch", "normalization", "image_size", "thresholds"}
+    (pth, pth_meta), (st, _) = load_student(models / "student_best.pth"), load_student(models / "student.safetensors")
+    x = torch.randn(2, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        assert torch.equal(pth(x), st(x))
+    assert meta["thresholds"] == pth_meta["thresholds"]

@@ -48,3 +48,9 @@ def test_block_bootstrap_resamples_blocks_and_finds_a_real_difference():
     assert out["blocks"] == [20, 20] and out["resamples"] == 300
     assert 0 < out["ci95"][0] < out["estimate"] < out["ci95"][1]
     assert out == block_bootstrap(seeds, accuracy, resamples=300)  # seeded
+
+
+def test_two_seeds_give_no_test_and_no_effect_size():
+    d = paired_difference([0.90, 0.91], [0.80, 0.8101])
+    assert d["mean_difference"] == pytest.approx(0.09995) and d["n"] == 2
+    assert d["p_value"] is None and d["d_z"] is None and d["ci95"] == [None, None] and d["ci_note"] == FEW_SEEDS
