@@ -146,10 +146,9 @@ def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_pa
     other.write_text(SMOKE.read_text())
     second = Study(other, reports=first.reports_root, teachers=["resnet-18"], compare=False,
                    overrides={"output": str(tmp_path / "out"), "seeds": [1], "csv": str(tmp / "data" / "frame_labels.csv")})
-    second.stages = second.stages[:1]
+    second.stages = []  # its index alone: writing the shared reports folder is what is tested
     second.run(progress=lambda line: None)
-    assert second.reports == first.reports_root / "other"
-    assert (second.reports / "data" / "seed_1" / "00_data.html").exists()
+    assert second.reports == first.reports_root / "other" and (second.reports / "index.html").exists()
     assert {p: p.read_bytes() for p in first.reports.rglob("*.html")} == pages
     index = (first.reports_root / "index.html").read_text()
     assert 'href="smoke/index.html"' in index and 'href="other/index.html"' in index
