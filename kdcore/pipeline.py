@@ -213,12 +213,15 @@ def crossfit_folds(data: SeedData, folds: int) -> list[np.ndarray]:
     spread over the folds."""
     rows = data.indices("labelled")
     units, combos = data.split.units[rows], data.table.combos[rows]
+    if len(np.unique(units)) < folds:
+        raise KDError(f"teacher_outputs 'crossfit' needs at least {folds} labelled training blocks, "
+                      f"found {len(np.unique(units))}: lower crossfit_folds or label more blocks")
     rng = np.random.default_rng([data.seed, 2])
-    fold_of = {}
-    for combo in sorted(set(combos.tolist())):
-        members = np.unique(units[combos == combo])
-        for i, u in enumerate(rng.permutation(members).tolist()):
-            fold_of.setdefault(u, i % folds)
+    fold_of, dealt = {}, 0
+    for combo in sorted(set(combos.tolist())):  # dealt round-robin across combinations: no fold is empty
+        for u in rng.permutation(np.unique(units[combos == combo])).tolist():
+            if u not in fold_of:
+                fold_of[u], dealt = dealt % folds, dealt + 1
     fold = np.array([fold_of[u] for u in units.tolist()])
     return [rows[fold == k] for k in range(folds)]
 

@@ -133,9 +133,12 @@ def _batches(dataset: Dataset, batch_size: int, settings: FitSettings, epoch: in
         if dist.is_initialized():
             sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed)
             sampler.set_epoch(epoch)
+    # a last training batch of one frame cannot pass BatchNorm in training mode: dropped (that frame
+    # is in another batch next epoch); otherwise every frame is used
+    lonely = epoch is not None and len(dataset) % batch_size == 1 and len(dataset) > 1
     return DataLoader(dataset, batch_size=batch_size, shuffle=epoch is not None and sampler is None,
                       sampler=sampler, generator=generator, num_workers=settings.num_workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=False)
+                      pin_memory=torch.cuda.is_available(), drop_last=lonely)
 
 
 def _to(batch, device: torch.device, channels_last: bool):

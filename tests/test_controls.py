@@ -93,3 +93,14 @@ def test_rgb_teacher_arm_adds_a_twin_that_never_reads_ir(tmp_path, csv):
 
     with one_torch_thread(), pytest.raises(TrainingDiverged):  # the poison bites whoever reads IR
         train_teacher(cfg, "resnet-18", data)
+
+
+def test_crossfit_folds_are_never_empty_under_a_label_budget(tmp_path, csv):
+    from kdcore.pipeline import crossfit_folds
+
+    cfg = _cfg(tmp_path, csv, labelled_fraction=0.1)  # one labelled block per label combination
+    data = prepare_data(cfg, 1, progress=False)
+    folds = crossfit_folds(data, 3)
+    assert all(len(f) for f in folds) and sorted(np.concatenate(folds)) == sorted(data.indices("labelled"))
+    units = [set(data.split.units[f].tolist()) for f in folds]
+    assert not (units[0] & units[1] or units[0] & units[2] or units[1] & units[2])  # whole blocks

@@ -214,3 +214,9 @@ def test_ddp_with_two_gloo_processes_runs_an_epoch(tmp_path):
     mp.spawn(_ddp_worker, args=(2, tmp_path, port), nprocs=2, join=True)
     log = json.loads((tmp_path / "student_train_log.json").read_text())
     assert len(log["epochs"]) == 1 and (tmp_path / "student_best.pth").exists()
+
+
+def test_a_training_set_one_frame_past_a_full_batch_trains(tmp_path):
+    teacher = create_teacher("resnet-18", img_size=32)  # at 32 px its last BatchNorm sees 1x1 maps
+    log = fit(teacher, BCE(), Pairs(17, 0), Pairs(8, 1), _settings(epochs=1), _paths(tmp_path))
+    assert len(log["epochs"]) == 1  # the lone 17th frame would fail BatchNorm in a batch of its own
