@@ -237,6 +237,7 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     from kdcore import __version__
+    from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 
     parser = argparse.ArgumentParser(prog="kd", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -267,9 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", required=True)
     p.add_argument("--base_path", help="folder image paths are relative to (default: the CSV's)")
     p.add_argument("--seed", type=int, default=42, help="seed of the audited splits")
-    p.add_argument("--block_frames", type=int, default=600, help="block split: frames a block (default 600)")
-    p.add_argument("--gap_frames", type=int, default=30,
-                   help="block split: frames left out where parts meet (default 30)")
+    p.add_argument("--block_frames", type=int, default=BLOCK_FRAMES,
+                   help=f"block split: frames a block (default {BLOCK_FRAMES})")
+    p.add_argument("--gap_frames", type=int, default=GAP_FRAMES,
+                   help=f"block split: frames left out where parts meet (default {GAP_FRAMES})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_check)
 

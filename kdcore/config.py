@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
 
 
@@ -65,8 +66,8 @@ class Config:
     synth_size: int = 128
     synth_options: dict = field(default_factory=dict)  # kd synth's knobs (SynthOptions)
     split: str = "auto"  # auto (block when the CSV has groups) | block | group | stratified
-    block_frames: int = 600  # block split: frames per block (tens of seconds of FLAME2 video)
-    gap_frames: int = 30  # frames left out where adjacent rows go to different parts
+    block_frames: int = BLOCK_FRAMES  # block split: frames per block (tens of seconds of FLAME2 video)
+    gap_frames: int = GAP_FRAMES  # frames left out where adjacent rows go to different parts
     labelled_fraction: float = 1.0  # share of training blocks whose labels are used (seeded)
     image_size: int = 224
     augment: bool = False
