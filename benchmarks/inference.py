@@ -7,7 +7,6 @@ GEMM rate; a quarter of that for int8).
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import warnings
@@ -16,14 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.machine import RESULTS, has_vnni, machine_name
 from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
 from kdcore.io import write_json, write_text
 from kdcore.models import Student
 from kdcore.profile import count_macs, latency_ms
-
-# measurements land where git ignores them, one file per machine, so a run never dirties the tree;
-# results/reference_inference.* are the committed figures the README quotes
-RESULTS = Path(__file__).resolve().parent / "results" / "local"
 
 
 def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -80,16 +76,7 @@ def run(size: int = 224, repeats: int = 30) -> dict:
     for row in rows.values():
         row["speedup_vs_eager"] = base / row["median_ms"]
     return {"img_size": size, "batch": 1, "gemm_gflops": rate, "threads": torch.get_num_threads(),
-            "cpu_int8_dot_product": _has_vnni(), "variants": rows}
-
-
-def _has_vnni() -> bool:
-    """int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI): without them int8 gains far less."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+            "cpu_int8_dot_product": has_vnni(), "variants": rows}
 
 
 def _size_mb(model: torch.nn.Module, file: Path | None) -> float:
@@ -110,12 +97,6 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {r['median_ms']:.1f} | {r['speedup_vs_eager']:.2f}x | {r['floor_ms']:.1f} "
                      f"| {r['gmacs']:.2f} | {r['size_mb']:.2f} |")
     return "\n".join(lines) + "\n"
-
-
-def machine_name() -> str:
-    import platform
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{platform.node()}-{platform.processor() or platform.machine()}")
 
 
 def main() -> None:

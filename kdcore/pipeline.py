@@ -470,12 +470,12 @@ def _calibration_frames(data: SeedData, count: int = 128) -> np.ndarray:
     """Normalized RGB training frames, spread evenly over the training split."""
     train = data.dataset("train", with_ir=False)
     picks = np.linspace(0, len(train) - 1, min(count, len(train))).astype(int)
-    return torch.stack([train[int(i)][0] for i in picks]).numpy()
+    return train.normalized(picks).numpy()
 
 
 def _onnx_parity(model: torch.nn.Module, onnx_model: torch.nn.Module, data: SeedData) -> dict:
     test = data.dataset("test", with_ir=False)
-    batch = torch.stack([test[i][0] for i in range(min(32, len(test)))])
+    batch = test.normalized(range(min(32, len(test))))
     with torch.no_grad():
         gap = (model.cpu().eval()(batch) - onnx_model(batch)).abs().max().item()
     return {"max_abs_logit_difference": gap, "frames": len(batch)}

@@ -141,9 +141,12 @@ def _batches(dataset: Dataset, batch_size: int, settings: FitSettings, epoch: in
                       pin_memory=torch.cuda.is_available(), drop_last=lonely)
 
 
-def _to(batch, device: torch.device, channels_last: bool):
-    rgb, ir, targets, ids = batch
+def _to(dataset: Dataset, batch, device: torch.device, channels_last: bool):
+    """The batch on ``device``; a dataset of uint8 frames scales them there (``on_device``)."""
     fmt = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
+    if hasattr(dataset, "on_device"):
+        return dataset.on_device(batch, device, fmt)
+    rgb, ir, targets, ids = batch
     rgb = rgb.to(device, non_blocking=True, memory_format=fmt)
     ir = ir.to(device, non_blocking=True, memory_format=fmt) if ir.dim() == 4 else ir.to(device)
     return rgb, ir, targets.to(device, non_blocking=True), ids
@@ -160,7 +163,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: st
     logits_all, targets, ids, feats = [], [], [], []
     for batch in progress(_batches(dataset, batch_size, settings, None), progress_bar, desc="predicting",
                           leave=False):
-        rgb, ir, y, batch_ids = _to(batch, device, False)
+        rgb, ir, y, batch_ids = _to(dataset, batch, device, False)
         with _autocast(device, bf16):
             inputs = model_inputs(model, rgb, ir)
             if features:
@@ -188,7 +191,7 @@ def _evaluate(model, criterion, dataset, settings, device) -> dict:
     losses, probs, targets = [], [], []
     with torch.no_grad():
         for batch in _batches(dataset, settings.eval_batch_size, settings, None):
-            batch = _to(batch, device, settings.channels_last)
+            batch = _to(dataset, batch, device, settings.channels_last)
             with _autocast(device, settings.bf16):
                 loss, logits = criterion(model, batch)
             losses.append(loss.item() * len(batch[2]))
@@ -207,7 +210,7 @@ def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, d
     bar = progress(loader, settings.progress and _rank() == 0, desc=f"{desc} epoch {epoch + 1}",
                    leave=False, unit="batch")
     for step, batch in enumerate(bar):
-        batch = _to(batch, device, settings.channels_last)
+        batch = _to(loader.dataset, batch, device, settings.channels_last)
         with _autocast(device, settings.bf16):
             loss, logits = criterion(model, batch)
         if not math.isfinite(loss.item()):

@@ -41,18 +41,31 @@ def _dataset(synth_csv, tmp_path, ir=True, augment=False):
     return FrameDataset(rgb, irs, table.labels, table.frames["id"].tolist(), split.train, stats, augment)
 
 
-def test_items_are_normalized_pairs(synth_csv, tmp_path):
+def test_items_are_uint8_pairs_scaled_on_the_device(synth_csv, tmp_path):
+    from torch.utils.data import default_collate
+
     ds = _dataset(synth_csv, tmp_path)
     rgb, ir, labels, frame_id = ds[0]
-    assert rgb.shape == ir.shape == (3, 32, 32) and rgb.dtype == torch.float32
+    assert rgb.shape == ir.shape == (32, 32, 3) and rgb.dtype == ir.dtype == torch.uint8
     assert labels.tolist() in ([0, 0], [1, 0], [0, 1], [1, 1]) and isinstance(frame_id, str)
-    values = torch.stack([ds[i][0] for i in range(len(ds))])
-    assert values.min() >= 0 and values.max() <= 1
+    batch = ds.on_device(default_collate([ds[i] for i in range(len(ds))]), torch.device("cpu"))
+    images, irs = batch[0], batch[1]
+    assert images.dtype == torch.float32 and images.shape == (len(ds), 3, 32, 32)
+    assert images.min() >= 0 and images.max() <= 1
+    # the scaling is the training split's min-max, channel by channel, for each modality
+    i = int(ds.indices[5])
+    lo, hi = np.array(ds.stats["ir"]["min"]), np.array(ds.stats["ir"]["max"])
+    expected = (ds.ir[i].astype(np.float32) - lo) / (hi - lo)
+    assert np.allclose(irs[5].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    assert torch.equal(ds.normalized([5]), images[5:6])
 
 
 def test_rgb_only_mode(synth_csv, tmp_path):
-    rgb, ir, _, _ = _dataset(synth_csv, tmp_path, ir=False)[0]
-    assert rgb.shape == (3, 32, 32) and ir.numel() == 0
+    ds = _dataset(synth_csv, tmp_path, ir=False)
+    rgb, ir, _, _ = ds[0]
+    assert rgb.shape == (32, 32, 3) and ir.numel() == 0
+    _, ir, _, _ = ds.on_device((rgb[None], ir[None], torch.zeros(1, 2), ["x"]), torch.device("cpu"))
+    assert ir.numel() == 0
 
 
 def test_augmentation_moves_both_images_together(synth_csv, tmp_path):
@@ -63,6 +76,6 @@ def test_augmentation_moves_both_images_together(synth_csv, tmp_path):
     changed = 0
     for i in range(8):
         rgb, ir, _, _ = ds[i]
-        assert torch.equal(rgb, ir) and rgb.shape == (3, 32, 32)
+        assert torch.equal(rgb, ir) and rgb.shape == (32, 32, 3)
         changed += not torch.equal(rgb, plain[i][0])
     assert changed >= 4

@@ -1,4 +1,9 @@
-"""The torch Dataset over cached frames: (rgb, ir, labels, id), or RGB only."""
+"""The torch Dataset over cached frames: (rgb, ir, labels, id), or RGB only.
+
+Items stay uint8 until they reach the device: a worker only copies a frame out of the cache (and
+augments it, when asked), the host moves a quarter of the bytes float32 would take, and the
+device scales whole batches (``FrameDataset.on_device``), so the host does almost nothing per frame.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,20 @@ from torchvision.transforms import v2
 
 
 def normalize(images: torch.Tensor, stats: dict) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> float (..., 3, H, W) min-max scaled with the training split's stats."""
-    lo = torch.tensor(stats["min"], dtype=torch.float32).view(3, 1, 1)
-    hi = torch.tensor(stats["max"], dtype=torch.float32).view(3, 1, 1)
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) min-max scaled with the training split's stats,
+    on the images' own device (a batch comes out channels_last in memory, at no cost)."""
+    lo = torch.tensor(stats["min"], dtype=torch.float32, device=images.device).view(3, 1, 1)
+    hi = torch.tensor(stats["max"], dtype=torch.float32, device=images.device).view(3, 1, 1)
     x = images.movedim(-1, -3).float()
     return (x - lo) / (hi - lo)
 
 
 class FrameDataset(Dataset):
-    """Frames ``indices`` of the cached arrays; ``ir=None`` makes it RGB-only (ir is then empty)."""
+    """Frames ``indices`` of the cached arrays; ``ir=None`` makes it RGB-only (ir is then empty).
+
+    Items are uint8 (H, W, 3), as cached (stacking them is a plain copy); ``on_device`` moves a batch and scales it there, ``normalized``
+    gives scaled frames on the CPU (calibration, parity checks).
+    """
 
     def __init__(self, rgb: np.ndarray, ir: np.ndarray | None, labels: np.ndarray, ids: list[str],
                  indices: np.ndarray, stats: dict, augment: bool = False):
@@ -36,13 +46,29 @@ class FrameDataset(Dataset):
 
     def __getitem__(self, item: int):
         i = int(self.indices[item])
-        rgb = normalize(torch.from_numpy(np.array(self.rgb[i])), self.stats["rgb"])
-        ir = (normalize(torch.from_numpy(np.array(self.ir[i])), self.stats["ir"])
-              if self.ir is not None else torch.empty(0))
+        rgb = torch.from_numpy(np.array(self.rgb[i]))
+        ir = torch.from_numpy(np.array(self.ir[i])) if self.ir is not None else torch.empty(0, dtype=torch.uint8)
         if self.augment is not None:
-            if self.ir is not None:
-                rgb, ir = self.augment(tv_tensors.Image(rgb), tv_tensors.Image(ir))
-            else:
-                rgb = self.augment(tv_tensors.Image(rgb))
-            rgb, ir = rgb.as_subclass(torch.Tensor), ir.as_subclass(torch.Tensor)
+            rgb, ir = self._augmented(rgb, ir)
         return rgb, ir, torch.tensor(self.labels[i]), self.ids[i]
+
+    def _augmented(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same flips and crop for both images of a pair (torchvision works channels-first)."""
+        images = [tv_tensors.Image(x.permute(2, 0, 1)) for x in (rgb, ir) if x.numel()]
+        out = self.augment(*images) if len(images) > 1 else (self.augment(images[0]),)
+        out = [x.as_subclass(torch.Tensor).permute(1, 2, 0).contiguous() for x in out]
+        return out[0], out[1] if len(out) > 1 else ir
+
+    def on_device(self, batch, device: torch.device, memory_format=torch.contiguous_format):
+        """A collated uint8 batch -> float32 images on ``device`` (asynchronous from pinned memory)."""
+        rgb, ir, targets, ids = batch
+        rgb = normalize(rgb.to(device, non_blocking=True), self.stats["rgb"])
+        if ir.dim() == 4:
+            ir = normalize(ir.to(device, non_blocking=True), self.stats["ir"]).contiguous(memory_format=memory_format)
+        else:
+            ir = ir.to(device).float()
+        return (rgb.contiguous(memory_format=memory_format), ir, targets.to(device, non_blocking=True), ids)
+
+    def normalized(self, items) -> torch.Tensor:
+        """Scaled RGB frames of these items, on the CPU, as the models see them."""
+        return normalize(torch.stack([self[int(i)][0] for i in items]), self.stats["rgb"])
