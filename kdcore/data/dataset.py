@@ -71,4 +71,4 @@ class FrameDataset(Dataset):
 
     def normalized(self, items) -> torch.Tensor:
         """Scaled RGB frames of these items, on the CPU, as the models see them."""
-        return normalize(torch.stack([self[int(i)][0] for i in items]), self.stats["rgb"])
+        return normalize(torch.stack([self[int(i)][0] for i in items]), self.stats["rgb"]).contiguous()
