@@ -1,0 +1,349 @@
+"""The GPU check: what the default study's models and loops do on this device, and what the whole
+study would cost. One command, no network, no papermill; a few minutes on one GPU.
+
+1. models: training and inference images/s and peak memory of every teacher of the params file
+   and the student, model only (random inputs already on the device), bf16 + channels_last, eager
+   and torch.compile, at the params' batch sizes (and EfficientNet-B7 at 32 beside its 8);
+2. loop: kdcore's own fit on synthetic frames from the decoded cache, two epochs per model; loop
+   images/s over model-only images/s is the loader's efficiency;
+3. pipeline: one teacher's whole pipeline (teacher, cached outputs, distilled student, compression)
+   through ``python -m kdcore.pipeline``, and again under ``torchrun --nproc_per_node 1``;
+4. projection: GPU-hours of the params' study on FLAME2's frame counts, at the full epoch budget
+   and at an assumed early stop, per teacher and in total.
+
+    python benchmarks/gpu.py                          # on a GPU: params/default.yaml at 224
+    python benchmarks/gpu.py --device cpu --size 64   # smoke mode: every part, tiny, on the CPU
+
+Results: benchmarks/results/local/gpu-<machine>.{json,md} (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout: benchmarks and kdcore importable
+
+from benchmarks.machine import RESULTS, device_summary, machine_name  # noqa: E402
+from kdcore.config import Config, load_config  # noqa: E402
+from kdcore.io import write_json, write_text  # noqa: E402
+from kdcore.pipeline import build_student, build_teacher, fit_settings, prepare_data  # noqa: E402
+from kdcore.train import FitPaths, fit, resolve_device  # noqa: E402
+
+# FLAME2's default block split (seed 42; tests/test_flame2.py builds it from the published label file)
+FLAME2_FRAMES = {"train": 25_559, "val": 11_062, "test": 15_359, "all": 53_447}
+STUDENT = "student"
+
+
+def study_config(params: Path, size: int, smoke: bool, **overrides) -> Config:
+    """The params' study at ``size``, teachers from random weights (the check needs no weights files)."""
+    raw = yaml.safe_load(params.read_text())
+    teachers = [{k: v for k, v in t.items() if k != "pretrained"} for t in raw.get("teachers", [])]
+    shrink = {"batch_size": 2, "eval_batch_size": 4, "latency_repeats": 1, "latency_batches": [1]} if smoke else {}
+    return load_config(params, teachers=teachers, image_size=size, **{**shrink, **overrides})
+
+
+def _batch_sizes(cfg: Config, smoke: bool) -> list[tuple[str, int]]:
+    """(model, batch) rows: each teacher at its batch, EfficientNet-B7 also at 32, then the student."""
+    rows = []
+    for t in cfg.teachers:
+        batch = fit_settings(cfg, 0, "teacher", t).batch_size
+        rows.append((t.name, min(batch, 2) if smoke else batch))
+        if t.name == "efficientnet-b7" and batch != 32:
+            rows.append((t.name, 2 if smoke else 32))
+    return rows + [(STUDENT, 2 if smoke else cfg.batch_size)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step, device: torch.device, warmup: int, steps: int) -> tuple[float, float]:
+    """(seconds of the warm-up, which includes compiling; median seconds of one timed step)."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def model_rates(model: torch.nn.Module, batch: int, size: int, device: torch.device, compiled: bool,
+                warmup: int, steps: int, eval_batch: int) -> dict:
+    """Model-only training step (AdamW, BCE) and inference rates, in images (pairs) per second."""
+    model = model.to(device, memory_format=torch.channels_last).train()
+    runner = torch.compile(model) if compiled else model
+    inputs = [torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+              for _ in getattr(model, "modalities", ("rgb",))]
+    targets = torch.rand(batch, 2, device=device).round()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def train_step():
+        with autocast:
+            loss = F.binary_cross_entropy_with_logits(runner(*inputs).float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    eval_inputs = [x[:1].expand(eval_batch, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+                   for x in inputs]
+
+    def infer_step():
+        with torch.no_grad(), autocast:
+            runner(*eval_inputs)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    train_first, train_s = _timed(train_step, device, warmup, steps)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    model.eval()
+    _, infer_s = _timed(infer_step, device, warmup, steps)
+    return {"train_images_per_s": batch / train_s, "infer_images_per_s": eval_batch / infer_s,
+            "peak_gib": peak, "warmup_s": train_first}
+
+
+def _build(cfg: Config, name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_student(cfg) if name == STUDENT else build_teacher(cfg, name)
+
+
+def part_models(cfg: Config, device: torch.device, smoke: bool, compile_models: bool) -> list[dict]:
+    warmup, steps = (1, 1) if smoke else (3, 10)
+    rows = []
+    for name, batch in _batch_sizes(cfg, smoke):
+        row = {"model": name, "batch": batch}
+        for mode in ("eager", "compiled") if compile_models else ("eager",):
+            try:
+                row[mode] = model_rates(_build(cfg, name), batch, cfg.image_size, device, mode == "compiled",
+                                        warmup, steps, cfg.eval_batch_size)
+            except torch.OutOfMemoryError:
+                row[mode] = {"error": "out of memory"}
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if "train_images_per_s" in row.get("compiled", {}) and "train_images_per_s" in row["eager"]:
+            row["compile_speedup"] = row["compiled"]["train_images_per_s"] / row["eager"]["train_images_per_s"]
+        rows.append(row)
+        print(f"  {name} at batch {batch}: {_rate_text(row)}", flush=True)
+    return rows
+
+
+def _rate_text(row: dict) -> str:
+    eager = row["eager"]
+    if "error" in eager:
+        return eager["error"]
+    text = f"train {eager['train_images_per_s']:.1f}/s, inference {eager['infer_images_per_s']:.1f}/s"
+    return text + (f", compiled x{row['compile_speedup']:.2f}" if "compile_speedup" in row else "")
+
+
+def _loop_rate(log: dict, train_frames: int, val_frames: int) -> float:
+    """Training frames per second of the last epoch, its validation pass taken out."""
+    last = log["epochs"][-1]["timing"]
+    train_s = last["epoch_s"] - val_frames / last["eval_frames_per_s"]
+    return train_frames / max(train_s, 1e-9)
+
+
+def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
+    """Two epochs of kdcore's fit per model on synthetic frames (BCE; the KD term adds a lookup)."""
+    data = prepare_data(cfg, 1, progress=False)
+    rows = []
+    for name, batch in _batch_sizes(cfg, smoke):
+        if any(r["model"] == name for r in rows):
+            continue  # one loop per model, at its study batch size
+        model = _build(cfg, name)
+        with_ir = "ir" in getattr(model, "modalities", ("rgb",))
+        settings = fit_settings(cfg, 1, STUDENT if name == STUDENT else "teacher",
+                                None if name == STUDENT else cfg.teacher(name))
+        settings.epochs, settings.patience, settings.batch_size, settings.progress = 2, 2, batch, False
+        folder = work / "loop" / name
+        from kdcore.distill import BCE
+
+        log = fit(model, BCE(), data.dataset("train", with_ir), data.dataset("val", with_ir), settings,
+                  FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json"), desc=name)
+        rate = _loop_rate(log, len(data.indices("train")), len(data.indices("val")))
+        rows.append({"model": name, "batch": batch, "loop_images_per_s": rate,
+                     "frames": {p: len(data.indices(p)) for p in ("train", "val")}})
+        print(f"  {name}: loop {rate:.1f} images/s", flush=True)
+    return rows
+
+
+def _pipeline_params(cfg: Config, work: Path, teacher: str, output: str, smoke: bool) -> Path:
+    """A params file for one teacher's short pipeline on the loop's data."""
+    values = {"csv": cfg.csv, "cache_dir": str(work / "cache"), "output": str(work / output),
+              "image_size": cfg.image_size, "gap_frames": 0, "seeds": [1],
+              "teachers": [{"name": teacher, "batch_size": cfg.teacher(teacher).batch_size}],
+              "epochs_teacher": 2, "epochs_student": 2, "finetune_epochs": 1, "batch_size": cfg.batch_size,
+              "eval_batch_size": cfg.eval_batch_size, "latency_repeats": cfg.latency_repeats,
+              "latency_batches": cfg.latency_batches, "num_workers": cfg.num_workers,
+              "compress": importlib.util.find_spec("torch_pruning") is not None}
+    path = work / f"{output}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def part_pipeline(cfg: Config, work: Path, smoke: bool) -> dict:
+    """One teacher's pipeline as a separate process, plain and under torchrun (NCCL on a GPU)."""
+    teacher = cfg.teachers[0].name
+    runs = {"python -m kdcore.pipeline": [sys.executable, "-m", "kdcore.pipeline"],
+            "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                                            "-m", "kdcore.pipeline"]}
+    result = {"teacher": teacher, "compress": importlib.util.find_spec("torch_pruning") is not None}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TQDM_DISABLE": "1"}
+    for i, (label, command) in enumerate(runs.items()):
+        params = _pipeline_params(cfg, work, teacher, f"pipeline_{i}", smoke)
+        start = time.perf_counter()
+        done = subprocess.run([*command, "--params", str(params), "--teacher", teacher, "--seed", "1"],
+                              cwd=work, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        evaluation = work / f"pipeline_{i}" / "metrics" / teacher / "run_seed_1" / "final_evaluation.json"
+        ok = done.returncode == 0 and evaluation.exists()
+        result[label] = {"ok": ok, "wall_s": wall, "returncode": done.returncode,
+                         **({} if ok else {"stderr_tail": done.stderr[-2000:]})}
+        print(f"  {label}: {'ok' if ok else 'FAILED'} in {wall:.0f} s", flush=True)
+    return result
+
+
+def _hours(frames_per_epoch: dict, epochs: int, train_rate: float, infer_rate: float) -> float:
+    return epochs * (frames_per_epoch["train"] / train_rate + frames_per_epoch["val"] / infer_rate) / 3600
+
+
+def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -> dict:
+    """GPU-hours of the study on FLAME2: every fit at (model-only rate x the loop's efficiency),
+    evaluations at the inference rate; CPU-side compression measurements are not counted."""
+    frames = FLAME2_FRAMES
+    efficiency = {r["model"]: r["loop_images_per_s"] / _row(models, r["model"])["eager"]["train_images_per_s"]
+                  for r in loops if "train_images_per_s" in _row(models, r["model"])["eager"]}
+    student = _row(models, STUDENT)["eager"]
+    student_train = student["train_images_per_s"] * min(efficiency.get(STUDENT, 1.0), 1.0)
+    out = {"frames": frames, "seeds": len(cfg.seeds), "loop_efficiency": efficiency, "teachers": {}}
+    for budget, epochs in (("full budget", None), ("early stop", stop)):
+        te = epochs["teacher"] if epochs else cfg.epochs_teacher
+        se = epochs["student"] if epochs else cfg.epochs_student
+        student_h = _hours(frames, se, student_train, student["infer_images_per_s"])
+        finetune_h = _hours(frames, min(cfg.finetune_epochs, se), student_train, student["infer_images_per_s"])
+        total = len(cfg.seeds) * student_h  # the no-KD student, once per seed
+        for t in cfg.teachers:
+            row = _row(models, t.name)["eager"]
+            if "train_images_per_s" not in row:
+                continue
+            train = row["train_images_per_s"] * min(efficiency.get(t.name, 1.0), 1.0)
+            teacher_h = _hours(frames, te, train, row["infer_images_per_s"]) + frames["all"] / row["infer_images_per_s"] / 3600
+            per_seed = teacher_h + student_h + (finetune_h if cfg.compresses(t.name) else 0)
+            out["teachers"].setdefault(t.name, {})[budget] = per_seed * len(cfg.seeds)
+            total += per_seed * len(cfg.seeds)
+        out[budget] = {"teacher_epochs": te, "student_epochs": se, "gpu_hours": total}
+    return out
+
+
+def _row(rows: list[dict], name: str) -> dict:
+    return next(r for r in rows if r["model"] == name)
+
+
+def markdown(result: dict) -> str:
+    lines = [f"Device: {result['device']}; image {result['image_size']} px"
+             + (" (SMOKE MODE: tiny sizes, figures not comparable to a GPU's)" if result["smoke"] else "") + ".", "",
+             "| model | batch | train img/s | inference img/s | peak GiB | compiled train img/s | compile speed-up | loop img/s | loop / model |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    loops = {r["model"]: r for r in result.get("loop", [])}
+    for row in result.get("models", []):
+        eager, compiled = row["eager"], row.get("compiled", {})
+        if "error" in eager:
+            lines.append(f"| {row['model']} | {row['batch']} | {eager['error']} | | | | | | |")
+            continue
+        loop = loops.get(row["model"]) if loops.get(row["model"], {}).get("batch") == row["batch"] else None
+        cells = [row["model"], row["batch"], f"{eager['train_images_per_s']:,.1f}", f"{eager['infer_images_per_s']:,.1f}",
+                 "n/a" if eager["peak_gib"] is None else f"{eager['peak_gib']:.1f}",
+                 f"{compiled['train_images_per_s']:,.1f}" if "train_images_per_s" in compiled else "not run",
+                 f"{row['compile_speedup']:.2f}x" if "compile_speedup" in row else "",
+                 f"{loop['loop_images_per_s']:,.1f}" if loop else "",
+                 f"{loop['loop_images_per_s'] / eager['train_images_per_s']:.2f}" if loop else ""]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if "pipeline" in result:
+        p = result["pipeline"]
+        lines += ["", f"Pipeline of {p['teacher']} (compression {'on' if p['compress'] else 'off: torch-pruning not installed'}): "
+                  + "; ".join(f"{k}: {'ok' if v['ok'] else 'FAILED'}, {v['wall_s']:.0f} s"
+                              for k, v in p.items() if isinstance(v, dict))]
+    if "projection" in result:
+        lines += _projection_lines(result["projection"])
+    return "\n".join(lines) + "\n"
+
+
+def _projection_lines(p: dict) -> list[str]:
+    full, early = p["full budget"], p["early stop"]
+    lines = ["", f"Projected GPU-hours of the study on FLAME2 ({p['frames']['train']:,} training frames, "
+             f"{p['seeds']} seeds; compression's CPU measurements not counted):", "",
+             f"| teacher | full budget ({full['teacher_epochs']}/{full['student_epochs']} epochs) "
+             f"| early stop ({early['teacher_epochs']}/{early['student_epochs']} epochs, assumed) |", "|---|---:|---:|"]
+    for name, hours in p["teachers"].items():
+        lines.append(f"| {name} | {hours['full budget']:.1f} | {hours['early stop']:.1f} |")
+    lines.append(f"| total (with the no-KD students) | {full['gpu_hours']:.1f} | {early['gpu_hours']:.1f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python benchmarks/gpu.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", type=Path, default=ROOT / "params" / "default.yaml")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--frames", type=int, default=None, help="synthetic frames for the loop (default 2048; smoke 240)")
+    parser.add_argument("--parts", nargs="+", default=["models", "loop", "pipeline", "projection"],
+                        choices=("models", "loop", "pipeline", "projection"))
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time torch.compile (default: on a GPU only; compiling on a CPU takes minutes)")
+    parser.add_argument("--stop-epochs", type=int, nargs=2, default=None, metavar=("TEACHER", "STUDENT"),
+                        help="assumed early-stopping epochs for the projection (default: twice each patience)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    smoke = device.type == "cpu"
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        frames = args.frames or (240 if smoke else 2048)
+        cfg = study_config(args.params, args.size, smoke, csv=str(work / "data" / "frame_labels.csv"),
+                           output=str(work / "out"), synth_frames=frames, synth_size=args.size, gap_frames=0,
+                           device=device.type)
+        result = {"device": device_summary(device), "image_size": args.size, "smoke": smoke,
+                  "params": str(args.params), "torch": torch.__version__}
+        if "models" in args.parts or "projection" in args.parts:
+            print("models (model only):", flush=True)
+            result["models"] = part_models(cfg, device, smoke, args.compile if args.compile is not None else not smoke)
+        if "loop" in args.parts or "projection" in args.parts:
+            print("loop (kdcore's fit on cached frames):", flush=True)
+            result["loop"] = part_loop(cfg, work, smoke)
+        if "pipeline" in args.parts:
+            print("pipeline:", flush=True)
+            result["pipeline"] = part_pipeline(cfg, work, smoke)
+        if "projection" in args.parts:
+            stop = dict(zip(("teacher", "student"), args.stop_epochs or (2 * cfg.patience_teacher, 2 * cfg.patience_student)))
+            result["projection"] = projection(cfg, result["models"], result["loop"], stop)
+    json_path, md_path = (args.out / f"gpu-{machine_name()}.{ext}" for ext in ("json", "md"))
+    write_json(json_path, result)
+    table = markdown(result)
+    write_text(md_path, table)
+    print(table)
+    print(f"wrote {json_path} and {md_path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
