@@ -385,7 +385,8 @@ def run_teacher_pipeline(cfg: Config, name: str, seed: int, progress: bool = Tru
     train_student(cfg, data, None)
     train_teacher(cfg, name, data)
     train_student(cfg, data, name)
-    compress_student(cfg, name, data)
+    if cfg.compresses(name):
+        compress_student(cfg, name, data)
     return final_evaluation(cfg, name, data)
 
 
