@@ -51,19 +51,19 @@ def study_config(params: Path, size: int, smoke: bool, **overrides) -> Config:
     """The params' study at ``size``, teachers from random weights (the check needs no weights files)."""
     raw = yaml.safe_load(params.read_text())
     teachers = [{k: v for k, v in t.items() if k != "pretrained"} for t in raw.get("teachers", [])]
-    shrink = {"batch_size": 2, "eval_batch_size": 4, "latency_repeats": 1, "latency_batches": [1]} if smoke else {}
+    shrink = {"eval_batch_size": 8, "latency_repeats": 1, "latency_batches": [1]} if smoke else {}
     return load_config(params, teachers=teachers, image_size=size, **{**shrink, **overrides})
 
 
-def _batch_sizes(cfg: Config, smoke: bool) -> list[tuple[str, int]]:
+def _batch_sizes(cfg: Config) -> list[tuple[str, int]]:
     """(model, batch) rows: each teacher at its batch, EfficientNet-B7 also at 32, then the student."""
     rows = []
     for t in cfg.teachers:
         batch = fit_settings(cfg, 0, "teacher", t).batch_size
-        rows.append((t.name, min(batch, 2) if smoke else batch))
+        rows.append((t.name, batch))
         if t.name == "efficientnet-b7" and batch != 32:
-            rows.append((t.name, 2 if smoke else 32))
-    return rows + [(STUDENT, 2 if smoke else cfg.batch_size)]
+            rows.append((t.name, 32))
+    return rows + [(STUDENT, cfg.batch_size)]
 
 
 def _sync(device: torch.device) -> None:
@@ -130,7 +130,8 @@ def _build(cfg: Config, name: str) -> torch.nn.Module:
 def part_models(cfg: Config, device: torch.device, smoke: bool, compile_models: bool) -> list[dict]:
     warmup, steps = (1, 1) if smoke else (3, 10)
     rows = []
-    for name, batch in _batch_sizes(cfg, smoke):
+    for name, batch in _batch_sizes(cfg):
+        batch = min(batch, 2) if smoke else batch  # smoke: every model, tiny steps
         row = {"model": name, "batch": batch}
         for mode in ("eager", "compiled") if compile_models else ("eager",):
             try:
@@ -162,11 +163,11 @@ def _loop_rate(log: dict, train_frames: int, val_frames: int) -> float:
     return train_frames / max(train_s, 1e-9)
 
 
-def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
+def part_loop(cfg: Config, work: Path) -> list[dict]:
     """Two epochs of kdcore's fit per model on synthetic frames (BCE; the KD term adds a lookup)."""
     data = prepare_data(cfg, 1, progress=False)
     rows = []
-    for name, batch in _batch_sizes(cfg, smoke):
+    for name, batch in _batch_sizes(cfg):
         if any(r["model"] == name for r in rows):
             continue  # one loop per model, at its study batch size
         model = _build(cfg, name)
@@ -186,15 +187,22 @@ def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
     return rows
 
 
+def _compresses(smoke: bool) -> bool:
+    """Compression needs torch-pruning (carry its wheel to a GPU machine); smoke mode leaves it out
+    (the CPU tests cover it)."""
+    return not smoke and importlib.util.find_spec("torch_pruning") is not None
+
+
 def _pipeline_params(cfg: Config, work: Path, teacher: str, output: str, smoke: bool) -> Path:
-    """A params file for one teacher's short pipeline on the loop's data."""
+    """A params file for one teacher's short pipeline on the loop's data (smoke: one epoch a fit)."""
+    epochs, compress = (1 if smoke else 2), _compresses(smoke)
     values = {"csv": cfg.csv, "cache_dir": str(work / "cache"), "output": str(work / output),
               "image_size": cfg.image_size, "gap_frames": 0, "seeds": [1],
               "teachers": [{"name": teacher, "batch_size": cfg.teacher(teacher).batch_size}],
-              "epochs_teacher": 2, "epochs_student": 2, "finetune_epochs": 1, "batch_size": cfg.batch_size,
+              "epochs_teacher": epochs, "epochs_student": epochs, "finetune_epochs": 1, "batch_size": cfg.batch_size,
               "eval_batch_size": cfg.eval_batch_size, "latency_repeats": cfg.latency_repeats,
               "latency_batches": cfg.latency_batches, "num_workers": cfg.num_workers,
-              "compress": importlib.util.find_spec("torch_pruning") is not None}
+              "compress": compress}
     path = work / f"{output}.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
@@ -206,7 +214,8 @@ def part_pipeline(cfg: Config, work: Path, smoke: bool) -> dict:
     runs = {"python -m kdcore.pipeline": [sys.executable, "-m", "kdcore.pipeline"],
             "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                                             "-m", "kdcore.pipeline"]}
-    result = {"teacher": teacher, "compress": importlib.util.find_spec("torch_pruning") is not None}
+    result = {"teacher": teacher, "compress": _compresses(smoke),
+              "compress_note": "" if _compresses(smoke) else "smoke mode" if smoke else "torch-pruning not installed"}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TQDM_DISABLE": "1"}
     for i, (label, command) in enumerate(runs.items()):
@@ -215,42 +224,56 @@ def part_pipeline(cfg: Config, work: Path, smoke: bool) -> dict:
         done = subprocess.run([*command, "--params", str(params), "--teacher", teacher, "--seed", "1"],
                               cwd=work, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        evaluation = work / f"pipeline_{i}" / "metrics" / teacher / "run_seed_1" / "final_evaluation.json"
-        ok = done.returncode == 0 and evaluation.exists()
+        metrics = work / f"pipeline_{i}" / "metrics" / teacher / "run_seed_1"
+        ok = done.returncode == 0 and (metrics / "final_evaluation.json").exists()
         result[label] = {"ok": ok, "wall_s": wall, "returncode": done.returncode,
+                         "compressed": (metrics / "compression.json").exists(),
                          **({} if ok else {"stderr_tail": done.stderr[-2000:]})}
         print(f"  {label}: {'ok' if ok else 'FAILED'} in {wall:.0f} s", flush=True)
     return result
 
 
-def _hours(frames_per_epoch: dict, epochs: int, train_rate: float, infer_rate: float) -> float:
-    return epochs * (frames_per_epoch["train"] / train_rate + frames_per_epoch["val"] / infer_rate) / 3600
+def _rates(models: list[dict], loops: list[dict], name: str) -> tuple[float, float] | None:
+    """(training, inference) images/s of a model inside the study: model-only training times the
+    loop's efficiency (measured at the same batch; never above 1), model-only inference."""
+    row = _row(models, name)
+    eager = row["eager"]
+    if "train_images_per_s" not in eager:
+        return None
+    loop = next((r for r in loops if r["model"] == name and r["batch"] == row["batch"]), None)
+    efficiency = min(loop["loop_images_per_s"] / eager["train_images_per_s"], 1.0) if loop else 1.0
+    return eager["train_images_per_s"] * efficiency, eager["infer_images_per_s"]
+
+
+def _fit_hours(epochs: int, rates: tuple[float, float], frames: dict = FLAME2_FRAMES) -> float:
+    """A fit: each epoch trains on the training frames and evaluates the validation frames; then
+    the best model is evaluated on validation and test."""
+    train, infer = rates
+    per_epoch = frames["train"] / train + frames["val"] / infer
+    return (epochs * per_epoch + (frames["val"] + frames["test"]) / infer) / 3600
 
 
 def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -> dict:
-    """GPU-hours of the study on FLAME2: every fit at (model-only rate x the loop's efficiency),
-    evaluations at the inference rate; CPU-side compression measurements are not counted."""
-    frames = FLAME2_FRAMES
-    efficiency = {r["model"]: r["loop_images_per_s"] / _row(models, r["model"])["eager"]["train_images_per_s"]
-                  for r in loops if "train_images_per_s" in _row(models, r["model"])["eager"]}
-    student = _row(models, STUDENT)["eager"]
-    student_train = student["train_images_per_s"] * min(efficiency.get(STUDENT, 1.0), 1.0)
-    out = {"frames": frames, "seeds": len(cfg.seeds), "loop_efficiency": efficiency, "teachers": {}}
+    """GPU-hours of the study on FLAME2's frame counts. Per seed: the no-KD student; per teacher and
+    seed: the teacher, its outputs on every frame, the distilled student and (where it is
+    compressed) the pruned student's fine-tune. Compression's CPU measurements are not counted."""
+    student = _rates(models, loops, STUDENT)
+    seeds = len(cfg.seeds)
+    out = {"frames": FLAME2_FRAMES, "seeds": seeds, "teachers": {}}
     for budget, epochs in (("full budget", None), ("early stop", stop)):
         te = epochs["teacher"] if epochs else cfg.epochs_teacher
         se = epochs["student"] if epochs else cfg.epochs_student
-        student_h = _hours(frames, se, student_train, student["infer_images_per_s"])
-        finetune_h = _hours(frames, min(cfg.finetune_epochs, se), student_train, student["infer_images_per_s"])
-        total = len(cfg.seeds) * student_h  # the no-KD student, once per seed
+        student_h = _fit_hours(se, student)
+        total = seeds * student_h
         for t in cfg.teachers:
-            row = _row(models, t.name)["eager"]
-            if "train_images_per_s" not in row:
+            rates = _rates(models, loops, t.name)
+            if rates is None:  # out of memory at its batch: no projection
                 continue
-            train = row["train_images_per_s"] * min(efficiency.get(t.name, 1.0), 1.0)
-            teacher_h = _hours(frames, te, train, row["infer_images_per_s"]) + frames["all"] / row["infer_images_per_s"] / 3600
-            per_seed = teacher_h + student_h + (finetune_h if cfg.compresses(t.name) else 0)
-            out["teachers"].setdefault(t.name, {})[budget] = per_seed * len(cfg.seeds)
-            total += per_seed * len(cfg.seeds)
+            teacher_h = _fit_hours(te, rates) + FLAME2_FRAMES["all"] / rates[1] / 3600
+            finetune_h = _fit_hours(min(cfg.finetune_epochs, se), student) if cfg.compresses(t.name) else 0.0
+            hours = seeds * (teacher_h + student_h + finetune_h)
+            out["teachers"].setdefault(t.name, {})[budget] = hours
+            total += hours
         out[budget] = {"teacher_epochs": te, "student_epochs": se, "gpu_hours": total}
     return out
 
@@ -260,7 +283,8 @@ def _row(rows: list[dict], name: str) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Device: {result['device']}; image {result['image_size']} px"
+    lines = [f"Device: {result['device']}; image {result['image_size']} px; parts took "
+             + ", ".join(f"{k} {v:.0f} s" for k, v in result["part_s"].items())
              + (" (SMOKE MODE: tiny sizes, figures not comparable to a GPU's)" if result["smoke"] else "") + ".", "",
              "| model | batch | train img/s | inference img/s | peak GiB | compiled train img/s | compile speed-up | loop img/s | loop / model |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -270,17 +294,18 @@ def markdown(result: dict) -> str:
         if "error" in eager:
             lines.append(f"| {row['model']} | {row['batch']} | {eager['error']} | | | | | | |")
             continue
-        loop = loops.get(row["model"]) if loops.get(row["model"], {}).get("batch") == row["batch"] else None
+        loop = loops.get(row["model"])
+        same_batch = loop is not None and loop["batch"] == row["batch"]
         cells = [row["model"], row["batch"], f"{eager['train_images_per_s']:,.1f}", f"{eager['infer_images_per_s']:,.1f}",
                  "n/a" if eager["peak_gib"] is None else f"{eager['peak_gib']:.1f}",
                  f"{compiled['train_images_per_s']:,.1f}" if "train_images_per_s" in compiled else "not run",
                  f"{row['compile_speedup']:.2f}x" if "compile_speedup" in row else "",
-                 f"{loop['loop_images_per_s']:,.1f}" if loop else "",
-                 f"{loop['loop_images_per_s'] / eager['train_images_per_s']:.2f}" if loop else ""]
+                 (f"{loop['loop_images_per_s']:,.1f}" + ("" if same_batch else f" (batch {loop['batch']})")) if loop else "",
+                 f"{loop['loop_images_per_s'] / eager['train_images_per_s']:.2f}" if same_batch else ""]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if "pipeline" in result:
         p = result["pipeline"]
-        lines += ["", f"Pipeline of {p['teacher']} (compression {'on' if p['compress'] else 'off: torch-pruning not installed'}): "
+        lines += ["", f"Pipeline of {p['teacher']} (compression {'on' if p['compress'] else 'off: ' + p['compress_note']}): "
                   + "; ".join(f"{k}: {'ok' if v['ok'] else 'FAILED'}, {v['wall_s']:.0f} s"
                               for k, v in p.items() if isinstance(v, dict))]
     if "projection" in result:
@@ -316,6 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     smoke = device.type == "cpu"
+    compile_models = args.compile if args.compile is not None else not smoke
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         frames = args.frames or (240 if smoke else 2048)
@@ -324,17 +350,20 @@ def main(argv: list[str] | None = None) -> dict:
                            device=device.type)
         result = {"device": device_summary(device), "image_size": args.size, "smoke": smoke,
                   "params": str(args.params), "torch": torch.__version__}
-        if "models" in args.parts or "projection" in args.parts:
-            print("models (model only):", flush=True)
-            result["models"] = part_models(cfg, device, smoke, args.compile if args.compile is not None else not smoke)
-        if "loop" in args.parts or "projection" in args.parts:
-            print("loop (kdcore's fit on cached frames):", flush=True)
-            result["loop"] = part_loop(cfg, work, smoke)
-        if "pipeline" in args.parts:
-            print("pipeline:", flush=True)
-            result["pipeline"] = part_pipeline(cfg, work, smoke)
+        parts = {"models": ("models (model only)", lambda: part_models(cfg, device, smoke, compile_models)),
+                 "loop": ("loop (kdcore's fit on cached frames)", lambda: part_loop(cfg, work)),
+                 "pipeline": ("pipeline", lambda: part_pipeline(cfg, work, smoke))}
+        wanted = set(args.parts) | ({"models", "loop"} if "projection" in args.parts else set())
+        result["part_s"] = {}
+        for key, (title, run) in parts.items():
+            if key in wanted:
+                print(f"{title}:", flush=True)
+                start = time.perf_counter()
+                result[key] = run()
+                result["part_s"][key] = time.perf_counter() - start
         if "projection" in args.parts:
-            stop = dict(zip(("teacher", "student"), args.stop_epochs or (2 * cfg.patience_teacher, 2 * cfg.patience_student)))
+            teacher, student = args.stop_epochs or (2 * cfg.patience_teacher, 2 * cfg.patience_student)
+            stop = {"teacher": min(teacher, cfg.epochs_teacher), "student": min(student, cfg.epochs_student)}
             result["projection"] = projection(cfg, result["models"], result["loop"], stop)
     json_path, md_path = (args.out / f"gpu-{machine_name()}.{ext}" for ext in ("json", "md"))
     write_json(json_path, result)

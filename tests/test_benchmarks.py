@@ -1,0 +1,68 @@
+"""The benchmarks run (they assert no timing): the GPU check in its CPU smoke mode, its projection's
+arithmetic, and the loader benchmark's two item formats."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMOKE
+from torch.utils.data import default_collate
+
+from benchmarks import gpu, loader
+
+DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
+
+
+def test_gpu_check_smoke_mode_runs_every_part(tmp_path):
+    result = gpu.main(["--device", "cpu", "--size", "64", "--params", str(SMOKE), "--out", str(tmp_path)])
+    assert result["smoke"] and "CPU" in result["device"]
+    assert [r["model"] for r in result["models"]] == ["resnet-18", "swin-micro", "student"]
+    for row in result["models"]:
+        assert row["eager"]["train_images_per_s"] > 0 and row["eager"]["infer_images_per_s"] > 0
+        assert "compiled" not in row  # compiling on a CPU takes minutes: off unless --compile
+    assert all(r["loop_images_per_s"] > 0 for r in result["loop"])
+    pipeline = result["pipeline"]
+    assert pipeline["python -m kdcore.pipeline"]["ok"], pipeline["python -m kdcore.pipeline"].get("stderr_tail")
+    assert pipeline["torchrun --nproc_per_node 1"]["ok"], pipeline["torchrun --nproc_per_node 1"].get("stderr_tail")
+    assert not pipeline["compress"] and not pipeline["python -m kdcore.pipeline"]["compressed"]  # as its params say
+    projection = result["projection"]
+    assert set(projection["teachers"]) == {"resnet-18", "swin-micro"}
+    assert projection["full budget"]["gpu_hours"] >= projection["early stop"]["gpu_hours"] > 0
+    table = next(tmp_path.glob("gpu-*.md")).read_text()
+    assert "SMOKE MODE" in table and "| swin-micro |" in table and next(tmp_path.glob("gpu-*.json"))
+
+
+def test_gpu_check_times_the_default_study_at_its_batch_sizes():
+    cfg = gpu.study_config(DEFAULT, 224, smoke=False)
+    assert all(t.pretrained is False for t in cfg.teachers)  # no weights files needed
+    assert gpu._batch_sizes(cfg) == [("resnet-152", 32), ("efficientnet-b7", 8), ("efficientnet-b7", 32),
+                                     ("vit-b-16", 32), ("swin-tiny", 32), ("student", 32)]
+
+
+def test_projection_adds_up_every_fit_of_the_study():
+    cfg = gpu.study_config(SMOKE, 64, smoke=False)  # 2 seeds, teachers resnet-18 and swin-micro
+    models = [{"model": m, "batch": 32, "eager": {"train_images_per_s": 100.0, "infer_images_per_s": 1000.0}}
+              for m in ("resnet-18", "swin-micro", "student")]
+    loops = [{"model": m, "batch": 32, "loop_images_per_s": 50.0} for m in ("resnet-18", "swin-micro", "student")]
+    p = gpu.projection(cfg, models, loops, {"teacher": 2, "student": 2})
+    frames = gpu.FLAME2_FRAMES
+    # every model trains at 50 frames/s (half its model-only rate) and infers at 1000 frames/s
+    fit = lambda epochs: epochs * (frames["train"] / 50 + frames["val"] / 1000) + (frames["val"] + frames["test"]) / 1000  # noqa: E731
+    per_teacher = 2 * (fit(cfg.epochs_teacher) + frames["all"] / 1000 + fit(cfg.epochs_student)
+                       + fit(cfg.finetune_epochs)) / 3600
+    assert p["teachers"]["resnet-18"]["full budget"] == pytest.approx(per_teacher)
+    assert p["full budget"]["gpu_hours"] == pytest.approx(2 * per_teacher + 2 * fit(cfg.epochs_student) / 3600)
+
+
+def test_loader_items_scale_to_the_float_items_of_before():
+    rng = np.random.default_rng(0)
+    rgb, ir = (rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8) for _ in range(2))
+    stats = {"rgb": {"min": [3, 5, 7], "max": [250, 251, 252]}, "ir": {"min": [0, 0, 0], "max": [255, 255, 255]}}
+    args = (rgb, ir, np.zeros((6, 2), np.float32), [str(i) for i in range(6)], np.arange(6), stats)
+    new, old = loader.FrameDataset(*args), loader.FloatItems(*args)
+    cpu = torch.device("cpu")
+    a = new.on_device(default_collate([new[i] for i in range(6)]), cpu)
+    b = old.on_device(default_collate([old[i] for i in range(6)]), cpu)
+    assert new[0][0].dtype == torch.uint8 and old[0][0].dtype == torch.float32
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
