@@ -84,23 +84,49 @@ def label_balance(counts: dict[str, dict[str, int]]) -> Figure:
 
 
 def seed_points(points, summary, label: str, title: str, bounds=(0.0, 1.0)) -> Figure:
-    """Each seed a dot, the mean a bar, the 95% interval over seeds a line where there is one.
+    """Each seed a dot (seaborn's strip), the mean a bar and the 95% interval over seeds a line
+    where there is one, on the metric's own range.
 
     points: rows of teacher, model, seed, value; summary: rows of teacher, model, mean, low, high.
     """
+    import seaborn as sns
+
     fig = Figure(figsize=(8, 3.8))
     ax = fig.subplots()
-    names = [f"{t}\n{m}" for t, m in zip(summary["teacher"], summary["model"], strict=True)]
+    order = [f"{t}\n{m}" for t, m in zip(summary["teacher"], summary["model"], strict=True)]
+    long = points.assign(name=points["teacher"] + "\n" + points["model"]).dropna(subset=["value"])
+    if len(long):
+        sns.stripplot(data=long, x="name", y="value", order=order, ax=ax, size=4, alpha=0.7, jitter=0.12,
+                      color="#4c72b0", zorder=3)
     for i, row in enumerate(summary.itertuples(index=False)):
-        values = points[(points["teacher"] == row.teacher) & (points["model"] == row.model)]["value"].dropna()
-        ax.scatter(np.full(len(values), i) + np.linspace(-0.12, 0.12, max(len(values), 1))[:len(values)],
-                   values, s=14, color="#4c72b0", alpha=0.7, zorder=3)
         if row.mean is not None and not np.isnan(row.mean):
             ax.hlines(row.mean, i - 0.25, i + 0.25, color="black", zorder=4)
         if row.low is not None and not np.isnan(row.low):
             ax.vlines(i, row.low, row.high, color="black", linewidth=1.5, zorder=4)
-    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=90)
-    ax.set(title=title, ylabel=f"{label} (dots: seeds; line: 95% CI)", ylim=(bounds[0], bounds[1] + 0.02))
+    ax.set_xticks(range(len(order)), order, fontsize=7, rotation=90)
+    ax.set(title=title, xlabel="", ylabel=f"{label} (dots: seeds; line: 95% CI)", ylim=(bounds[0], bounds[1] + 0.02))
+    return fig
+
+
+def paired_lines(points, label: str, title: str, bounds=(0.0, 1.0)) -> Figure:
+    """Per teacher, each seed a line from the no-KD student to the student distilled from it.
+
+    points: rows of teacher, model, seed, value (models as in compare.ROLES).
+    """
+    teachers = list(dict.fromkeys(points["teacher"]))
+    fig = Figure(figsize=(max(3.0, 2.2 * len(teachers)), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(teachers), sharey=True, squeeze=False)[0]
+    for ax, teacher in zip(axes, teachers, strict=True):
+        own = points[points["teacher"] == teacher].pivot_table(index="seed", columns="model", values="value")
+        for seed, row in own.iterrows():
+            pair = [row.get("no-KD student"), row.get("distilled student")]
+            if not any(v is None or np.isnan(v) for v in pair):
+                ax.plot([0, 1], pair, marker="o", color="#dd8452" if pair[1] > pair[0] else "#4c72b0", alpha=0.8)
+                ax.annotate(str(seed), (1, pair[1]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+        ax.set(xticks=[0, 1], xlim=(-0.3, 1.4), title=teacher, ylim=(bounds[0], bounds[1] + 0.02))
+        ax.set_xticklabels(["no-KD", "distilled"])
+    axes[0].set_ylabel(f"test {label} (orange: distilled higher)")
+    fig.suptitle(title)
     return fig
 
 
@@ -123,12 +149,14 @@ def differences(table, title: str) -> Figure:
     return fig
 
 
-def scatter_cost(points: list[tuple[str, float, float]], xlabel: str, title: str) -> Figure:
-    """points: (name, cost, macro-F1)."""
-    fig = Figure(figsize=(6, 4))
+def tradeoff(points: list[tuple[str, float, float, float]], xlabel: str, title: str) -> Figure:
+    """points: (name, latency ms, macro-F1, size MB); the marker's area grows with the size."""
+    fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    for name, x, y in points:
-        ax.scatter(x, y)
-        ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel=xlabel, ylabel="test macro-F1 (mean over seeds)", title=title, xscale="log")
+    sizes = np.array([p[3] for p in points], dtype=float)
+    area = 30 + 400 * np.sqrt(sizes / max(sizes.max(), 1e-9)) if len(points) else []
+    for (name, x, y, mb), s in zip(points, area, strict=True):
+        ax.scatter(x, y, s=s, alpha=0.6)
+        ax.annotate(f"{name} ({mb:.2g} MB)", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set(xlabel=xlabel, ylabel="test macro-F1", title=title, xscale="log", ylim=(0, 1.02))
     return fig

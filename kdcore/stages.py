@@ -1,20 +1,24 @@
-"""What each stage notebook does, as one call each: the notebooks only call and display.
+"""What each stage notebook shows, section by section.
 
-Every stage returns ``{"tables": {name: DataFrame}, "figures": {name: Figure}}``; figures are
-also saved as PNG under ``<output>/graphs/``.
+A stage function does the stage's work (training what is missing) and returns a ``Run`` (or, for
+the comparison, a ``Comparison``); the section functions turn it into named objects a reader can
+inspect or re-plot: DataFrames with readable headers and figures (also saved as PNG under
+``<output>/graphs/``). ``kdcore.report`` displays them.
 """
 
 from __future__ import annotations
 
-import html
 import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kdcore import compare, plots
+from kdcore import compare, plots, report
 from kdcore.config import Config, TeacherConfig, load_config
-from kdcore.data import COMBOS, frame_hashes
+from kdcore.data import COMBOS, LABELS, frame_hashes
 from kdcore.data.schema import combo_names
 from kdcore.data.splits import audit_modes, one_valued_labels
 from kdcore.distill import TeacherOutputs
@@ -25,6 +29,7 @@ from kdcore.pipeline import (
     NO_KD,
     VARIANTS,
     Layout,
+    SeedData,
     compress_student,
     final_evaluation,
     prepare_data,
@@ -32,6 +37,7 @@ from kdcore.pipeline import (
     train_student,
     train_teacher,
 )
+from kdcore.report import number
 from kdcore.stats import summarize
 from kdcore.train import predict
 
@@ -46,33 +52,77 @@ def configure(params: str, output: str | None = None, teacher: str | None = None
         import torch
 
         torch.set_num_threads(threads)
-    cfg = load_config(params, **{**(overrides or {}), "output": output or None})
+    cfg = load_config(params, **{**(overrides or {}), **({"output": output} if output else {})})
     if teacher and teacher not in [t.name for t in cfg.teachers]:
         cfg.teachers.append(TeacherConfig(teacher))
         cfg.validate()
     return cfg
 
 
-def _embeddings(cfg: Config, features: np.ndarray, combos: np.ndarray, seed: int, whose: str) -> dict:
-    methods = {"tsne": ("t-SNE", tsne), "umap": ("UMAP", umap)}
-    return {f"{m}_{whose.split()[0]}": plots.embedding(methods[m][1](features, seed), combos,
-                                                       f"{methods[m][0]}, {whose} features")
-            for m in cfg.embeddings}
+# --- one teacher (or the seed's data) and one seed -------------------------------------------
+
+# who -> (run folder: the teacher's or the no-KD student's, fit role)
+MODELS = {"teacher": (None, "teacher"), "student": (None, "student"), "no_kd": (NO_KD, "student")}
 
 
-def _figures(folder, **figures) -> dict:
-    for name, fig in figures.items():
-        plots.save(fig, folder / f"{name}.png")
-    return figures
+@dataclass
+class Run:
+    """What a stage produced for one seed (and teacher), read back from the run folders."""
+
+    cfg: Config
+    seed: int
+    data: SeedData
+    teacher: str | None = None
+    provenance: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # what only this stage has (the audit, compression)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.cfg.output)
+
+    def name(self, who: str) -> str:
+        return {"teacher": f"{self.teacher} teacher", "student": "distilled student",
+                "no_kd": "no-KD student"}[who]
+
+    def _where(self, who: str) -> tuple[str, str]:
+        folder, role = MODELS[who]
+        return folder or self.teacher, role
+
+    def evaluation(self, who: str) -> dict:
+        folder, role = self._where(who)
+        return read_json(self.layout.metrics(folder, self.seed) / f"{role}_evaluation.json")
+
+    def log(self, who: str) -> dict:
+        folder, role = self._where(who)
+        return read_json(self.layout.fit_paths(folder, self.seed, role).log)
+
+    def predictions(self, who: str) -> pd.DataFrame:
+        folder, role = self._where(who)
+        return pd.read_csv(self.layout.metrics(folder, self.seed) / f"{role}_test_predictions.csv", dtype={"id": str})
+
+    def save(self, **figures) -> dict:
+        """Figures, also as PNG in the run's graphs folder."""
+        folder = self.layout.graphs(self.teacher or "data", self.seed)
+        for name, fig in figures.items():
+            plots.save(fig, folder / f"{name}.png")
+        return figures
+
+
+def metrics_table(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
+    """Test metrics of the models, at 0.5, beside what always answering yes scores."""
+    rows = [_metrics_row(run.name(w), run.evaluation(w)) for w in who]
+    return pd.DataFrame(rows + [_baseline_row(run.evaluation(who[0]))])
 
 
 def _metrics_row(name: str, evaluation: dict) -> dict:
     m = evaluation["metrics"]
-    return {"model": name, "macro_f1": m["macro_f1"], "fire_auroc": m["ranking"]["fire"]["auroc"],
-            "fire_ap": m["ranking"]["fire"]["average_precision"], "fire_f1": m["fire"]["f1"],
-            "smoke_f1": m["smoke"]["f1"], "fire_recall": m["fire"]["recall"], "subset_accuracy": m["subset_accuracy"],
-            "hamming_loss": m["hamming_loss"], "macro_f1_tuned": m["tuned"]["macro_f1"],
-            "params_M": evaluation["cost"]["params_total"] / 1e6, "gflops": evaluation["cost"]["gflops"]}
+    return {"model": name, "macro-F1": m["macro_f1"], "fire AUROC": m["ranking"]["fire"]["auroc"],
+            "fire AP": m["ranking"]["fire"]["average_precision"], "fire F1": m["fire"]["f1"],
+            "smoke F1": m["smoke"]["f1"], "fire recall": m["fire"]["recall"],
+            "subset accuracy": m["subset_accuracy"], "Hamming loss": m["hamming_loss"],
+            "macro-F1, tuned thresholds": m["tuned"]["macro_f1"],
+            "params, M": evaluation["cost"]["params_total"] / 1e6, "GFLOPs": evaluation["cost"]["gflops"]}
 
 
 def _baseline_row(evaluation: dict) -> dict:
@@ -80,92 +130,156 @@ def _baseline_row(evaluation: dict) -> dict:
     base = evaluation["metrics"].get("baseline")
     if not base:
         return {"model": "always positive (baseline)"}
-    return {"model": "always positive (baseline)", "macro_f1": base["always_positive_macro_f1"], "fire_auroc": 0.5,
-            "fire_ap": base["fire"]["average_precision"], "fire_f1": base["fire"]["always_positive_f1"],
-            "smoke_f1": base["smoke"]["always_positive_f1"], "fire_recall": 1.0}
+    return {"model": "always positive (baseline)", "macro-F1": base["always_positive_macro_f1"], "fire AUROC": 0.5,
+            "fire AP": base["fire"]["average_precision"], "fire F1": base["fire"]["always_positive_f1"],
+            "smoke F1": base["smoke"]["always_positive_f1"], "fire recall": 1.0}
 
 
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _model_sentence(name: str, evaluation: dict) -> str:
+def model_sentence(name: str, evaluation: dict) -> str:
     m = evaluation["metrics"]
     base = m.get("baseline", {})
-    return (f"The {name} reaches test fire AUROC {_fmt(m['ranking']['fire']['auroc'])} and macro-F1 "
-            f"{_fmt(m['macro_f1'])} on {evaluation['test_frames']} test frames (always answering yes scores "
-            f"macro-F1 {_fmt(base.get('always_positive_macro_f1'))}; fire prevalence {_fmt(base.get('fire', {}).get('prevalence'))}).")
+    return (f"The {name} reaches test fire AUROC {number(m['ranking']['fire']['auroc'])} and macro-F1 "
+            f"{number(m['macro_f1'])} on {evaluation['test_frames']} test frames (always answering yes scores "
+            f"macro-F1 {number(base.get('always_positive_macro_f1'))}; fire prevalence "
+            f"{number(base.get('fire', {}).get('prevalence'))}).")
 
 
-def _metrics_table(rows: list[tuple[str, dict]]) -> pd.DataFrame:
-    return pd.DataFrame([_metrics_row(name, e) for name, e in rows] + [_baseline_row(rows[0][1])])
+def training_curves(run: Run, who: tuple[str, ...]) -> dict:
+    """Loss and validation macro-F1 per epoch, the best epoch marked."""
+    names = {"teacher": "teacher_curves", "student": "student_curves", "no_kd": "no_kd_curves"}
+    return run.save(**{names[w]: plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}") for w in who})
+
+
+def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
+    """Per true label combination of the test frames: how many, and the share each model gets
+    entirely right (both labels, at 0.5)."""
+    frames = None
+    for w in who:
+        p = run.predictions(w)
+        truth = p[list(LABELS)].to_numpy()
+        right = ((p[[f"p_{label}" for label in LABELS]].to_numpy() >= 0.5) == truth).all(axis=1)
+        combo = combo_names(truth)
+        table = pd.DataFrame({"combination": combo, run.name(w): right})
+        frames = table if frames is None else frames.assign(**{run.name(w): right})
+    grouped = frames.groupby("combination", sort=False)
+    out = grouped.mean().mul(100).add_suffix(", % right").reset_index()
+    out.insert(1, "test frames", grouped.size().to_numpy())
+    order = {c: i for i, c in enumerate(COMBOS)}
+    return out.sort_values("combination", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def confusion(run: Run, who: str) -> dict:
+    name = {"teacher": "teacher_confusion", "student": "student_confusion", "no_kd": "no_kd_confusion"}[who]
+    return run.save(**{name: plots.confusion(run.evaluation(who)["metrics"], f"{run.name(who)}, test")})
+
+
+def embeddings(run: Run, who: str) -> dict:
+    """t-SNE / UMAP (as the config asks) of the model's pooled features on the test frames."""
+    test = run.data.split.test
+    if who == "teacher":
+        outputs = TeacherOutputs.load(run.layout.models(run.teacher, run.seed) / "teacher_outputs.pt")
+        row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
+        features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
+    else:
+        from kdcore.compress import load_student
+
+        folder, role = run._where(who)
+        student, _ = load_student(run.layout.fit_paths(folder, run.seed, role).best)
+        features = predict(student, run.data.dataset("test", with_ir=False), run.cfg.eval_batch_size,
+                           run.cfg.device, features=True)["features"]
+    combos = run.data.table.combos[test]
+    methods = {"tsne": ("t-SNE", tsne), "umap": ("UMAP", umap)}
+    whose = who.split("_")[0]
+    return run.save(**{f"{m}_{whose}": plots.embedding(methods[m][1](features, run.seed), combos,
+                                                       f"{methods[m][0]}, {run.name(who)} features")
+                       for m in run.cfg.embeddings})
 
 
 # --- 00_data ----------------------------------------------------------------------------------
 
-def data_stage(cfg: Config, seed: int) -> dict:
-    """Split, normalization, label balance, sample pairs, leakage audit of every split mode; the
-    seed's no-KD student."""
+def data_stage(cfg: Config, seed: int) -> Run:
+    """The seed's split, normalization and leakage audit of every split mode; the seed's no-KD student."""
     data = prepare_data(cfg, seed)
-    combos = data.table.combos
-    counts = {part: pd.Series(combos[ix]).value_counts().to_dict() for part, ix in data.split.parts().items()}
-    balance = pd.DataFrame(counts).T.reindex(columns=list(COMBOS)).fillna(0).astype(int)
-    balance["frames"] = balance.sum(axis=1)
-    if data.label_budget:
-        balance["labelled"] = [int(data.labelled[ix].sum()) for ix in data.split.parts().values()]
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
-    audit = audit_modes(combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
+    audit = audit_modes(data.table.combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
     write_json(Layout(cfg.output).data(seed) / "audit.json", audit)
     train_student(cfg, data, None)
-    folder = Layout(cfg.output).graphs("data", seed)
-    figures = _figures(folder, label_balance=plots.label_balance(counts),
-                       sample_pairs=plots.sample_pairs(data.rgb, data.ir, combos))
-    audit_table = pd.DataFrame([{"split": a["mode"] + (" (used)" if a["mode"] == data.split.mode else ""),
-                                 "near-duplicate share of test": a.get("near_duplicate_share"),
-                                 "near-duplicate share of val": a.get("val_near_duplicate_share"),
-                                 "frames left out": a.get("left_out"),
-                                 **{p: v["frames"] for p, v in a.get("parts", {}).items()},
-                                 "note": a.get("leaks") or a.get("not_possible") or ""} for a in audit])
-    baseline = read_json(Layout(cfg.output).metrics(NO_KD, seed) / "student_evaluation.json")
+    return Run(cfg, seed, data, provenance=provenance(cfg, data),
+               warnings=one_valued_labels(data.table.labels, data.split), extra={"audit": audit})
+
+
+def data_summary(run: Run) -> list[str]:
+    data, audit = run.data, run.extra["audit"]
     used = next(a for a in audit if a["mode"] == data.split.mode)
     worst = max((a for a in audit if "near_duplicate_share" in a), key=lambda a: a["near_duplicate_share"])
     sizes = "/".join(str(len(ix)) for ix in data.split.parts().values())
-    summary = [f"Seed {seed}: {data.split.mode} split, train/val/test {sizes} frames, {data.split.left_out} left out "
-               f"between parts; {100 * used['near_duplicate_share']:.1f}% of test frames have a near-duplicate in "
-               f"train ({worst['mode']} split: {100 * worst['near_duplicate_share']:.1f}%)."]
+    lines = [f"Seed {run.seed}: {data.split.mode} split, train/val/test {sizes} frames, {data.split.left_out} left "
+             f"out between parts; {100 * used['near_duplicate_share']:.1f}% of test frames have a near-duplicate "
+             f"in train ({worst['mode']} split: {100 * worst['near_duplicate_share']:.1f}%)."]
     if data.label_budget:
-        summary.append(f"Label budget: {int(data.labelled[data.split.train].sum())} of {len(data.split.train)} "
-                       "training frames keep their labels (whole blocks).")
-    return {"summary": summary, "tables": {"balance": balance, "leakage": audit_table,
-                       "no_kd_student": _metrics_table([("no-KD student", baseline)])},
-            "figures": figures, "split_mode": data.split.mode,
-            "warnings": one_valued_labels(data.table.labels, data.split), "provenance": provenance(cfg, data)}
+        lines.append(f"Label budget: {int(data.labelled[data.split.train].sum())} of {len(data.split.train)} "
+                     "training frames keep their labels (whole blocks).")
+    return lines
+
+
+def split_table(run: Run) -> pd.DataFrame:
+    """Frames per part and label combination (fire, smoke), and, under a label budget, how many
+    training frames keep their labels."""
+    parts = run.data.split.parts()
+    combos = run.data.table.combos
+    rows = []
+    for part, ix in parts.items():
+        counts = pd.Series(combos[ix]).value_counts()
+        row = {"part": part, **{c: int(counts.get(c, 0)) for c in COMBOS}, "frames": len(ix)}
+        if run.data.label_budget:
+            row["labelled"] = int(run.data.labelled[ix].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leakage_table(run: Run) -> pd.DataFrame:
+    """Per split mode: the share of test and val frames with a near-duplicate in train."""
+    return pd.DataFrame([{"split": a["mode"] + (" (used)" if a["mode"] == run.data.split.mode else ""),
+                          "test frames with a near-duplicate in train, %": _percent(a.get("near_duplicate_share")),
+                          "val frames with a near-duplicate in train, %": _percent(a.get("val_near_duplicate_share")),
+                          "frames left out": a.get("left_out"),
+                          **{f"{p} frames": v["frames"] for p, v in a.get("parts", {}).items()},
+                          "note": a.get("leaks") or a.get("not_possible") or ""} for a in run.extra["audit"]])
+
+
+def _percent(share):
+    return None if share is None else 100 * share
+
+
+def data_figures(run: Run) -> dict:
+    parts = run.data.split.parts()
+    combos = run.data.table.combos
+    counts = {part: pd.Series(combos[ix]).value_counts().to_dict() for part, ix in parts.items()}
+    return run.save(label_balance=plots.label_balance(counts),
+                    sample_pairs=plots.sample_pairs(run.data.rgb, run.data.ir, combos))
 
 
 # --- 01_teacher -------------------------------------------------------------------------------
 
-def teacher_stage(cfg: Config, teacher: str, seed: int) -> dict:
+def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
-    evaluation = train_teacher(cfg, teacher, data)
-    layout = Layout(cfg.output)
-    log = read_json(layout.fit_paths(teacher, seed, "teacher").log)
-    outputs = TeacherOutputs.load(layout.models(teacher, seed) / "teacher_outputs.pt")
-    row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
-    test = data.split.test
-    features = outputs.features[[row_of[i] for i in data.table.frames["id"].iloc[test]]].numpy()
-    combos = data.table.combos[test]
-    figures = _figures(layout.graphs(teacher, seed),
-                       teacher_curves=plots.training_curves(log, f"{teacher} teacher, seed {seed}"),
-                       teacher_confusion=plots.confusion(evaluation["metrics"], f"{teacher} teacher, test"),
-                       **_embeddings(cfg, features, combos, seed, f"teacher ({teacher})"))
-    tables = {"metrics": _metrics_table([(f"{teacher} teacher", evaluation)])}
-    if "teacher_outputs" in evaluation:  # what out-of-fold soft labels cost
-        crossfit = evaluation["teacher_outputs"]
-        tables["crossfit"] = pd.DataFrame([{"folds": crossfit["folds"], "frames per fold": crossfit["frames"],
-                                            "fold training, s": crossfit["train_s"],
-                                            "full teacher training, s": evaluation["timing"]["train_s"]}])
-    return {"summary": [_model_sentence(f"{teacher} teacher", evaluation)], "tables": tables,
-            "figures": figures, "provenance": provenance(cfg, data)}
+    train_teacher(cfg, teacher, data)
+    return Run(cfg, seed, data, teacher, provenance(cfg, data))
+
+
+def teacher_summary(run: Run) -> list[str]:
+    return [model_sentence(run.name("teacher"), run.evaluation("teacher"))]
+
+
+def crossfit_table(run: Run) -> pd.DataFrame:
+    """What out-of-fold soft labels cost (``teacher_outputs: crossfit``; empty otherwise)."""
+    evaluation = run.evaluation("teacher")
+    crossfit = evaluation.get("teacher_outputs")
+    if not crossfit:
+        return pd.DataFrame()
+    return pd.DataFrame([{"folds": crossfit["folds"], "frames per fold": crossfit["frames"],
+                          "fold training, s": crossfit["train_s"],
+                          "full teacher training, s": evaluation["timing"]["train_s"]}])
 
 
 # --- 02_student -------------------------------------------------------------------------------
@@ -176,64 +290,92 @@ def _upstream(cfg: Config, data, teacher: str) -> None:
     train_teacher(cfg, teacher, data)
 
 
-def student_stage(cfg: Config, teacher: str, seed: int) -> dict:
+def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
     _upstream(cfg, data, teacher)
-    evaluation = train_student(cfg, data, teacher)
-    layout = Layout(cfg.output)
-    baseline = read_json(layout.metrics(NO_KD, seed) / "student_evaluation.json")
-    teacher_eval = read_json(layout.metrics(teacher, seed) / "teacher_evaluation.json")
-    from kdcore.compress import load_student
-
-    student, _ = load_student(layout.fit_paths(teacher, seed, "student").best)
-    test = predict(student, data.dataset("test", with_ir=False), cfg.eval_batch_size, cfg.device, features=True)
-    combos = combo_names(test["targets"])
-    logs = {name: read_json(layout.fit_paths(folder, seed, "student").log)
-            for name, folder in (("distilled", teacher), ("no-KD", NO_KD))}
-    figures = _figures(layout.graphs(teacher, seed),
-                       student_curves=plots.training_curves(logs["distilled"], f"student of {teacher}, seed {seed}"),
-                       no_kd_curves=plots.training_curves(logs["no-KD"], f"no-KD student, seed {seed}"),
-                       student_confusion=plots.confusion(evaluation["metrics"], "distilled student, test"),
-                       **_embeddings(cfg, test["features"], combos, seed, "student"))
-    table = _metrics_table([(f"{teacher} teacher", teacher_eval), ("distilled student", evaluation),
-                            ("no-KD student", baseline)])
+    train_student(cfg, data, teacher)
     if not cfg.compresses(teacher):  # no compression stage follows: the seed's record is complete here
         final_evaluation(cfg, teacher, data)
+    return Run(cfg, seed, data, teacher, provenance(cfg, data))
+
+
+def student_summary(run: Run) -> list[str]:
+    evaluation, baseline = run.evaluation("student"), run.evaluation("no_kd")
     fire = [e["metrics"]["ranking"]["fire"]["auroc"] for e in (evaluation, baseline)]
     gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""
-    summary = [f"Distilled from {teacher}, the student's test fire AUROC is {_fmt(fire[0])}; the no-KD student's "
-               f"is {_fmt(fire[1])}{gap}.", _model_sentence("distilled student", evaluation)]
-    return {"summary": summary, "tables": {"metrics": table}, "figures": figures, "provenance": provenance(cfg, data)}
+    return [f"Distilled from {run.teacher}, the student's test fire AUROC is {number(fire[0])}; the no-KD "
+            f"student's is {number(fire[1])}{gap}.", model_sentence("distilled student", evaluation)]
 
 
 # --- 03_compress ------------------------------------------------------------------------------
 
-def compress_stage(cfg: Config, teacher: str, seed: int) -> dict:
+def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
     _upstream(cfg, data, teacher)
     train_student(cfg, data, teacher)
     result = compress_student(cfg, teacher, data)
     origin = final_evaluation(cfg, teacher, data)["provenance"]
+    return Run(cfg, seed, data, teacher, origin, extra={"compression": result})
+
+
+def latency_header(key: str) -> str:
+    """'224px_batch1' -> 'latency, ms (224 px, batch 1)'."""
+    size, batch = re.fullmatch(r"(\d+)px_batch(\d+)", key).groups()
+    return f"latency, ms ({size} px, batch {batch})"
+
+
+def variants_table(run: Run) -> pd.DataFrame:
+    """Each variant of the distilled student: what it keeps and what it costs."""
     rows = []
-    for variant, v in result["variants"].items():
-        lat = v["timing"]["latency"]
-        rows.append({"variant": variant, "macro_f1": v["metrics"]["macro_f1"],
-                     "fire_f1": v["metrics"]["fire"]["f1"], "smoke_f1": v["metrics"]["smoke"]["f1"],
-                     "params_M": v["cost"]["params_total"] / 1e6, "gmacs": v["cost"]["gmacs"],
-                     "size_MB": v["cost"]["size_mb"], "file": v["cost"]["file"],
-                     **{f"ms_{k}": lat[k]["median_ms"] for k in sorted(lat)}})
-    v = result["variants"]
-    key = f"{cfg.image_size}px_batch1"
-    summary = [f"{variant}: macro-F1 {_fmt(v[variant]['metrics']['macro_f1'])} (fp32 {_fmt(v['fp32']['metrics']['macro_f1'])}), "
-               f"{v[variant]['cost']['size_mb']:.2f} MB (fp32 {v['fp32']['cost']['size_mb']:.2f}), "
-               f"{v[variant]['timing']['latency'][key]['median_ms']:.2f} ms at {cfg.image_size} px, batch 1 "
-               f"(fp32 {v['fp32']['timing']['latency'][key]['median_ms']:.2f})." for variant in ("int8", "pruned", "pruned_int8")]
-    return {"summary": summary, "tables": {"variants": pd.DataFrame(rows),
-                       "onnx_parity": pd.DataFrame([result["parity"]])}, "figures": {},
-            "provenance": origin}
+    for variant, v in run.extra["compression"]["variants"].items():
+        latency = v["timing"]["latency"]
+        rows.append({"variant": variant, "macro-F1": v["metrics"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
+                     "smoke F1": v["metrics"]["smoke"]["f1"], "params, M": v["cost"]["params_total"] / 1e6,
+                     "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
+                     **{latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
+    return pd.DataFrame(rows)
+
+
+def compress_summary(run: Run) -> list[str]:
+    v = run.extra["compression"]["variants"]
+    key = f"{run.cfg.image_size}px_batch1"
+    return [f"{variant}: macro-F1 {number(v[variant]['metrics']['macro_f1'])} (fp32 {number(v['fp32']['metrics']['macro_f1'])}), "
+            f"{v[variant]['cost']['size_mb']:.2f} MB (fp32 {v['fp32']['cost']['size_mb']:.2f}), "
+            f"{v[variant]['timing']['latency'][key]['median_ms']:.2f} ms at {run.cfg.image_size} px, batch 1 "
+            f"(fp32 {v['fp32']['timing']['latency'][key]['median_ms']:.2f})." for variant in ("int8", "pruned", "pruned_int8")]
+
+
+def tradeoff(run: Run) -> dict:
+    """Macro-F1 against CPU latency, the marker's area the file size: every variant of this seed."""
+    key = f"{run.cfg.image_size}px_batch1"
+    points = [(variant, v["timing"]["latency"][key]["median_ms"], v["metrics"]["macro_f1"], v["cost"]["size_mb"])
+              for variant, v in run.extra["compression"]["variants"].items()]
+    return run.save(tradeoff=plots.tradeoff(points, f"CPU latency at {run.cfg.image_size} px, batch 1 (ms)",
+                                            f"student of {run.teacher}, seed {run.seed}: accuracy, latency, size"))
+
+
+def parity_table(run: Run) -> pd.DataFrame:
+    parity = run.extra["compression"]["parity"]
+    return pd.DataFrame([{"largest |PyTorch - ONNX| logit difference": parity["max_abs_logit_difference"],
+                          "test frames compared": parity["frames"]}])
 
 
 # --- 04_compare -------------------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """Every teacher over every seed: the numbers (as in the CSV files) and where they were written."""
+
+    cfg: Config
+    evaluations: dict
+    models: pd.DataFrame
+    differences: pd.DataFrame
+    baseline: pd.DataFrame
+    variants: pd.DataFrame
+    warnings: list[str]
+    provenance: dict
+    paper_tables: list[Path] = field(default_factory=list)
+
 
 def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
     """Runs to be aggregated must share their data and their config (but for teacher and seed)."""
@@ -257,153 +399,147 @@ def json_key(obj) -> str:
     return json.dumps(obj, sort_keys=True)
 
 
-def compare_stage(cfg: Config, allow_mixed: bool = False) -> dict:
+def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     """All teachers x seeds: per-model summaries, the paired differences with intervals over seeds
-    and over test blocks, Holm-adjusted p-values, the prevalence baseline, plots."""
+    and over test blocks, Holm-adjusted p-values, the prevalence baseline; written as
+    aggregated_results.json per teacher and as paper tables under <output>/metrics/compare/."""
     layout = Layout(cfg.output)
     evaluations = compare.load_evaluations(cfg, layout)
     warnings = _consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)
     models, aggregated = compare.model_table(cfg, evaluations)
-    variants = _variant_table(cfg, evaluations, aggregated)
+    variants = _variant_numbers(cfg, evaluations, aggregated)
     differences = compare.difference_table(cfg, evaluations, layout)
     for name, agg in aggregated.items():
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
         write_json(layout.root / "metrics" / name / "aggregated_results.json", agg)
-    tables = {"models": models, "differences": differences, "baseline": compare.baseline_table(cfg, evaluations),
-              "compressed_students": variants}
-    compare.write_tables(layout.root / "metrics" / "compare", tables)
-    figures = _figures(layout.root / "graphs" / "compare", **_compare_figures(cfg, evaluations, models, differences))
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if warnings else next(iter(data.values()))}
-    return {"summary": compare.headline(differences, len(cfg.seeds)), "tables": tables, "figures": figures,
-            "warnings": warnings, "provenance": origin}
+    study = Comparison(cfg, evaluations, models, differences, compare.baseline_table(cfg, evaluations), variants,
+                       warnings, origin)
+    numbers = {"models": models, "differences": differences, "baseline": study.baseline,
+               "compressed_students": variants}
+    shown = {"models": models_table(study), "differences": differences_table(study),
+             "baseline": study.baseline, "compressed_students": compressed_table(study)}
+    study.paper_tables = report.write_paper_tables(layout.root / "metrics" / "compare", numbers, shown)
+    return study
 
 
-def _variant_table(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFrame:
+def _variant_numbers(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFrame:
     rows = []
     for t in cfg.teachers:
         runs = [evaluations[t.name, s] for s in cfg.seeds]
         for variant in VARIANTS:
-            values = [r["compression"]["variants"][variant]["metrics"]["macro_f1"] if "compression" in r else None
-                      for r in runs]
-            s = summarize(values)
+            variant_runs = [r["compression"]["variants"][variant] if "compression" in r else None for r in runs]
+            s = summarize([v["metrics"]["macro_f1"] if v else None for v in variant_runs])
             aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
+            present = [v for v in variant_runs if v]
+            key = f"{cfg.image_size}px_batch1"
             rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
-                         "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1]})
+                         "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1],
+                         "size, MB": float(np.mean([v["cost"]["size_mb"] for v in present])) if present else None,
+                         latency_header(key): float(np.median([v["timing"]["latency"][key]["median_ms"]
+                                                               for v in present])) if present else None})
     return pd.DataFrame(rows)
 
 
-def _compare_figures(cfg: Config, evaluations: dict, models: pd.DataFrame, differences: pd.DataFrame) -> dict:
+def compare_summary(study: Comparison) -> list[str]:
+    return compare.headline(study.differences, len(study.cfg.seeds))
+
+
+def models_table(study: Comparison) -> pd.DataFrame:
+    """Per teacher and model: seeds, then mean [95% CI over seeds] of the primary metrics."""
+    m = study.models
+    out = m[["teacher", "model", "n"]].rename(columns={"n": "seeds"})
+    for label in ("fire AUROC", "macro-F1", "fire AP"):
+        out[f"{label}, mean [95% CI]"] = [report.mean_ci(a, b, c) for a, b, c in
+                                          zip(m[f"{label} mean"], m[f"{label} low"], m[f"{label} high"], strict=True)]
+    return report.grouped(out, "teacher")
+
+
+def differences_table(study: Comparison) -> pd.DataFrame:
+    """Every paired difference a - b: over seeds with its interval and Holm-adjusted p, and over
+    the test set's blocks (test-set uncertainty only)."""
+    d = study.differences
+    if not len(d):
+        return d
+    return pd.DataFrame({
+        "comparison (a - b)": d["comparison"], "metric": d["metric"], "seeds": d["n seeds"],
+        "difference, mean [95% CI over seeds]": [report.mean_ci(*r, signed=True) for r in
+                                                 zip(d["mean difference"], d["CI low"], d["CI high"], strict=True)],
+        "p (Holm)": [report.pvalue(p) for p in d["p (Holm)"]],
+        "d_z": [report.number(z, 2) for z in d["d_z"]],
+        "test-block bootstrap [95%]": [report.mean_ci(*r, signed=True) for r in
+                                       zip(d["test-block bootstrap"], d["bootstrap low"], d["bootstrap high"], strict=True)],
+        "note": (d["CI note"].fillna("") + d["missing seeds"].map(lambda s: f"; missing seeds {s}" if s else "")).str.strip("; "),
+    })
+
+
+def compressed_table(study: Comparison) -> pd.DataFrame:
+    v = study.variants
+    latency = [c for c in v.columns if c.startswith("latency")][0]
+    out = v[["teacher", "variant", "n"]].rename(columns={"n": "seeds"})
+    out["macro-F1, mean [95% CI]"] = [report.mean_ci(*r) for r in
+                                      zip(v["macro-F1 mean"], v["macro-F1 low"], v["macro-F1 high"], strict=True)]
+    out["size, MB"] = v["size, MB"].map(lambda x: report.number(x, 2))
+    out[f"{latency} (median over seeds)"] = v[latency].map(lambda x: report.number(x, 2))
+    return report.grouped(out, "teacher")
+
+
+def seed_figures(study: Comparison) -> dict:
+    """Every model's test metric: each seed a dot, the mean and the 95% interval over seeds."""
     figures = {}
     for key in compare.PRIMARY:
         label = compare.METRICS[key][0]
-        summary = models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
-        figures[f"{key}_by_seed"] = plots.seed_points(compare.per_seed_points(cfg, evaluations, key),
+        summary = study.models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
+        figures[f"{key}_by_seed"] = plots.seed_points(compare.per_seed_points(study.cfg, study.evaluations, key),
                                                       summary[["teacher", "model", "mean", "low", "high"]],
                                                       label, f"test {label} per seed, every model")
-    if len(differences):
-        forest = differences.rename(columns={"mean difference": "mean", "CI low": "low", "CI high": "high",
-                                             "bootstrap low": "boot_low", "bootstrap high": "boot_high"})
+    return _save_compare(study, figures)
+
+
+def difference_figures(study: Comparison) -> dict:
+    """Each seed a line from the no-KD student to the distilled one; every difference with its intervals."""
+    points = compare.per_seed_points(study.cfg, study.evaluations, "fire_auroc")
+    figures = {"paired_fire_auroc": plots.paired_lines(points, "fire AUROC",
+                                                       "test fire AUROC, no-KD -> distilled, each seed a line")}
+    d = study.differences
+    if len(d):
+        forest = d.rename(columns={"mean difference": "mean", "CI low": "low", "CI high": "high",
+                                   "bootstrap low": "boot_low", "bootstrap high": "boot_high"})
         forest = forest.assign(name=forest["comparison"] + " (" + forest["metric"] + ")")
         figures["paired_differences"] = plots.differences(
             forest[["name", "mean", "low", "high", "boot_low", "boot_high"]].astype(
                 {c: float for c in ("mean", "low", "high", "boot_low", "boot_high")}),
             "paired differences, a - b")
-    points_latency, points_size = [], []
+    return _save_compare(study, figures)
+
+
+def tradeoff_figures(study: Comparison) -> dict:
+    """Accuracy, latency and size of every teacher and compressed student (means over seeds)."""
+    cfg, key = study.cfg, f"{study.cfg.image_size}px_batch1"
+    points = []
     for t in cfg.teachers:
-        runs = [evaluations[t.name, s] for s in cfg.seeds]
-        f1 = _mean([r["teacher"]["metrics"]["macro_f1"] for r in runs])
-        points_latency.append((f"{t.name} teacher", _median_latency(runs, "teacher"), f1))
-        points_size.append((f"{t.name} teacher", float(np.mean([r["teacher"]["cost"]["size_mb"] for r in runs])), f1))
+        runs = [study.evaluations[t.name, s] for s in cfg.seeds]
+        points.append((f"{t.name} teacher", float(np.median([r["teacher"]["timing"]["latency_batch1"]["median_ms"]
+                                                             for r in runs])),
+                       _mean([r["teacher"]["metrics"]["macro_f1"] for r in runs]),
+                       float(np.mean([r["teacher"]["cost"]["size_mb"] for r in runs]))))
         for variant in VARIANTS:
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:
-                f1 = _mean([v["metrics"]["macro_f1"] for v in variant_runs])
-                ms = float(np.median([v["timing"]["latency"][f"{cfg.image_size}px_batch1"]["median_ms"]
-                                      for v in variant_runs]))
-                points_latency.append((f"{t.name} student {variant}", ms, f1))
-                points_size.append((f"{t.name} student {variant}", variant_runs[0]["cost"]["size_mb"], f1))
-    figures["f1_vs_latency"] = plots.scatter_cost(points_latency, f"CPU latency at {cfg.image_size}px, batch 1 (ms)",
-                                                  "macro-F1 against latency")
-    figures["f1_vs_size"] = plots.scatter_cost(points_size, "file size (MB)", "macro-F1 against size")
+                points.append((f"{t.name} student {variant}",
+                               float(np.median([v["timing"]["latency"][key]["median_ms"] for v in variant_runs])),
+                               _mean([v["metrics"]["macro_f1"] for v in variant_runs]), variant_runs[0]["cost"]["size_mb"]))
+    return _save_compare(study, {"tradeoff": plots.tradeoff(
+        points, f"CPU latency at {cfg.image_size} px, batch 1 (ms)", "accuracy, latency and size (means over seeds)")})
+
+
+def _save_compare(study: Comparison, figures: dict) -> dict:
+    for name, fig in figures.items():
+        plots.save(fig, Layout(study.cfg.output).root / "graphs" / "compare" / f"{name}.png")
     return figures
 
 
 def _mean(values) -> float:
     present = [v for v in values if v is not None]
     return float(np.mean(present)) if present else float("nan")
-
-
-def _median_latency(runs: list[dict], role: str) -> float:
-    return float(np.median([r[role]["timing"]["latency_batch1"]["median_ms"] for r in runs]))
-
-
-def _summary(text: str):
-    """What the page found, first, in words (marked so that tools/check_reports.py can find it)."""
-    try:
-        from IPython.display import HTML
-
-        return HTML(f'<p class="kd-summary"><b>{html.escape(text)}</b></p>')
-    except ImportError:
-        return text
-
-
-def _table(table: pd.DataFrame):
-    """No index column, three decimals: a table for people."""
-    try:
-        from IPython.display import HTML
-
-        return HTML(table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
-    except ImportError:
-        return table.to_string(index=False)
-
-
-def _png(fig):
-    """A figure as PNG for IPython, whatever matplotlib backend the kernel has."""
-    import io
-
-    from IPython.display import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return Image(data=buffer.getvalue(), format="png")
-
-
-def show(result: dict) -> None:
-    """Display a stage's tables and figures (in a notebook; printed elsewhere), then provenance."""
-    try:
-        from IPython.display import display
-    except ImportError:  # plain Python: print the tables
-        display = print
-    for line in result.get("summary", []):
-        display(_summary(line))
-    for warning in result.get("warnings", []):
-        print(f"warning: {warning}")
-    for name, table in result["tables"].items():
-        print(name)
-        display(_table(table))
-    for fig in result["figures"].values():
-        display(_png(fig))
-    if "provenance" in result:
-        _show_provenance(result["provenance"], display)
-
-
-def _show_provenance(origin: dict, display) -> None:
-    """One line to read, and the whole record (config, data fingerprint, ...) folded below it."""
-    code, env = origin["code"], origin["environment"]
-    dirty = " (uncommitted changes)" if code["git_dirty"] else ""
-    print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
-          + ", ".join(f"{k} {v}" for k, v in origin["packages"].items() if v)
-          + f"; config digest {origin['config_digest']}; seed {origin['seed']}; {env['device']}, "
-          f"{env['threads']} thread(s), world size {env['world_size']}, "
-          f"deterministic kernels {'on' if origin['config'].get('deterministic') else 'off'}")
-    record = json.dumps(origin, indent=1, sort_keys=True, default=str)
-    try:
-        from IPython.display import HTML
-
-        display(HTML(f"<details><summary>provenance: the full record</summary><pre>{html.escape(record)}</pre>"
-                     "</details>"))
-    except ImportError:
-        print(record)
-
-

@@ -337,7 +337,8 @@ class Study:
         compare = ('Start with the <a href="compare.html">comparison</a>; '
                    if (self.reports / "compare.html").exists() else "")
         page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
-                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=compare)
+                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=compare,
+                            tables=self._paper_tables())
         write_text(self.reports / "index.html", page)
         studies = sorted(p.parent.name for p in self.reports_root.glob("*/index.html"))
         links = "\n".join(f'<li><a href="{html.escape(n)}/index.html">{html.escape(n)}</a>'
@@ -345,6 +346,19 @@ class Study:
                              if (self.reports_root / n / "compare.html").exists() else "") + "</li>" for n in studies)
         write_text(self.reports_root / "index.html", STUDIES.format(links=links))
         return self.reports / "index.html"
+
+    def _paper_tables(self) -> str:
+        """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
+        folder = self.layout.root / "metrics" / "compare"
+        tables = sorted(folder.glob("*.tex"))
+        if not tables:
+            return ""
+        items = []
+        for tex in tables:
+            links = ", ".join(f'<a href="{html.escape(os.path.relpath(tex.with_suffix(ext), self.reports))}">{ext[1:]}</a>'
+                              for ext in (".tex", ".md", ".csv") if tex.with_suffix(ext).exists())
+            items.append(f"<li>{html.escape(tex.stem.replace('_', ' '))}: {links}</li>")
+        return f"<h2>Tables for a paper</h2><p>In <code>{html.escape(str(folder))}</code>:</p><ul>{''.join(items)}</ul>"
 
 
 INDEX = """<!DOCTYPE html>
@@ -356,7 +370,9 @@ tr:nth-child(even){{background:#f2f2f2}}</style></head>
 {compare}<a href="../index.html">all studies</a>.</p>
 <table><tr><th>report</th><th>for</th><th>status</th></tr>
 {rows}
-</table></body></html>
+</table>
+{tables}
+</body></html>
 """
 
 STUDIES = """<!DOCTYPE html>

@@ -76,6 +76,27 @@ def test_aggregated_results_say_what_two_seeds_can(smoke_study):
     bounds = bounds[~np.isnan(bounds)]  # two seeds: no interval at all, the strictest case of the rule
     assert ((bounds >= 0) & (bounds <= 1)).all()  # no interval leaves the metric's range
     assert 'class="kd-summary"' in compare and "<th>0</th>" not in compare  # a sentence first; no index column
+    # the paper tables: numbers as CSV, the shown cells as Markdown and LaTeX, listed on the study's index
+    latex = (tables / "differences.tex").read_text()
+    assert "\\begin{tabular}" in latex and "95\\% CI" in latex and "Holm" in latex
+    assert "| resnet-18  | teacher" in (tables / "models.md").read_text()  # grouped by teacher, as shown
+    index = (study.reports / "index.html").read_text()
+    assert "Tables for a paper" in index and "differences.tex" in index
+
+
+def test_every_page_reads_as_check_reports_wants(smoke_study):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from check_reports import intervals_out_of_range, problems
+
+    _, study, _ = smoke_study
+    pages = sorted(study.reports.rglob("*.html"))
+    assert len(pages) == len(study.stages) + 1
+    assert [p for page in pages for p in problems(page, page.read_text())] == []
+    assert intervals_out_of_range("<td>0.900 [0.800, 1.100]</td><td>+0.100 [-1.200, +0.300]</td>") == \
+        ["0.900 [0.800, 1.100]", "+0.100 [-1.200, +0.300]"]
+    assert intervals_out_of_range("<td>0.943 [0.912, 0.971]</td><td>-0.050 [-0.410, +0.310]</td>") == []
 
 
 def test_a_second_run_trains_nothing(smoke_study):
@@ -136,7 +157,7 @@ def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
                                       r"configs differ: .* vs swin-micro/seed 2 \(allow_mixed"):
         stages.compare_stage(cfg)
     result = stages.compare_stage(cfg, allow_mixed=True)
-    assert any("data fingerprints differ" in w for w in result["warnings"])
+    assert any("data fingerprints differ" in w for w in result.warnings)
 
 
 def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_path):

@@ -2,7 +2,8 @@
 
 Every HTML page under the reports folder is rendered by headless Chromium to a screenshot, and
 every figure embedded in it is decoded; links from index.html must point at existing pages; every
-stage page opens with its summary sentence; no table has an index column.
+stage page opens with its summary sentence; no table has an index column; no "mean [low, high]"
+cell leaves its metric's range ([0, 1]; [-1, 1] for a signed difference).
 
     python tools/check_reports.py [reports] [--screenshots DIR]
 
@@ -39,6 +40,18 @@ def figures(page: str) -> list[tuple[int, int]]:
 
 
 INDEX_CELL = re.compile(r"<tr>\s*<th>\d+</th>")  # pandas' row labels: a table with an index column
+INTERVAL_CELL = re.compile(r"<td>([+-]?)(\d+\.\d+) \[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]</td>")
+
+
+def intervals_out_of_range(text: str) -> list[str]:
+    """'mean [low, high]' cells outside [0, 1] (a metric), or [-1, 1] (a signed difference)."""
+    bad = []
+    for sign, mean, low, high in INTERVAL_CELL.findall(text):
+        floor = -1.0 if sign else 0.0
+        values = [float(sign + mean), float(low), float(high)]
+        if not all(floor <= v <= 1.0 for v in values) or not values[1] <= values[2]:
+            bad.append(f"{sign}{mean} [{low}, {high}]")
+    return bad
 
 
 def problems(page: Path, text: str) -> list[str]:
@@ -50,6 +63,7 @@ def problems(page: Path, text: str) -> list[str]:
         found.append(f"{page}: no summary sentence")
     if INDEX_CELL.search(text):
         found.append(f"{page}: a table with an index column")
+    found += [f"{page}: an interval outside its metric's range: {cell}" for cell in intervals_out_of_range(text)]
     return found
 
 

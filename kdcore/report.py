@@ -1,0 +1,139 @@
+"""What a reader sees: summary sentences, tables for people, figures, provenance, paper tables.
+
+The notebooks call these to display what a stage returned; outside a notebook they print. Tables
+for people have no index column, readable headers with units, three decimals and "mean [CI]"
+cells; the paper tables go to disk as CSV (numbers), Markdown and LaTeX (as shown).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from kdcore.io import write_text
+
+
+def _display(obj) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(obj)
+    else:
+        display(obj)
+
+
+def _html(markup: str, text: str):
+    """HTML for a notebook; the plain text elsewhere."""
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return text
+    return HTML(markup)
+
+
+def summary(lines: list[str], warnings: list[str] = ()):
+    """What the page found, first, in words (marked so that tools/check_reports.py can find it)."""
+    markup = "".join(f'<p class="kd-summary"><b>{html.escape(line)}</b></p>' for line in lines)
+    markup += "".join(f'<p class="kd-warning">warning: {html.escape(w)}</p>' for w in warnings)
+    return _html(markup, "\n".join([*lines, *(f"warning: {w}" for w in warnings)]))
+
+
+def number(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def pvalue(p) -> str:
+    return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+
+
+def mean_ci(mean, low, high, signed: bool = False) -> str:
+    """'0.943 [0.912, 0.971]'; the mean alone where there is no interval (fewer than 3 seeds)."""
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    text = fmt.format(mean)
+    if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
+        return text
+    return f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def table(frame: pd.DataFrame):
+    """No index column, three decimals (one for a column in %): a table for people."""
+    formats = {c: (lambda v: f"{v:.1f}") for c in frame.columns  # percentages: one decimal
+               if "%" in str(c) and pd.api.types.is_float_dtype(frame[c])}
+    markup = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", formatters=formats, na_rep="n/a")
+    return _html(markup, frame.to_string(index=False))
+
+
+def _png(fig):
+    """A figure as PNG for IPython, whatever matplotlib backend the kernel has."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    try:
+        from IPython.display import Image
+    except ImportError:
+        return f"<figure: {fig.get_suptitle() or 'untitled'}>"
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def figures(named: dict) -> None:
+    """Display each figure of a {name: Figure} mapping."""
+    for fig in named.values():
+        _display(_png(fig))
+
+
+def figure(fig):
+    return _png(fig)
+
+
+def provenance(origin: dict) -> None:
+    """One line to read, and the whole record (config, data fingerprint, ...) folded below it."""
+    code, env = origin["code"], origin["environment"]
+    dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+    print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
+          + ", ".join(f"{k} {v}" for k, v in origin["packages"].items() if v)
+          + f"; config digest {origin['config_digest']}; seed {origin['seed']}; {env['device']}, "
+          f"{env['threads']} thread(s), world size {env['world_size']}, "
+          f"deterministic kernels {'on' if origin['config'].get('deterministic') else 'off'}")
+    record = json.dumps(origin, indent=1, sort_keys=True, default=str)
+    _display(_html(f"<details><summary>provenance: the full record</summary><pre>{html.escape(record)}</pre>"
+                   "</details>", record))
+
+
+def files(paths: list[Path], root: Path | None = None):
+    """A list of written files (the paper tables), relative to ``root``."""
+    names = [str(p.relative_to(root) if root else p) for p in paths]
+    markup = "<ul>" + "".join(f"<li><code>{html.escape(n)}</code></li>" for n in names) + "</ul>"
+    return _html(markup, "\n".join(names))
+
+
+def grouped(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The group's name on its first row only, as a paper table shows it."""
+    out = frame.copy()
+    out[column] = out[column].where(out[column].ne(out[column].shift()), "")
+    return out
+
+
+def _cell(value) -> str:
+    """As a table for people shows it: three decimals, 'n/a' for a missing number."""
+    if isinstance(value, float):
+        return number(value)
+    return "" if value is None else str(value)
+
+
+def write_paper_tables(folder: Path, numbers: dict[str, pd.DataFrame], shown: dict[str, pd.DataFrame]) -> list[Path]:
+    """Each table as CSV (the numbers, for a spreadsheet) and as Markdown and LaTeX (as shown)."""
+    written = []
+    for name in shown:
+        written.append(write_text(folder / f"{name}.csv", numbers[name].to_csv(index=False, float_format="%.4g")))
+        text = shown[name].astype(object).map(_cell)
+        written.append(write_text(folder / f"{name}.md", text.to_markdown(index=False, disable_numparse=True) + "\n"))
+        written.append(write_text(folder / f"{name}.tex", text.to_latex(index=False, escape=True)))
+    return written
