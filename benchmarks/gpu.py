@@ -188,9 +188,9 @@ def part_loop(cfg: Config, work: Path) -> list[dict]:
 
 
 def _compresses(smoke: bool) -> bool:
-    """Compression needs torch-pruning (carry its wheel to a GPU machine); smoke mode leaves it out
-    (the CPU tests cover it)."""
-    return not smoke and importlib.util.find_spec("torch_pruning") is not None
+    """Compression needs torch-pruning and onnxscript (carry their wheels to a GPU machine); smoke
+    mode leaves it out (the CPU tests cover it)."""
+    return not smoke and all(importlib.util.find_spec(m) for m in ("torch_pruning", "onnxscript"))
 
 
 def _pipeline_params(cfg: Config, work: Path, teacher: str, output: str, smoke: bool) -> Path:
@@ -215,7 +215,7 @@ def part_pipeline(cfg: Config, work: Path, smoke: bool) -> dict:
             "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                                             "-m", "kdcore.pipeline"]}
     result = {"teacher": teacher, "compress": _compresses(smoke),
-              "compress_note": "" if _compresses(smoke) else "smoke mode" if smoke else "torch-pruning not installed"}
+              "compress_note": "" if _compresses(smoke) else "smoke mode" if smoke else "torch-pruning or onnxscript not installed"}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TQDM_DISABLE": "1"}
     for i, (label, command) in enumerate(runs.items()):
