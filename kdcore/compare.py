@@ -11,7 +11,6 @@ uncertainty only). Beside them, the prevalence baseline: what always answering "
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -223,15 +222,3 @@ def per_seed_points(cfg: Config, evaluations: dict, key: str) -> pd.DataFrame:
     return pd.DataFrame([{"teacher": t.name, "model": ROLES[role], "seed": s,
                           "value": metric_value(evaluations[t.name, s][role], key)}
                          for t in cfg.teachers for role in ROLES for s in cfg.seeds])
-
-
-def write_tables(folder: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
-    """Each table as CSV and Markdown beside the study's metrics, for a paper or a spreadsheet."""
-    from kdcore.io import write_text
-
-    written = []
-    for name, table in tables.items():
-        written.append(write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.4g")))
-        markdown = table.astype(object).to_markdown(index=False, floatfmt=".3f")  # object: ints stay ints
-        written.append(write_text(folder / f"{name}.md", markdown + "\n"))
-    return written
