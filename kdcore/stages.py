@@ -272,11 +272,12 @@ def teacher_summary(run: Run) -> list[str]:
 
 
 def crossfit_table(run: Run) -> pd.DataFrame:
-    """What out-of-fold soft labels cost (``teacher_outputs: crossfit``; empty otherwise)."""
+    """What out-of-fold soft labels cost (``teacher_outputs: crossfit``), or which outputs teach."""
     evaluation = run.evaluation("teacher")
     crossfit = evaluation.get("teacher_outputs")
     if not crossfit:
-        return pd.DataFrame()
+        return pd.DataFrame([{"teacher_outputs": run.cfg.teacher_outputs,
+                              "soft labels": "the full teacher's, on every frame (no out-of-fold outputs)"}])
     return pd.DataFrame([{"folds": crossfit["folds"], "frames per fold": crossfit["frames"],
                           "fold training, s": crossfit["train_s"],
                           "full teacher training, s": evaluation["timing"]["train_s"]}])
