@@ -51,7 +51,7 @@ def study_config(params: Path, size: int, smoke: bool, **overrides) -> Config:
     """The params' study at ``size``, teachers from random weights (the check needs no weights files)."""
     raw = yaml.safe_load(params.read_text())
     teachers = [{k: v for k, v in t.items() if k != "pretrained"} for t in raw.get("teachers", [])]
-    shrink = {"eval_batch_size": 8, "latency_repeats": 1, "latency_batches": [1]} if smoke else {}
+    shrink = {"eval_batch_size": 8, "latency_repeats": 1, "latency_batches": [1], "num_workers": 0} if smoke else {}
     return load_config(params, teachers=teachers, image_size=size, **{**shrink, **overrides})
 
 
@@ -132,6 +132,8 @@ def part_models(cfg: Config, device: torch.device, smoke: bool, compile_models: 
     rows = []
     for name, batch in _batch_sizes(cfg):
         batch = min(batch, 2) if smoke else batch  # smoke: every model, tiny steps
+        if any(r["model"] == name and r["batch"] == batch for r in rows):
+            continue
         row = {"model": name, "batch": batch}
         for mode in ("eager", "compiled") if compile_models else ("eager",):
             try:
@@ -163,26 +165,29 @@ def _loop_rate(log: dict, train_frames: int, val_frames: int) -> float:
     return train_frames / max(train_s, 1e-9)
 
 
-def part_loop(cfg: Config, work: Path) -> list[dict]:
-    """Two epochs of kdcore's fit per model on synthetic frames (BCE; the KD term adds a lookup)."""
+def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
+    """Two epochs of kdcore's fit per model on synthetic frames (BCE; the KD term adds a lookup);
+    smoke mode: batches of 2, two of them per epoch."""
     data = prepare_data(cfg, 1, progress=False)
     rows = []
     for name, batch in _batch_sizes(cfg):
         if any(r["model"] == name for r in rows):
             continue  # one loop per model, at its study batch size
+        batch = min(batch, 2) if smoke else batch
         model = _build(cfg, name)
         with_ir = "ir" in getattr(model, "modalities", ("rgb",))
         settings = fit_settings(cfg, 1, STUDENT if name == STUDENT else "teacher",
                                 None if name == STUDENT else cfg.teacher(name))
         settings.epochs, settings.patience, settings.batch_size, settings.progress = 2, 2, batch, False
+        train, val = (data.indices(p)[:2 * batch] if smoke else data.indices(p) for p in ("train", "val"))
         folder = work / "loop" / name
         from kdcore.distill import BCE
 
-        log = fit(model, BCE(), data.dataset("train", with_ir), data.dataset("val", with_ir), settings,
+        log = fit(model, BCE(), data.dataset(train, with_ir), data.dataset(val, with_ir), settings,
                   FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json"), desc=name)
-        rate = _loop_rate(log, len(data.indices("train")), len(data.indices("val")))
+        rate = _loop_rate(log, len(train), len(val))
         rows.append({"model": name, "batch": batch, "loop_images_per_s": rate,
-                     "frames": {p: len(data.indices(p)) for p in ("train", "val")}})
+                     "frames": {"train": len(train), "val": len(val)}})
         print(f"  {name}: loop {rate:.1f} images/s", flush=True)
     return rows
 
@@ -208,9 +213,11 @@ def _pipeline_params(cfg: Config, work: Path, teacher: str, output: str, smoke: 
     return path
 
 
-def part_pipeline(cfg: Config, work: Path, smoke: bool) -> dict:
-    """One teacher's pipeline as a separate process, plain and under torchrun (NCCL on a GPU)."""
-    teacher = cfg.teachers[0].name
+def part_pipeline(cfg: Config, work: Path, smoke: bool, models: list[dict] | None) -> dict:
+    """One teacher's pipeline as a separate process, plain and under torchrun (NCCL on a GPU): the
+    teacher that trained fastest model-only (the first one when the models part did not run)."""
+    rates = {r["model"]: r["eager"].get("train_images_per_s", 0) for r in models or [] if r["model"] != STUDENT}
+    teacher = max(rates, key=rates.get) if rates else cfg.teachers[0].name
     runs = {"python -m kdcore.pipeline": [sys.executable, "-m", "kdcore.pipeline"],
             "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                                             "-m", "kdcore.pipeline"]}
@@ -351,8 +358,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"device": device_summary(device), "image_size": args.size, "smoke": smoke,
                   "params": str(args.params), "torch": torch.__version__}
         parts = {"models": ("models (model only)", lambda: part_models(cfg, device, smoke, compile_models)),
-                 "loop": ("loop (kdcore's fit on cached frames)", lambda: part_loop(cfg, work)),
-                 "pipeline": ("pipeline", lambda: part_pipeline(cfg, work, smoke))}
+                 "loop": ("loop (kdcore's fit on cached frames)", lambda: part_loop(cfg, work, smoke)),
+                 "pipeline": ("pipeline", lambda: part_pipeline(cfg, work, smoke, result.get("models")))}
         wanted = set(args.parts) | ({"models", "loop"} if "projection" in args.parts else set())
         result["part_s"] = {}
         for key, (title, run) in parts.items():
