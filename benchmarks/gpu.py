@@ -36,9 +36,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout: benchmarks and kdcore importable
 
-from benchmarks.machine import RESULTS, device_summary, machine_name  # noqa: E402
+from benchmarks.machine import RESULTS, device_summary, publish  # noqa: E402
 from kdcore.config import Config, load_config  # noqa: E402
-from kdcore.io import write_json, write_text  # noqa: E402
 from kdcore.pipeline import build_student, build_teacher, fit_settings, prepare_data  # noqa: E402
 from kdcore.train import FitPaths, fit, resolve_device  # noqa: E402
 
@@ -372,12 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
             teacher, student = args.stop_epochs or (2 * cfg.patience_teacher, 2 * cfg.patience_student)
             stop = {"teacher": min(teacher, cfg.epochs_teacher), "student": min(student, cfg.epochs_student)}
             result["projection"] = projection(cfg, result["models"], result["loop"], stop)
-    json_path, md_path = (args.out / f"gpu-{machine_name()}.{ext}" for ext in ("json", "md"))
-    write_json(json_path, result)
-    table = markdown(result)
-    write_text(md_path, table)
-    print(table)
-    print(f"wrote {json_path} and {md_path}")
+    publish("gpu", result, markdown(result), args.out)
     return result
 
 

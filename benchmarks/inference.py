@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import RESULTS, has_vnni, machine_name
+from benchmarks.machine import has_vnni, publish
 from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
-from kdcore.io import write_json, write_text
 from kdcore.models import Student
 from kdcore.profile import count_macs, latency_ms
 
@@ -101,12 +100,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     result = run()
-    json_path, md_path = (RESULTS / f"inference-{machine_name()}.{ext}" for ext in ("json", "md"))
-    write_json(json_path, result)
-    table = markdown(result)
-    write_text(md_path, table)
-    print(table)
-    print(f"wrote {json_path} and {md_path}")
+    publish("inference", result, markdown(result))
 
 
 if __name__ == "__main__":

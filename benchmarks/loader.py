@@ -27,9 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.machine import RESULTS, cpu_summary, machine_name
+from benchmarks.machine import RESULTS, cpu_summary, publish
 from kdcore.data.dataset import FrameDataset, normalize
-from kdcore.io import write_json, write_text
 from kdcore.models.teachers import STUDY_TEACHERS, create_teacher
 from kdcore.profile import count_macs, example_inputs
 
@@ -138,12 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     result = run(args.frames, args.size, args.workers, args.batch_size, args.repeats, args.peak_tflops)
-    json_path, md_path = (args.out / f"loader-{machine_name()}.{ext}" for ext in ("json", "md"))
-    write_json(json_path, result)
-    table = markdown(result)
-    write_text(md_path, table)
-    print(table)
-    print(f"wrote {json_path} and {md_path}")
+    publish("loader", result, markdown(result), args.out)
 
 
 if __name__ == "__main__":

@@ -46,5 +46,16 @@ def device_summary(device: torch.device) -> str:
     return f"CPU: {cpu_summary()} (torch {torch.__version__})"
 
 
+def publish(name: str, result: dict, table: str, folder: Path = RESULTS) -> None:
+    """A benchmark's result as JSON and its table as Markdown, one pair per machine; the table printed."""
+    from kdcore.io import write_json, write_text
+
+    json_path, md_path = (folder / f"{name}-{machine_name()}.{ext}" for ext in ("json", "md"))
+    write_json(json_path, result)
+    write_text(md_path, table)
+    print(table)
+    print(f"wrote {json_path} and {md_path}")
+
+
 def machine_name() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{platform.node()}-{platform.processor() or platform.machine()}")
