@@ -43,23 +43,25 @@ def summary(lines: list[str], warnings: list[str] = ()):
     return _html(markup, "\n".join([*lines, *(f"warning: {w}" for w in warnings)]))
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def number(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
+    return "n/a" if _missing(value) else f"{value:.{digits}f}"
 
 
 def pvalue(p) -> str:
-    return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+    return "n/a" if _missing(p) else f"{p:.3g}"
 
 
 def mean_ci(mean, low, high, signed: bool = False) -> str:
     """'0.943 [0.912, 0.971]'; the mean alone where there is no interval (fewer than 3 seeds)."""
     fmt = "{:+.3f}" if signed else "{:.3f}"
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if _missing(mean):
         return "n/a"
     text = fmt.format(mean)
-    if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
+    if _missing(low) or _missing(high):
         return text
     return f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
 
@@ -87,10 +89,6 @@ def figures(named: dict) -> None:
     """Display each figure of a {name: Figure} mapping."""
     for fig in named.values():
         _display(_png(fig))
-
-
-def figure(fig):
-    return _png(fig)
 
 
 def provenance(origin: dict) -> None:

@@ -26,8 +26,8 @@ def normalize(images: torch.Tensor, stats: dict) -> torch.Tensor:
 class FrameDataset(Dataset):
     """Frames ``indices`` of the cached arrays; ``ir=None`` makes it RGB-only (ir is then empty).
 
-    Items are uint8 (H, W, 3), as cached (stacking them is a plain copy); ``on_device`` moves a batch and scales it there, ``normalized``
-    gives scaled frames on the CPU (calibration, parity checks).
+    Items are uint8 (H, W, 3), as cached (stacking them is a plain copy); ``on_device`` moves a
+    batch and scales it there, ``normalized`` gives scaled frames on the CPU (calibration, parity).
     """
 
     def __init__(self, rgb: np.ndarray, ir: np.ndarray | None, labels: np.ndarray, ids: list[str],
@@ -62,12 +62,13 @@ class FrameDataset(Dataset):
     def on_device(self, batch, device: torch.device, memory_format=torch.contiguous_format):
         """A collated uint8 batch -> float32 images on ``device`` (asynchronous from pinned memory)."""
         rgb, ir, targets, ids = batch
-        rgb = normalize(rgb.to(device, non_blocking=True), self.stats["rgb"])
-        if ir.dim() == 4:
-            ir = normalize(ir.to(device, non_blocking=True), self.stats["ir"]).contiguous(memory_format=memory_format)
-        else:
-            ir = ir.to(device).float()
-        return (rgb.contiguous(memory_format=memory_format), ir, targets.to(device, non_blocking=True), ids)
+
+        def scaled(images, modality):
+            images = normalize(images.to(device, non_blocking=True), self.stats[modality])
+            return images.contiguous(memory_format=memory_format)
+
+        ir = scaled(ir, "ir") if ir.dim() == 4 else ir.to(device).float()  # RGB-only: ir is empty
+        return scaled(rgb, "rgb"), ir, targets.to(device, non_blocking=True), ids
 
     def normalized(self, items) -> torch.Tensor:
         """Scaled RGB frames of these items, on the CPU, as the models see them."""
