@@ -148,11 +148,11 @@ def _run_or_show(study, dry_run: bool) -> None:
 
 def _report(study) -> None:
     from kdcore.io import read_json
-    from kdcore.pipeline import Layout
+    from kdcore.layout import Layout
 
     layout = Layout(study.cfg.output)
     for stage in study.stages:
-        path = layout.metrics(stage.teacher, stage.seed) / "final_evaluation.json" if stage.teacher else None
+        path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher else None
         last = "03_compress" if stage.teacher and study.cfg.compresses(stage.teacher) else "02_student"
         if stage.notebook == last and path and path.exists():
             r = read_json(path)

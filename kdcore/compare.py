@@ -17,8 +17,8 @@ import pandas as pd
 from kdcore.config import Config
 from kdcore.data import LABELS
 from kdcore.io import read_json
+from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
-from kdcore.pipeline import NO_KD, Layout
 from kdcore.stats import block_bootstrap, holm, paired_difference, summarize
 
 # metric key -> (label, where it sits in an evaluation's "metrics", bounds)
@@ -57,8 +57,8 @@ class Arm:
         return NO_KD if self.role == "no_kd_student" else self.teacher
 
     @property
-    def predictions(self) -> str:
-        return "teacher_test_predictions.csv" if self.role == "teacher" else "student_test_predictions.csv"
+    def fit_role(self) -> str:
+        return "teacher" if self.role == "teacher" else "student"
 
 
 def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
@@ -139,7 +139,7 @@ def _difference_row(label: str, key: str, d: dict, boot: dict | None) -> dict:
 def _bootstrap_seeds(layout: Layout, seeds: list[int], a: Arm, b: Arm) -> list[dict]:
     out = []
     for seed in seeds:
-        paths = [layout.metrics(arm.folder, seed) / arm.predictions for arm in (a, b)]
+        paths = [layout.predictions(arm.folder, seed, arm.fit_role) for arm in (a, b)]
         if not all(p.exists() for p in paths):
             continue
         pa, pb = (pd.read_csv(p, dtype={"id": str}).set_index("id") for p in paths)
@@ -210,7 +210,7 @@ def load_evaluations(cfg: Config, layout: Layout) -> dict:
     evaluations = {}
     for t in cfg.teachers:
         for seed in cfg.seeds:
-            path = layout.metrics(t.name, seed) / "final_evaluation.json"
+            path = layout.final_evaluation(t.name, seed)
             if not path.exists():
                 raise KDError(f"missing {path}: run the teacher's stages first")
             evaluations[t.name, seed] = read_json(path)

@@ -31,13 +31,13 @@ from kdcore.data.splits import labelled_mask
 from kdcore.distill import BCE, Distill, TeacherOutputs
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, read_json, write_json
+from kdcore.layout import NO_KD, Layout, synth_recipe
 from kdcore.metrics import final_metrics, visibility_breakdown
 from kdcore.models import Student, create_teacher
 from kdcore.profile import example_inputs, latency_ms
 from kdcore.profile import profile as profile_model
 from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
 from kdcore.train import (
-    FitPaths,
     FitSettings,
     finished,
     fit,
@@ -48,32 +48,6 @@ from kdcore.train import (
     resolve_device,
     synchronize,
 )
-
-NO_KD = "no_kd"  # the folder name of the RGB-only student trained without a teacher
-
-
-class Layout:
-    """The seed's output layout under ``root``."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def models(self, teacher: str, seed: int) -> Path:
-        return self.root / "models" / teacher / f"run_seed_{seed}"
-
-    def metrics(self, teacher: str, seed: int) -> Path:
-        return self.root / "metrics" / teacher / f"run_seed_{seed}"
-
-    def graphs(self, teacher: str, seed: int) -> Path:
-        return self.root / "graphs" / teacher / f"run_seed_{seed}"
-
-    def data(self, seed: int) -> Path:
-        return self.root / "data" / f"seed_{seed}"
-
-    def fit_paths(self, teacher: str, seed: int, role: str) -> FitPaths:
-        models = self.models(teacher, seed)
-        return FitPaths(models / f"{role}_best.pth", models / f"{role}_last.pth",
-                        self.metrics(teacher, seed) / f"{role}_train_log.json")
 
 
 @dataclass
@@ -114,7 +88,7 @@ class SeedData:
 def ensure_data(cfg: Config) -> Path:
     """The CSV, generated first when the config asks for synthetic data and it is missing."""
     csv = Path(cfg.csv)
-    recipe_path = csv.parent / "synth.json"
+    recipe_path = synth_recipe(csv)
     recipe = {"frames": cfg.synth_frames, "size": cfg.synth_size, "options": cfg.synth_options}
     if not csv.exists() and cfg.synth_frames > 0:
         synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0, options=cfg.synth_options)
@@ -129,23 +103,23 @@ def ensure_data(cfg: Config) -> Path:
 
 def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
     table = read_frame_csv(ensure_data(cfg), cfg.base_path, check_images=False)
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.output) / "cache"
+    layout = Layout(cfg.output)
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else layout.cache()
     with main_process_first():
         rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
         ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
     split = make_split(table.combos, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames)
     labelled = labelled_mask(split, table.combos, cfg.labelled_fraction, seed)
     stats = normalization_stats(rgb, ir, split.train)
-    folder = Layout(cfg.output).data(seed)
     ids = table.frames["id"]
     if is_main_process():
         parts = split.parts()
-        write_json(folder / "split.json", {
+        write_json(layout.split(seed), {
             "mode": split.mode, "seed": seed, "left_out": split.left_out,
             **{p: ids.iloc[ix].tolist() for p, ix in parts.items()},
             "units": {p: split.units[ix].tolist() for p, ix in parts.items()},
             "unlabelled_train": ids.iloc[split.train[~labelled[split.train]]].tolist()})
-        write_json(folder / "normalization.json", stats)
+        write_json(layout.normalization(seed), stats)
     return SeedData(table, split, stats, rgb, ir, seed, labelled)
 
 
@@ -176,8 +150,8 @@ def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
     outputs for every frame (out-of-fold on its own training frames under ``crossfit``)."""
     layout, seed = Layout(cfg.output), data.seed
     paths = layout.fit_paths(name, seed, "teacher")
-    outputs_path = layout.models(name, seed) / "teacher_outputs.pt"
-    evaluation_path = layout.metrics(name, seed) / "teacher_evaluation.json"
+    outputs_path = layout.teacher_outputs(name, seed)
+    evaluation_path = layout.evaluation(name, seed, "teacher")
     synchronize()
     if finished(paths) and outputs_path.exists() and evaluation_path.exists():
         return read_json(evaluation_path)
@@ -194,7 +168,7 @@ def train_teacher(cfg: Config, name: str, data: SeedData) -> dict:
     if not is_main_process():
         return {}
     outputs.save(outputs_path)
-    evaluation = evaluate(teacher, cfg, data, log, paths.best, layout.metrics(name, seed) / "teacher_test_predictions.csv")
+    evaluation = evaluate(teacher, cfg, data, log, paths.best, layout.predictions(name, seed, "teacher"))
     if crossfit:
         evaluation["teacher_outputs"] = crossfit
     write_json(evaluation_path, evaluation)
@@ -264,7 +238,7 @@ def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student:
         source = build_teacher_from_run(cfg, teacher, data.seed)
         teacher_dim = source.num_features
     else:
-        source = TeacherOutputs.load(Layout(cfg.output).models(teacher, data.seed) / "teacher_outputs.pt")
+        source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs(teacher, data.seed))
         teacher_dim = source.features.shape[1]
     return Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student.num_features,
                    teacher_dim, labelled_ids=data.labelled_ids())
@@ -276,7 +250,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
     layout, seed = Layout(cfg.output), data.seed
     folder = teacher or NO_KD
     paths = layout.fit_paths(folder, seed, "student")
-    evaluation_path = layout.metrics(folder, seed) / "student_evaluation.json"
+    evaluation_path = layout.evaluation(folder, seed, "student")
     synchronize()
     if finished(paths) and evaluation_path.exists():
         return read_json(evaluation_path)
@@ -293,7 +267,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
     if not is_main_process():
         return {}
     load_best(student, paths.best)
-    evaluation = evaluate(student, cfg, data, log, paths.best, layout.metrics(folder, seed) / "student_test_predictions.csv")
+    evaluation = evaluate(student, cfg, data, log, paths.best, layout.predictions(folder, seed, "student"))
     write_json(evaluation_path, evaluation)
     return evaluation
 
@@ -360,19 +334,19 @@ def provenance(cfg: Config, data: SeedData | None = None) -> dict:
 def final_evaluation(cfg: Config, name: str, data: SeedData) -> dict:
     """The teacher, its student and the seed's no-KD student, side by side, with provenance."""
     layout, seed = Layout(cfg.output), data.seed
-    path = layout.metrics(name, seed) / "final_evaluation.json"
+    path = layout.final_evaluation(name, seed)
     synchronize()
     if not is_main_process():
         return {}
     if path.exists():
         return read_json(path)
     result = {
-        "teacher": read_json(layout.metrics(name, seed) / "teacher_evaluation.json"),
-        "student": read_json(layout.metrics(name, seed) / "student_evaluation.json"),
-        "no_kd_student": read_json(layout.metrics(NO_KD, seed) / "student_evaluation.json"),
+        "teacher": read_json(layout.evaluation(name, seed, "teacher")),
+        "student": read_json(layout.evaluation(name, seed, "student")),
+        "no_kd_student": read_json(layout.evaluation(NO_KD, seed, "student")),
         "provenance": provenance(cfg, data),
     }
-    compression = layout.metrics(name, seed) / "compression.json"
+    compression = layout.compression(name, seed)
     if compression.exists():
         result["compression"] = read_json(compression)
     write_json(path, result)
@@ -408,11 +382,11 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
     )
 
     layout, seed = Layout(cfg.output), data.seed
-    models, result_path = layout.models(name, seed), layout.metrics(name, seed) / "compression.json"
+    result_path = layout.compression(name, seed)
     synchronize()
     if result_path.exists():
         return read_json(result_path)
-    student, _ = load_student(models / "student_best.pth")
+    student, _ = load_student(layout.fit_paths(name, seed, "student").best)
     meta = {"normalization": data.stats["rgb"], "image_size": cfg.image_size}
     paths = layout.fit_paths(name, seed, "student_pruned")
     pruned = prune_student(student, cfg.prune_sparsity, cfg.image_size)
@@ -429,13 +403,13 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
         from kdcore.compress import save_student
         save_student(pruned, paths.best, **meta)
     calibration = _calibration_frames(data)
-    files = {"fp32": models / "student_best.pth", "pruned": paths.best}
+    files = {"fp32": layout.fit_paths(name, seed, "student").best, "pruned": paths.best}
     for variant, model in (("fp32", student), ("pruned", pruned)):
-        onnx_path = export_onnx(model, models / f"student{'' if variant == 'fp32' else '_pruned'}.onnx",
-                                cfg.image_size)
-        quantized = models / f"student{'' if variant == 'fp32' else '_pruned'}_quantized.onnx"
+        onnx_path = export_onnx(model, layout.onnx(name, seed, variant), cfg.image_size)
         files[f"{variant}_onnx"] = onnx_path
-        files["int8" if variant == "fp32" else "pruned_int8"] = quantize_onnx(onnx_path, quantized, calibration)
+        files["int8" if variant == "fp32" else "pruned_int8"] = quantize_onnx(
+            onnx_path, layout.quantized(name, seed, variant), calibration)
+        files[f"{variant}_safetensors"] = layout.safetensors(name, seed, variant)
     runners = {"fp32": student, "int8": OnnxModel(files["int8"]), "pruned": pruned,
                "pruned_int8": OnnxModel(files["pruned_int8"])}
     result = {"variants": {}, "parity": _onnx_parity(student, OnnxModel(files["fp32_onnx"]), data)}
@@ -463,7 +437,7 @@ def _stamp_deployables(files: dict, variants: dict, meta: dict) -> None:
         thresholds = variants[variant]["metrics"]["tuned_thresholds"]
         stamp_onnx(files[f"{variant}_onnx"], {**meta, "thresholds": thresholds, "variant": f"{variant}_onnx"})
         student, _ = load_student(files[variant])
-        save_student_safetensors(student, files[f"{variant}_onnx"].with_suffix(".safetensors"), **meta,
+        save_student_safetensors(student, files[f"{variant}_safetensors"], **meta,
                                  thresholds=thresholds, variant=f"{variant}_safetensors")
 
 

@@ -25,10 +25,9 @@ from kdcore.distill import TeacherOutputs
 from kdcore.embed import tsne, umap
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
+from kdcore.layout import NO_KD, Layout
 from kdcore.pipeline import (
-    NO_KD,
     VARIANTS,
-    Layout,
     SeedData,
     compress_student,
     final_evaluation,
@@ -91,7 +90,7 @@ class Run:
 
     def evaluation(self, who: str) -> dict:
         folder, role = self._where(who)
-        return read_json(self.layout.metrics(folder, self.seed) / f"{role}_evaluation.json")
+        return read_json(self.layout.evaluation(folder, self.seed, role))
 
     def log(self, who: str) -> dict:
         folder, role = self._where(who)
@@ -99,7 +98,7 @@ class Run:
 
     def predictions(self, who: str) -> pd.DataFrame:
         folder, role = self._where(who)
-        return pd.read_csv(self.layout.metrics(folder, self.seed) / f"{role}_test_predictions.csv", dtype={"id": str})
+        return pd.read_csv(self.layout.predictions(folder, self.seed, role), dtype={"id": str})
 
     def save(self, **figures) -> dict:
         """Figures, also as PNG in the run's graphs folder."""
@@ -177,7 +176,7 @@ def embeddings(run: Run, who: str) -> dict:
     """t-SNE / UMAP (as the config asks) of the model's pooled features on the test frames."""
     test = run.data.split.test
     if who == "teacher":
-        outputs = TeacherOutputs.load(run.layout.models(run.teacher, run.seed) / "teacher_outputs.pt")
+        outputs = TeacherOutputs.load(run.layout.teacher_outputs(run.teacher, run.seed))
         row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
         features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
     else:
@@ -202,7 +201,7 @@ def data_stage(cfg: Config, seed: int) -> Run:
     data = prepare_data(cfg, seed)
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
     audit = audit_modes(data.table.combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
-    write_json(Layout(cfg.output).data(seed) / "audit.json", audit)
+    write_json(Layout(cfg.output).audit(seed), audit)
     train_student(cfg, data, None)
     return Run(cfg, seed, data, provenance=provenance(cfg, data),
                warnings=one_valued_labels(data.table.labels, data.split), extra={"audit": audit})
@@ -412,7 +411,7 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     differences = compare.difference_table(cfg, evaluations, layout)
     for name, agg in aggregated.items():
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
-        write_json(layout.root / "metrics" / name / "aggregated_results.json", agg)
+        write_json(layout.aggregated(name), agg)
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if warnings else next(iter(data.values()))}
     study = Comparison(cfg, evaluations, models, differences, compare.baseline_table(cfg, evaluations), variants,
@@ -421,7 +420,7 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
                "compressed_students": variants}
     shown = {"models": models_table(study), "differences": differences_table(study),
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
-    study.paper_tables = report.write_paper_tables(layout.root / "metrics" / "compare", numbers, shown)
+    study.paper_tables = report.write_paper_tables(layout.compare_tables(), numbers, shown)
     return study
 
 
@@ -537,7 +536,7 @@ def tradeoff_figures(study: Comparison) -> dict:
 
 def _save_compare(study: Comparison, figures: dict) -> dict:
     for name, fig in figures.items():
-        plots.save(fig, Layout(study.cfg.output).root / "graphs" / "compare" / f"{name}.png")
+        plots.save(fig, Layout(study.cfg.output).compare_graphs() / f"{name}.png")
     return figures
 
 

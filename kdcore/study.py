@@ -23,7 +23,8 @@ from pathlib import Path
 from kdcore.config import Config, load_config
 from kdcore.errors import KDError
 from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
-from kdcore.pipeline import NO_KD, Layout, ensure_data
+from kdcore.layout import NO_KD, Layout
+from kdcore.pipeline import ensure_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCE = Path(__file__).resolve().parent  # the kdcore package: its code is part of every result
@@ -102,23 +103,6 @@ def stage_digest(cfg: Config, stage: Stage) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def stage_outputs(layout: Layout, stage: Stage) -> list[Path]:
-    """The files a stage writes: removed before it starts over."""
-    seed, teacher = stage.seed, stage.teacher
-    if stage.notebook == "00_data":
-        return [layout.data(seed), layout.models(NO_KD, seed), layout.metrics(NO_KD, seed),
-                layout.graphs("data", seed)]
-    if stage.notebook == "04_compare":
-        return [layout.root / "graphs" / "compare"]
-    models, metrics = layout.models(teacher, seed), layout.metrics(teacher, seed)
-    names = {"01_teacher": ["teacher_*"],
-             "02_student": ["student_best.pth", "student_last.pth", "student_train_log.json", "student_evaluation.json",
-                            "student_test_predictions.csv", "final_evaluation.json"],
-             "03_compress": ["student_pruned*", "*.onnx", "*.safetensors", "compression.json",
-                             "final_evaluation.json"]}[stage.notebook]
-    return [p for folder in (models, metrics) for pattern in names for p in folder.glob(pattern)]
-
-
 def code_digest(source: Path, notebook: Path) -> str:
     """kdcore's version, every source file of the package, and the stage's notebook."""
     from kdcore import __version__
@@ -156,7 +140,7 @@ class Study:
     def _folders(self, stage: Stage) -> list[Path]:
         """Where a stage writes (for stray temporaries): its run folders, or the comparison's."""
         if stage.notebook == "04_compare":
-            return [self.layout.root / "graphs" / "compare", self.layout.root / "metrics" / "compare"]
+            return [self.layout.compare_graphs(), self.layout.compare_tables()]
         if stage.notebook == "00_data":  # no other stage of its seed runs yet
             return [self.layout.models(NO_KD, stage.seed), self.layout.metrics(NO_KD, stage.seed),
                     self.layout.graphs("data", stage.seed), self.layout.data(stage.seed)]
@@ -164,7 +148,7 @@ class Study:
                 self.layout.graphs(stage.teacher, stage.seed)]
 
     def record_path(self, stage: Stage) -> Path:
-        return self.layout.root / "stages" / f"{stage.key}.json"
+        return self.layout.stage_record(stage.key)
 
     def code(self, stage: Stage) -> str:
         key = (self.source, stage.notebook)
@@ -208,7 +192,7 @@ class Study:
         path, digest = self.record_path(stage), stage_digest(self.cfg, stage)
         previous = read_json(path) if path.exists() else None
         if self.force or (previous and previous.get("digest") != digest):
-            for p in stage_outputs(self.layout, stage):
+            for p in self.layout.stage_outputs(stage.notebook, stage.teacher, stage.seed):
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         for folder in self._folders(stage):
             remove_stray_temporaries(folder)
@@ -295,7 +279,7 @@ class Study:
         return time.perf_counter() - start
 
     def job_spec(self, stage: Stage) -> dict:
-        executed = self.layout.root / "executed" / f"{stage.key}.ipynb"
+        executed = self.layout.executed(stage.key)
         return {"notebook": str(NOTEBOOKS / f"{stage.notebook}.ipynb"), "executed": str(executed),
                 "report": str(self.reports / stage.report), "key": stage.key, "show_code": self.show_code,
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
@@ -306,7 +290,7 @@ class Study:
         """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine."""
         import submitit
 
-        folder = self.layout.root / "submitit"
+        folder = self.layout.submitit()
         if self.executor == "slurm":
             executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
             executor.update_parameters(**self.slurm)
@@ -349,7 +333,7 @@ class Study:
 
     def _paper_tables(self) -> str:
         """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
-        folder = self.layout.root / "metrics" / "compare"
+        folder = self.layout.compare_tables()
         tables = sorted(folder.glob("*.tex"))
         if not tables:
             return ""

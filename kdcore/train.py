@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from kdcore.distill import model_inputs
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, read_json, write_json
+from kdcore.layout import FitPaths
 from kdcore.metrics import classification_metrics
 from kdcore.progress import progress
 
@@ -51,13 +52,6 @@ class FitSettings:
     compile: bool = False
     deterministic: bool = False
     progress: bool = True
-
-
-@dataclass
-class FitPaths:
-    best: Path  # the best model's weights, with the epoch and score they came from
-    last: Path  # everything needed to resume
-    log: Path  # the per-epoch log (JSON)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -8,7 +8,8 @@ from conftest import SMOKE, one_torch_thread
 
 from kdcore.config import load_config
 from kdcore.distill import TeacherOutputs
-from kdcore.pipeline import Layout, prepare_data, run_teacher_pipeline, train_student, train_teacher
+from kdcore.layout import Layout
+from kdcore.pipeline import prepare_data, run_teacher_pipeline, train_student, train_teacher
 
 QUICK = {"epochs_teacher": 1, "epochs_student": 1, "finetune_epochs": 1}
 

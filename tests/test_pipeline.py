@@ -7,7 +7,8 @@ import pytest
 from conftest import SMOKE, one_torch_thread
 
 from kdcore.config import load_config
-from kdcore.pipeline import Layout, prepare_data, run_teacher_pipeline, train_student, train_teacher
+from kdcore.layout import Layout
+from kdcore.pipeline import prepare_data, run_teacher_pipeline, train_student, train_teacher
 
 
 def _strip_timing(obj):
