@@ -91,6 +91,7 @@ class Config:
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7
     kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
+    kd_loss: str = "kd"  # the student's objective: a name registered in kdcore.distill.LOSSES
     teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
     crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
@@ -140,7 +141,9 @@ class Config:
             SynthOptions.from_dict(self.synth_options)
         except (KDError, TypeError) as e:
             raise KDError(f"config key 'synth_options': {e}") from None
-        choices = {"split": ("auto", "block", "group", "stratified"),
+        from kdcore.distill import LOSSES
+
+        choices = {"split": ("auto", "block", "group", "stratified"), "kd_loss": tuple(LOSSES),
                    "teacher_outputs": ("auto", "cached", "online", "crossfit"),
                    "device": ("auto", "cpu", "cuda")}
         for key, allowed in choices.items():

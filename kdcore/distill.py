@@ -78,6 +78,27 @@ class TeacherOutputs:
         return cls(**torch.load(path, weights_only=True))
 
 
+LOSSES: dict[str, type[nn.Module]] = {}  # config ``kd_loss`` -> the student objective's class
+
+
+def register(name: str):
+    """A KD loss for config ``kd_loss: name``: a module ``(model, batch) -> (loss, logits)`` with a
+    ``from_config(cfg, teacher, student_dim, teacher_dim, labelled_ids)`` constructor."""
+    def add(cls):
+        LOSSES[name] = cls
+        return cls
+    return add
+
+
+def build_criterion(cfg, teacher: TeacherOutputs | nn.Module | None, student_dim: int = 0, teacher_dim: int = 0,
+                    labelled_ids: set[str] | None = None) -> nn.Module:
+    """The objective of a student fit: BCE without a teacher, else the config's KD loss."""
+    if teacher is None:
+        return BCE()
+    return LOSSES[cfg.kd_loss].from_config(cfg, teacher, student_dim, teacher_dim, labelled_ids)
+
+
+@register("kd")
 class Distill(nn.Module):
     """The student objective: soft targets from the teacher, cached or computed online, plus the
     optional feature hint (student features, through a learned projection, regressed onto the
@@ -95,6 +116,11 @@ class Distill(nn.Module):
         else:
             self._teacher = teacher
         self.hint = nn.Linear(student_dim, teacher_dim) if feature_weight > 0 else None
+
+    @classmethod
+    def from_config(cls, cfg, teacher, student_dim: int, teacher_dim: int, labelled_ids) -> Distill:
+        return cls(teacher, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student_dim, teacher_dim,
+                   labelled_ids)
 
     def teacher_outputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         rgb, ir, _, ids = batch

@@ -28,7 +28,7 @@ from kdcore.data import (
     synth,
 )
 from kdcore.data.splits import labelled_mask
-from kdcore.distill import BCE, Distill, TeacherOutputs
+from kdcore.distill import BCE, TeacherOutputs, build_criterion
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import NO_KD, Layout, synth_recipe
@@ -230,18 +230,17 @@ def online_teacher(cfg: Config) -> bool:
 
 
 def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: Student) -> torch.nn.Module:
-    """BCE for the no-KD student; else the KD objective from the teacher's cached (or online)
+    """BCE for the no-KD student; else the config's KD loss from the teacher's cached (or online)
     outputs, its hard term on the labelled frames only."""
     if teacher is None:
-        return BCE()
+        return build_criterion(cfg, None)
     if online_teacher(cfg):
         source = build_teacher_from_run(cfg, teacher, data.seed)
         teacher_dim = source.num_features
     else:
         source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs(teacher, data.seed))
         teacher_dim = source.features.shape[1]
-    return Distill(source, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student.num_features,
-                   teacher_dim, labelled_ids=data.labelled_ids())
+    return build_criterion(cfg, source, student.num_features, teacher_dim, data.labelled_ids())
 
 
 def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:

@@ -220,3 +220,26 @@ def test_a_training_set_one_frame_past_a_full_batch_trains(tmp_path):
     teacher = create_teacher("resnet-18", img_size=32)  # at 32 px its last BatchNorm sees 1x1 maps
     log = fit(teacher, BCE(), Pairs(17, 0), Pairs(8, 1), _settings(epochs=1), _paths(tmp_path))
     assert len(log["epochs"]) == 1  # the lone 17th frame would fail BatchNorm in a batch of its own
+
+
+def test_a_new_kd_loss_is_one_registered_class_and_one_config_value(tmp_path):
+    from kdcore.config import load_config
+    from kdcore.distill import LOSSES, build_criterion, register
+
+    @register("soft_only")
+    class SoftOnly(Distill):
+        @classmethod
+        def from_config(cls, cfg, teacher, student_dim, teacher_dim, labelled_ids):
+            return cls(teacher, cfg.kd_temperature, alpha=1.0)
+
+    try:
+        cfg = load_config(None, kd_loss="soft_only")
+        teacher = create_teacher("resnet-18", img_size=32)
+        criterion = build_criterion(cfg, teacher)
+        assert isinstance(criterion, SoftOnly) and criterion.alpha == 1.0
+        assert isinstance(build_criterion(load_config(None), teacher), Distill)
+        assert isinstance(build_criterion(cfg, None), BCE)  # no teacher: the no-KD student's BCE
+        log = fit(Student(), criterion, Pairs(32, 0), Pairs(16, 1), _settings(epochs=1), _paths(tmp_path))
+        assert log["stopped_by"] == "epoch_budget"
+    finally:
+        LOSSES.pop("soft_only")
