@@ -258,7 +258,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None) -> dict:
     criterion = student_criterion(cfg, data, teacher, student)
     with_ir = teacher is not None and online_teacher(cfg)  # the online teacher reads the pair
     train_set = data.dataset("train" if teacher else "labelled", with_ir=with_ir, augment=cfg.augment)
-    from kdcore.compress import student_meta
+    from kdcore.checkpoint import student_meta
 
     meta = student_meta(student, normalization=data.stats["rgb"], image_size=cfg.image_size)
     log = fit(student, criterion, train_set, data.dataset("val", with_ir=with_ir),
@@ -371,14 +371,8 @@ VARIANTS = ("fp32", "int8", "pruned", "pruned_int8")
 def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
     """The distilled student as fp32, int8, pruned (fine-tuned by KD) and pruned + int8, each
     measured the same way; ``compression.json`` beside the other metrics."""
-    from kdcore.compress import (
-        OnnxModel,
-        export_onnx,
-        load_student,
-        prune_student,
-        quantize_onnx,
-        student_meta,
-    )
+    from kdcore.checkpoint import load_student, save_student, student_meta
+    from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
 
     layout, seed = Layout(cfg.output), data.seed
     result_path = layout.compression(name, seed)
@@ -399,7 +393,6 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
     if cfg.finetune_epochs > 0:
         load_best(pruned, paths.best)
     else:
-        from kdcore.compress import save_student
         save_student(pruned, paths.best, **meta)
     calibration = _calibration_frames(data)
     files = {"fp32": layout.fit_paths(name, seed, "student").best, "pruned": paths.best}
@@ -422,7 +415,8 @@ def compress_student(cfg: Config, name: str, data: SeedData) -> dict:
 
 def _stamp_deployables(files: dict, variants: dict, meta: dict) -> None:
     """What ``kd predict`` needs, inside each file: normalization, image size, tuned thresholds."""
-    from kdcore.predict import stamp_checkpoint, stamp_onnx
+    from kdcore.checkpoint import load_student, save_student_safetensors, stamp_checkpoint
+    from kdcore.predict import stamp_onnx
 
     for variant, measured in variants.items():
         stamped = {**meta, "thresholds": measured["metrics"]["tuned_thresholds"], "variant": variant}
@@ -430,8 +424,6 @@ def _stamp_deployables(files: dict, variants: dict, meta: dict) -> None:
             stamp_onnx(files[variant], stamped)
         else:
             stamp_checkpoint(files[variant], stamped)
-    from kdcore.compress import load_student, save_student_safetensors
-
     for variant in ("fp32", "pruned"):  # the twins (ONNX, safetensors) share their model's thresholds
         thresholds = variants[variant]["metrics"]["tuned_thresholds"]
         stamp_onnx(files[f"{variant}_onnx"], {**meta, "thresholds": thresholds, "variant": f"{variant}_onnx"})

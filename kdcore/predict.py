@@ -37,16 +37,10 @@ def stamp_onnx(path: str | os.PathLike, meta: dict) -> None:
         onnx.save(model, str(tmp))
 
 
-def stamp_checkpoint(path: str | os.PathLike, meta: dict) -> None:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    checkpoint.update(meta)
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
 def load_model(path: str | os.PathLike):
     """(model, meta) for a student checkpoint (.pth) or ONNX file; anything else is a clear error."""
-    from kdcore.compress import OnnxModel, load_student
+    from kdcore.checkpoint import load_student
+    from kdcore.compress import OnnxModel
 
     path = Path(path)
     if not path.is_file():

@@ -180,7 +180,7 @@ def embeddings(run: Run, who: str) -> dict:
         row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
         features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
     else:
-        from kdcore.compress import load_student
+        from kdcore.checkpoint import load_student
 
         folder, role = run._where(who)
         student, _ = load_student(run.layout.fit_paths(folder, run.seed, role).best)

@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdcore.compress import (
-    OnnxModel,
-    export_onnx,
-    load_student,
-    prune_student,
-    quantize_onnx,
-    save_student,
-)
+from kdcore.checkpoint import load_student, save_student
+from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
 from kdcore.errors import KDError
 from kdcore.models import Student
 from kdcore.profile import profile

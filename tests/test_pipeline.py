@@ -142,7 +142,8 @@ def test_int8_student_predicts_as_the_fp32_one(smoke):
     """7-bit weights keep x86's u8 x s8 pair sums from saturating (8-bit ones shifted probabilities by 0.8)."""
     import numpy as np
 
-    from kdcore.compress import OnnxModel, load_student
+    from kdcore.checkpoint import load_student
+    from kdcore.compress import OnnxModel
     from kdcore.train import predict
 
     cfg, _ = smoke
@@ -159,7 +160,7 @@ def test_safetensors_student_carries_its_metadata_without_pickle(smoke):
     import torch
     from safetensors import safe_open
 
-    from kdcore.compress import load_student
+    from kdcore.checkpoint import load_student
 
     cfg, _ = smoke
     models = Layout(cfg.output).models("resnet-18", 1)
