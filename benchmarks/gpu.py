@@ -58,7 +58,7 @@ def _batch_sizes(cfg: Config) -> list[tuple[str, int]]:
     """(model, batch) rows: each teacher at its batch, EfficientNet-B7 also at 32, then the student."""
     rows = []
     for t in cfg.teachers:
-        batch = fit_settings(cfg, 0, "teacher", t).batch_size
+        batch = fit_settings(cfg, 0, "teacher", t.name).batch_size
         rows.append((t.name, batch))
         if t.name == "efficientnet-b7" and batch != 32:
             rows.append((t.name, 32))
@@ -176,7 +176,7 @@ def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
         model = _build(cfg, name)
         with_ir = "ir" in getattr(model, "modalities", ("rgb",))
         settings = fit_settings(cfg, 1, STUDENT if name == STUDENT else "teacher",
-                                None if name == STUDENT else cfg.teacher(name))
+                                None if name == STUDENT else name)
         settings.epochs, settings.patience, settings.batch_size, settings.progress = 2, 2, batch, False
         train, val = (data.indices(p)[:2 * batch] if smoke else data.indices(p) for p in ("train", "val"))
         folder = work / "loop" / name

@@ -147,18 +147,18 @@ def _run_or_show(study, dry_run: bool) -> None:
 
 
 def _report(study) -> None:
+    from kdcore import steps
     from kdcore.io import read_json
     from kdcore.layout import Layout
 
     layout = Layout(study.cfg.output)
     for stage in study.stages:
         path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher else None
-        last = "03_compress" if stage.teacher and study.cfg.compresses(stage.teacher) else "02_student"
-        if stage.notebook == last and path and path.exists():
+        if path and steps.finishes(study.cfg, stage.teacher, stage.notebook) and path.exists():
             r = read_json(path)
             print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / fire AUROC: teacher {_pair(r['teacher'])}, "
                   f"student {_pair(r['student'])}, no-KD student {_pair(r['no_kd_student'])}")
-    print(f"reports: {study.reports.resolve() / 'index.html'}")
+    print(f"reports: {study.pages.index().resolve()}")
 
 
 def _pair(evaluation: dict) -> str:

@@ -1,8 +1,9 @@
 """Where a study's files live: every output folder and file name, in one place.
 
 Plain paths only (no torch), so that ``kd study`` and ``kd`` read them without loading a model
-library. A *run* is a teacher's name, or ``NO_KD`` for the seed's student without a teacher; a
-*role* is what was fitted in a run (``teacher``, ``student``, ``student_pruned``, a crossfit fold).
+library. A *run* is a teacher's name, or ``NO_KD`` for the seed's student without a teacher (its
+figures go under ``DATA``); a *role* is what was fitted in a run (``teacher``, ``student``,
+``student_pruned``, a crossfit fold); a *product* is what a step makes (``kdcore.steps``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NO_KD = "no_kd"  # the run folder of the RGB-only student trained without a teacher
+DATA = "data"  # the run folder of a seed's data figures (and its stage records)
 COMPARE = "compare"  # the folder of the comparison's tables and figures
-VARIANT_FILES = {"fp32": "student", "pruned": "student_pruned"}  # a compressed variant's file stem
+# a compressed variant's file stem; a variant not listed is "student_<variant>"
+VARIANT_STEMS = {"fp32": "student", "pruned": "student_pruned", "int8": "student_quantized",
+                 "pruned_int8": "student_pruned_quantized"}
+PAPER_TABLES = ("models", "differences", "baseline", "compressed_students")  # the comparison's
+PAPER_TABLE_FORMATS = (".tex", ".md", ".csv")
 
 
 @dataclass(frozen=True)
@@ -84,34 +90,66 @@ class Layout:
     def compression(self, teacher: str, seed: int) -> Path:
         return self.metrics(teacher, seed) / "compression.json"
 
+    def figure(self, run: str | None, seed: int | None, name: str) -> Path:
+        """A figure as PNG: a run's (``DATA`` for a seed's data), or the comparison's (no run)."""
+        folder = self.compare_graphs() if run is None else self.graphs(run, seed)
+        return folder / f"{name}.png"
+
+    # --- the compressed student's files ---
+
+    def variant_file(self, teacher: str, seed: int, variant: str, suffix: str) -> Path:
+        """A variant's file (``.onnx``, ``.safetensors``): ``student_quantized.onnx``, say."""
+        return self.models(teacher, seed) / f"{VARIANT_STEMS.get(variant, f'student_{variant}')}{suffix}"
+
+    # --- the comparison ---
+
     def aggregated(self, teacher: str) -> Path:
         return self.root / "metrics" / teacher / "aggregated_results.json"
 
-    # --- the compressed student's files (variant: fp32 or pruned) ---
+    def paper_table(self, name: str, suffix: str) -> Path:
+        return self.compare_tables() / f"{name}{suffix}"
 
-    def onnx(self, teacher: str, seed: int, variant: str) -> Path:
-        return self.models(teacher, seed) / f"{VARIANT_FILES[variant]}.onnx"
+    # --- what the steps make ---
 
-    def quantized(self, teacher: str, seed: int, variant: str) -> Path:
-        return self.models(teacher, seed) / f"{VARIANT_FILES[variant]}_quantized.onnx"
+    def evidence(self, product: str, teacher: str | None, seed: int | None) -> list[Path]:
+        """The files whose presence shows that ``product`` was made."""
+        return {
+            "split": lambda: [self.split(seed)],
+            "no_kd_student": lambda: [self.evaluation(NO_KD, seed, "student")],
+            "teacher": lambda: [self.evaluation(teacher, seed, "teacher"), self.teacher_outputs(teacher, seed)],
+            "student": lambda: [self.evaluation(teacher, seed, "student")],
+            "compressed_students": lambda: [self.compression(teacher, seed)],
+            "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
+        }[product]()
 
-    def safetensors(self, teacher: str, seed: int, variant: str) -> Path:
-        return self.models(teacher, seed) / f"{VARIANT_FILES[variant]}.safetensors"
+    def missing(self, products, teacher: str | None, seed: int | None) -> list[tuple[str, Path]]:
+        return [(p, path) for p in products for path in self.evidence(p, teacher, seed) if not path.exists()]
 
-    # --- what a stage writes (removed before it starts over) ---
+    def product_files(self, product: str, teacher: str | None, seed: int | None) -> list[Path]:
+        """Every file and folder of ``product`` that exists (removed before its step starts over)."""
+        student = self.fit_paths(teacher, seed, "student") if teacher else None
+        run = (self.models(teacher, seed), self.metrics(teacher, seed)) if teacher else ()
+        found = {
+            "split": lambda: [self.data(seed), self.graphs(DATA, seed)],
+            "no_kd_student": lambda: [self.models(NO_KD, seed), self.metrics(NO_KD, seed)],
+            "teacher": lambda: [p for folder in run for p in folder.glob("teacher_*")],  # crossfit folds too
+            "student": lambda: [student.best, student.last, student.log, self.evaluation(teacher, seed, "student"),
+                                self.predictions(teacher, seed, "student")],
+            "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
+            "compressed_students": lambda: [self.compression(teacher, seed), *run[0].glob("student_pruned*"),
+                                            *run[0].glob("*.onnx"), *run[0].glob("*.safetensors")],
+            "comparison": lambda: [self.compare_graphs(), self.compare_tables(),
+                                   *self.root.glob("metrics/*/aggregated_results.json")],
+        }[product]()
+        return [p for p in found if p.exists()]
 
-    def stage_outputs(self, notebook: str, teacher: str | None, seed: int | None) -> list[Path]:
-        if notebook == "00_data":
-            return [self.data(seed), self.models(NO_KD, seed), self.metrics(NO_KD, seed), self.graphs("data", seed)]
-        if notebook == "04_compare":
+    def step_folders(self, scope: str, teacher: str | None, seed: int | None) -> list[Path]:
+        """Where a step of ``scope`` writes (searched for temporary files a killed run left)."""
+        if scope == "study":
             return [self.compare_graphs(), self.compare_tables()]
-        final = ["final_evaluation.json"]  # rewritten by the last of the teacher's stages that runs
-        patterns = {"01_teacher": ["teacher_*"],  # with the crossfit folds' teacher_fold<k>_*
-                    "02_student": ["student_best.pth", "student_last.pth", "student_train_log.json",
-                                   "student_evaluation.json", "student_test_predictions.csv", *final],
-                    "03_compress": ["student_pruned*", "*.onnx", "*.safetensors", "compression.json", *final]}
-        folders = (self.models(teacher, seed), self.metrics(teacher, seed))
-        return [p for folder in folders for pattern in patterns[notebook] for p in folder.glob(pattern)]
+        run = teacher if scope == "teacher" else NO_KD
+        graphs = self.graphs(teacher if scope == "teacher" else DATA, seed)
+        return [self.models(run, seed), self.metrics(run, seed), graphs] + ([self.data(seed)] if scope == "seed" else [])
 
     # --- the study's bookkeeping ---
 
@@ -124,7 +162,41 @@ class Layout:
     def submitit(self) -> Path:
         return self.root / "submitit"
 
+    def write_check(self, folder: Path) -> Path:
+        """The file written and removed to learn whether ``folder`` can be written."""
+        return Path(folder) / ".kdcore-write-check"
+
+
+class Reports:
+    """Where a study's HTML reports go: one folder per study under the reports root."""
+
+    INDEX = "index.html"
+
+    def __init__(self, root: str | Path, study: str):
+        self.root, self.folder = Path(root), Path(root) / study
+
+    def page(self, stage_key: str | None) -> Path:
+        """A stage's page (``stage_key`` None: the comparison's)."""
+        return self.folder / ("compare.html" if stage_key is None else f"{stage_key}.html")
+
+    def index(self) -> Path:
+        return self.folder / self.INDEX
+
+    def studies(self) -> Path:
+        """The index of every study under the root."""
+        return self.root / self.INDEX
+
+
+def synth_csv(folder: str | Path) -> Path:
+    """The frame CSV ``kd synth`` writes beside the data it generates."""
+    return Path(folder) / "frame_labels.csv"
+
 
 def synth_recipe(csv: str | Path) -> Path:
     """Beside generated data: the settings it was generated with."""
     return Path(csv).parent / "synth.json"
+
+
+def cache_file(folder: str | Path, modality: str, size: int, key: str) -> Path:
+    """Decoded frames of one modality at one size; ``key`` names the source images."""
+    return Path(folder) / f"{modality}_{size}px_{key}.npy"

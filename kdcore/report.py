@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdcore.io import write_text
+from kdcore.layout import PAPER_TABLE_FORMATS, Layout
 
 
 def _display(obj) -> None:
@@ -126,12 +127,13 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-def write_paper_tables(folder: Path, numbers: dict[str, pd.DataFrame], shown: dict[str, pd.DataFrame]) -> list[Path]:
+def write_paper_tables(layout: Layout, numbers: dict[str, pd.DataFrame], shown: dict[str, pd.DataFrame]) -> list[Path]:
     """Each table as CSV (the numbers, for a spreadsheet) and as Markdown and LaTeX (as shown)."""
     written = []
     for name in shown:
-        written.append(write_text(folder / f"{name}.csv", numbers[name].to_csv(index=False, float_format="%.4g")))
         text = shown[name].astype(object).map(_cell)
-        written.append(write_text(folder / f"{name}.md", text.to_markdown(index=False, disable_numparse=True) + "\n"))
-        written.append(write_text(folder / f"{name}.tex", text.to_latex(index=False, escape=True)))
+        contents = {".csv": numbers[name].to_csv(index=False, float_format="%.4g"),
+                    ".md": text.to_markdown(index=False, disable_numparse=True) + "\n",
+                    ".tex": text.to_latex(index=False, escape=True)}
+        written += [write_text(layout.paper_table(name, suffix), contents[suffix]) for suffix in PAPER_TABLE_FORMATS]
     return written

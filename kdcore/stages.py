@@ -25,17 +25,8 @@ from kdcore.distill import TeacherOutputs
 from kdcore.embed import tsne, umap
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
-from kdcore.layout import NO_KD, Layout
-from kdcore.pipeline import (
-    VARIANTS,
-    SeedData,
-    compress_student,
-    final_evaluation,
-    prepare_data,
-    provenance,
-    train_student,
-    train_teacher,
-)
+from kdcore.layout import DATA, NO_KD, Layout
+from kdcore.pipeline import VARIANTS, SeedData, latency_key, prepare_data, provenance, run_step
 from kdcore.report import number
 from kdcore.stats import summarize
 from kdcore.train import predict
@@ -102,9 +93,8 @@ class Run:
 
     def save(self, **figures) -> dict:
         """Figures, also as PNG in the run's graphs folder."""
-        folder = self.layout.graphs(self.teacher or "data", self.seed)
         for name, fig in figures.items():
-            plots.save(fig, folder / f"{name}.png")
+            plots.save(fig, self.layout.figure(self.teacher or DATA, self.seed, name))
         return figures
 
 
@@ -202,7 +192,7 @@ def data_stage(cfg: Config, seed: int) -> Run:
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
     audit = audit_modes(data.table.combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
     write_json(Layout(cfg.output).audit(seed), audit)
-    train_student(cfg, data, None)
+    run_step(cfg, "00_data", data)
     return Run(cfg, seed, data, provenance=provenance(cfg, data),
                warnings=one_valued_labels(data.table.labels, data.split), extra={"audit": audit})
 
@@ -262,7 +252,7 @@ def data_figures(run: Run) -> dict:
 
 def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
-    train_teacher(cfg, teacher, data)
+    run_step(cfg, "01_teacher", data, teacher)
     return Run(cfg, seed, data, teacher, provenance(cfg, data))
 
 
@@ -284,18 +274,9 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 
 # --- 02_student -------------------------------------------------------------------------------
 
-def _upstream(cfg: Config, data, teacher: str) -> None:
-    """What a later stage needs, trained here when missing (a no-op after the earlier stages)."""
-    train_student(cfg, data, None)
-    train_teacher(cfg, teacher, data)
-
-
 def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
-    _upstream(cfg, data, teacher)
-    train_student(cfg, data, teacher)
-    if not cfg.compresses(teacher):  # no compression stage follows: the seed's record is complete here
-        final_evaluation(cfg, teacher, data)
+    run_step(cfg, "02_student", data, teacher)
     return Run(cfg, seed, data, teacher, provenance(cfg, data))
 
 
@@ -311,11 +292,8 @@ def student_summary(run: Run) -> list[str]:
 
 def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
-    _upstream(cfg, data, teacher)
-    train_student(cfg, data, teacher)
-    result = compress_student(cfg, teacher, data)
-    origin = final_evaluation(cfg, teacher, data)["provenance"]
-    return Run(cfg, seed, data, teacher, origin, extra={"compression": result})
+    final = run_step(cfg, "03_compress", data, teacher)
+    return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]})
 
 
 def latency_header(key: str) -> str:
@@ -336,20 +314,23 @@ def variants_table(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def batch1_ms(record: dict, cfg: Config) -> float:
+    """A model's CPU latency at the run's image size, batch 1 (every record has it)."""
+    return record["timing"]["latency"][latency_key(cfg.image_size, 1)]["median_ms"]
+
+
 def compress_summary(run: Run) -> list[str]:
     v = run.extra["compression"]["variants"]
-    key = f"{run.cfg.image_size}px_batch1"
-    return [f"{variant}: macro-F1 {number(v[variant]['metrics']['macro_f1'])} (fp32 {number(v['fp32']['metrics']['macro_f1'])}), "
-            f"{v[variant]['cost']['size_mb']:.2f} MB (fp32 {v['fp32']['cost']['size_mb']:.2f}), "
-            f"{v[variant]['timing']['latency'][key]['median_ms']:.2f} ms at {run.cfg.image_size} px, batch 1 "
-            f"(fp32 {v['fp32']['timing']['latency'][key]['median_ms']:.2f})." for variant in ("int8", "pruned", "pruned_int8")]
+    fp32 = v["fp32"]
+    return [f"{variant}: macro-F1 {number(r['metrics']['macro_f1'])} (fp32 {number(fp32['metrics']['macro_f1'])}), "
+            f"{r['cost']['size_mb']:.2f} MB (fp32 {fp32['cost']['size_mb']:.2f}), "
+            f"{batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
+            f"(fp32 {batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
 
 
 def tradeoff(run: Run) -> dict:
     """Macro-F1 against CPU latency, the marker's area the file size: every variant of this seed."""
-    key = f"{run.cfg.image_size}px_batch1"
-    points = [(variant, v["timing"]["latency"][key]["median_ms"], v["metrics"]["macro_f1"], v["cost"]["size_mb"])
-              for variant, v in run.extra["compression"]["variants"].items()]
+    points = [_point(variant, [v], run.cfg) for variant, v in run.extra["compression"]["variants"].items()]
     return run.save(tradeoff=plots.tradeoff(points, f"CPU latency at {run.cfg.image_size} px, batch 1 (ms)",
                                             f"student of {run.teacher}, seed {run.seed}: accuracy, latency, size"))
 
@@ -420,7 +401,7 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
                "compressed_students": variants}
     shown = {"models": models_table(study), "differences": differences_table(study),
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
-    study.paper_tables = report.write_paper_tables(layout.compare_tables(), numbers, shown)
+    study.paper_tables = report.write_paper_tables(layout, numbers, shown)
     return study
 
 
@@ -433,12 +414,11 @@ def _variant_numbers(cfg: Config, evaluations: dict, aggregated: dict) -> pd.Dat
             s = summarize([v["metrics"]["macro_f1"] if v else None for v in variant_runs])
             aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
             present = [v for v in variant_runs if v]
-            key = f"{cfg.image_size}px_batch1"
             rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
                          "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1],
                          "size, MB": float(np.mean([v["cost"]["size_mb"] for v in present])) if present else None,
-                         latency_header(key): float(np.median([v["timing"]["latency"][key]["median_ms"]
-                                                               for v in present])) if present else None})
+                         latency_header(latency_key(cfg.image_size, 1)):
+                             float(np.median([batch1_ms(v, cfg) for v in present])) if present else None})
     return pd.DataFrame(rows)
 
 
@@ -516,27 +496,27 @@ def difference_figures(study: Comparison) -> dict:
 
 def tradeoff_figures(study: Comparison) -> dict:
     """Accuracy, latency and size of every teacher and compressed student (means over seeds)."""
-    cfg, key = study.cfg, f"{study.cfg.image_size}px_batch1"
-    points = []
+    cfg, points = study.cfg, []
     for t in cfg.teachers:
         runs = [study.evaluations[t.name, s] for s in cfg.seeds]
-        points.append((f"{t.name} teacher", float(np.median([r["teacher"]["timing"]["latency_batch1"]["median_ms"]
-                                                             for r in runs])),
-                       _mean([r["teacher"]["metrics"]["macro_f1"] for r in runs]),
-                       float(np.mean([r["teacher"]["cost"]["size_mb"] for r in runs]))))
+        points.append(_point(f"{t.name} teacher", [r["teacher"] for r in runs], cfg))
         for variant in VARIANTS:
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:
-                points.append((f"{t.name} student {variant}",
-                               float(np.median([v["timing"]["latency"][key]["median_ms"] for v in variant_runs])),
-                               _mean([v["metrics"]["macro_f1"] for v in variant_runs]), variant_runs[0]["cost"]["size_mb"]))
+                points.append(_point(f"{t.name} student {variant}", variant_runs, cfg))
     return _save_compare(study, {"tradeoff": plots.tradeoff(
         points, f"CPU latency at {cfg.image_size} px, batch 1 (ms)", "accuracy, latency and size (means over seeds)")})
 
 
+def _point(label: str, records: list[dict], cfg: Config) -> tuple:
+    """(label, median latency, mean macro-F1, mean file size) of one model over its seeds."""
+    return (label, float(np.median([batch1_ms(r, cfg) for r in records])),
+            _mean([r["metrics"]["macro_f1"] for r in records]), float(np.mean([r["cost"]["size_mb"] for r in records])))
+
+
 def _save_compare(study: Comparison, figures: dict) -> dict:
     for name, fig in figures.items():
-        plots.save(fig, Layout(study.cfg.output).compare_graphs() / f"{name}.png")
+        plots.save(fig, Layout(study.cfg.output).figure(None, None, name))
     return figures
 
 

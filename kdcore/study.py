@@ -20,16 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdcore import steps
 from kdcore.config import Config, load_config
 from kdcore.errors import KDError
 from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
-from kdcore.layout import NO_KD, Layout
-from kdcore.pipeline import ensure_data
+from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCE = Path(__file__).resolve().parent  # the kdcore package: its code is part of every result
-STAGE_TITLES = {"00_data": "data", "01_teacher": "teacher", "02_student": "student",
-                "03_compress": "compression", "04_compare": "comparison"}
 
 
 @dataclass
@@ -40,31 +38,39 @@ class Stage:
     deps: list[str] = field(default_factory=list)
 
     @property
-    def key(self) -> str:
-        if self.notebook == "04_compare":
-            return "compare"
-        return f"{self.teacher or 'data'}/seed_{self.seed}/{self.notebook}"
+    def step(self) -> steps.Step:
+        return steps.step(self.notebook)
 
     @property
-    def report(self) -> str:
-        return "compare.html" if self.notebook == "04_compare" else f"{self.key}.html"
+    def key(self) -> str:
+        if self.step.scope == "study":
+            return COMPARE
+        return f"{self.teacher or DATA}/seed_{self.seed}/{self.notebook}"
+
+    @property
+    def page(self) -> str | None:
+        """The key of its report page (None: the comparison's)."""
+        return None if self.step.scope == "study" else self.key
+
+    def reads_from(self, other: Stage) -> bool:
+        """Whether this stage reads what ``other`` makes: a product of its step, for a seed and
+        teacher this stage covers."""
+        covers = all(mine is None or theirs is None or mine == theirs
+                     for mine, theirs in ((self.seed, other.seed), (self.teacher, other.teacher)))
+        return covers and bool(set(self.step.reads) & set(other.step.makes))
 
 
 def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -> list[Stage]:
-    """Every stage in dependency order."""
+    """Every stage in dependency order, its dependencies derived from what each step reads."""
     names = teachers or [t.name for t in cfg.teachers]
-    stages = []
-    for seed in cfg.seeds:
-        data = Stage("00_data", None, seed)
-        stages.append(data)
-        for name in names:
-            teacher = Stage("01_teacher", name, seed, [data.key])
-            student = Stage("02_student", name, seed, [teacher.key])
-            stages += [teacher, student]
-            if cfg.compresses(name):
-                stages.append(Stage("03_compress", name, seed, [student.key]))
+    scoped = {"seed": [None], "teacher": names}
+    stages = [Stage(step.notebook, teacher, seed)
+              for seed in cfg.seeds for scope in ("seed", "teacher") for teacher in scoped[scope]
+              for step in steps.STEPS if step.scope == scope and step.applies(cfg, teacher)]
     if compare:
-        stages.append(Stage("04_compare", deps=[s.key for s in stages]))
+        stages += [Stage(step.notebook) for step in steps.STEPS if step.scope == "study"]
+    for i, stage in enumerate(stages):
+        stage.deps = [earlier.key for earlier in stages[:i] if stage.reads_from(earlier)]
     return stages
 
 
@@ -124,7 +130,8 @@ class Study:
         self.layout = Layout(self.cfg.output)
         self.name = self.params.stem  # a study's reports live in their own folder, named by its params file
         self.reports_root = Path(reports)
-        self.reports = self.reports_root / self.name
+        self.pages = Reports(reports, self.name)
+        self.reports = self.pages.folder
         self.force, self.jobs, self.executor, self.show_code = force, max(1, jobs), executor, show_code
         self.keep_results = keep_results
         self.source, self._code = SOURCE, {}
@@ -136,16 +143,6 @@ class Study:
             self.cfg.teacher(name)  # an unknown teacher is an error before anything runs
 
     # --- records ---
-
-    def _folders(self, stage: Stage) -> list[Path]:
-        """Where a stage writes (for stray temporaries): its run folders, or the comparison's."""
-        if stage.notebook == "04_compare":
-            return [self.layout.compare_graphs(), self.layout.compare_tables()]
-        if stage.notebook == "00_data":  # no other stage of its seed runs yet
-            return [self.layout.models(NO_KD, stage.seed), self.layout.metrics(NO_KD, stage.seed),
-                    self.layout.graphs("data", stage.seed), self.layout.data(stage.seed)]
-        return [self.layout.models(stage.teacher, stage.seed), self.layout.metrics(stage.teacher, stage.seed),
-                self.layout.graphs(stage.teacher, stage.seed)]
 
     def record_path(self, stage: Stage) -> Path:
         return self.layout.stage_record(stage.key)
@@ -192,9 +189,10 @@ class Study:
         path, digest = self.record_path(stage), stage_digest(self.cfg, stage)
         previous = read_json(path) if path.exists() else None
         if self.force or (previous and previous.get("digest") != digest):
-            for p in self.layout.stage_outputs(stage.notebook, stage.teacher, stage.seed):
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        for folder in self._folders(stage):
+            for product in stage.step.makes:
+                for p in self.layout.product_files(product, stage.teacher, stage.seed):
+                    shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        for folder in self.layout.step_folders(stage.step.scope, stage.teacher, stage.seed):
             remove_stray_temporaries(folder)
         write_json(path, {"status": "started", "digest": digest, "code": self.code(stage), "started": time.time()})
 
@@ -216,6 +214,8 @@ class Study:
         todo = [s for s in self.stages if s.key not in done]
         if todo:
             self.preflight(todo)
+            from kdcore.pipeline import ensure_data
+
             ensure_data(self.cfg)  # generated once here, not raced by concurrent stages
         progress(f"{len(self.stages)} stages: {len(done)} finished, {len(todo)} to run")
         for row in self.plan_table():
@@ -250,8 +250,8 @@ class Study:
         backbone, bad backbone arguments), weights files that are missing or do not fit."""
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
-                write_text(folder / ".kdcore-write-check", "")
-                (folder / ".kdcore-write-check").unlink()
+                write_text(self.layout.write_check(folder), "")
+                self.layout.write_check(folder).unlink()
             except OSError as e:
                 raise KDError(f"{key} folder {folder} cannot be written: {e.strerror}") from None
         import torch
@@ -281,7 +281,7 @@ class Study:
     def job_spec(self, stage: Stage) -> dict:
         executed = self.layout.executed(stage.key)
         return {"notebook": str(NOTEBOOKS / f"{stage.notebook}.ipynb"), "executed": str(executed),
-                "report": str(self.reports / stage.report), "key": stage.key, "show_code": self.show_code,
+                "report": str(self.pages.page(stage.page)), "key": stage.key, "show_code": self.show_code,
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
                                "overrides": self.overrides, "threads": self.threads}}
@@ -309,40 +309,46 @@ class Study:
 
     def write_index(self) -> Path:
         """This study's index, then the index of every study under the reports folder."""
+        pages = self.pages
         rows = []
         for stage in self.stages:
-            report = self.reports / stage.report
+            page = pages.page(stage.page)
             status = "finished" if self.finished(stage) else "not finished"
-            title = STAGE_TITLES[stage.notebook]
-            where = "all teachers and seeds" if stage.notebook == "04_compare" else \
+            where = "all teachers and seeds" if stage.step.scope == "study" else \
                 f"{stage.teacher or 'seed data'}, seed {stage.seed}"
-            link = f'<a href="{html.escape(stage.report)}">{title}</a>' if report.exists() else title
+            link = _link(page, pages.folder, stage.step.title) if page.exists() else stage.step.title
             rows.append(f"<tr><td>{link}</td><td>{html.escape(where)}</td><td>{status}</td></tr>")
-        compare = ('Start with the <a href="compare.html">comparison</a>; '
-                   if (self.reports / "compare.html").exists() else "")
+        comparison = pages.page(None)
+        start = f"Start with the {_link(comparison, pages.folder, 'comparison')}; " if comparison.exists() else ""
         page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
-                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=compare,
+                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=start,
+                            studies=_link(pages.studies(), pages.folder, "all studies"),
                             tables=self._paper_tables())
-        write_text(self.reports / "index.html", page)
-        studies = sorted(p.parent.name for p in self.reports_root.glob("*/index.html"))
-        links = "\n".join(f'<li><a href="{html.escape(n)}/index.html">{html.escape(n)}</a>'
-                          + (f' (<a href="{html.escape(n)}/compare.html">comparison</a>)'
-                             if (self.reports_root / n / "compare.html").exists() else "") + "</li>" for n in studies)
-        write_text(self.reports_root / "index.html", STUDIES.format(links=links))
-        return self.reports / "index.html"
+        write_text(pages.index(), page)
+        studies = [Reports(pages.root, p.parent.name) for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
+        links = "\n".join(f"<li>{_link(s.index(), pages.root, s.folder.name)}"
+                          + (f" ({_link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
+                          + "</li>" for s in studies)
+        write_text(pages.studies(), STUDIES.format(links=links))
+        return pages.index()
 
     def _paper_tables(self) -> str:
         """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
-        folder = self.layout.compare_tables()
-        tables = sorted(folder.glob("*.tex"))
-        if not tables:
-            return ""
         items = []
-        for tex in tables:
-            links = ", ".join(f'<a href="{html.escape(os.path.relpath(tex.with_suffix(ext), self.reports))}">{ext[1:]}</a>'
-                              for ext in (".tex", ".md", ".csv") if tex.with_suffix(ext).exists())
-            items.append(f"<li>{html.escape(tex.stem.replace('_', ' '))}: {links}</li>")
-        return f"<h2>Tables for a paper</h2><p>In <code>{html.escape(str(folder))}</code>:</p><ul>{''.join(items)}</ul>"
+        for name in PAPER_TABLES:
+            files = [self.layout.paper_table(name, suffix) for suffix in PAPER_TABLE_FORMATS]
+            links = ", ".join(_link(f, self.reports, f.suffix[1:]) for f in files if f.exists())
+            if links:
+                items.append(f"<li>{html.escape(name.replace('_', ' '))}: {links}</li>")
+        if not items:
+            return ""
+        return (f"<h2>Tables for a paper</h2><p>In <code>{html.escape(str(self.layout.compare_tables()))}</code>:"
+                f"</p><ul>{''.join(items)}</ul>")
+
+
+def _link(target: Path, start: Path, text: str) -> str:
+    """An HTML link to ``target`` from a page in folder ``start``."""
+    return f'<a href="{html.escape(os.path.relpath(target, start))}">{html.escape(text)}</a>'
 
 
 INDEX = """<!DOCTYPE html>
@@ -351,7 +357,7 @@ INDEX = """<!DOCTYPE html>
 tr:nth-child(even){{background:#f2f2f2}}</style></head>
 <body><h1>kdcore study: {name}</h1>
 <p>params: <code>{params}</code>; outputs: <code>{output}</code>.
-{compare}<a href="../index.html">all studies</a>.</p>
+{compare}{studies}.</p>
 <table><tr><th>report</th><th>for</th><th>status</th></tr>
 {rows}
 </table>

@@ -14,7 +14,7 @@ import os
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from pathlib import Path
 
@@ -38,20 +38,29 @@ class TrainingDiverged(KDError):
 
 @dataclass
 class FitSettings:
+    """How one fit runs: its own budget (epochs, patience, lr, batch size, seed), the rest the
+    study's settings of the same names (``from_config``)."""
+
     epochs: int
     patience: int
     lr: float
     batch_size: int
     seed: int
-    weight_decay: float = 1e-4
-    eval_batch_size: int = 64
-    num_workers: int = 0
-    device: str = "auto"
-    bf16: bool = True
-    channels_last: bool = True
-    compile: bool = False
-    deterministic: bool = False
+    weight_decay: float
+    eval_batch_size: int
+    num_workers: int
+    device: str
+    bf16: bool
+    channels_last: bool
+    compile: bool
+    deterministic: bool
     progress: bool = True
+
+    @classmethod
+    def from_config(cls, cfg, **own) -> FitSettings:
+        """``cfg``'s values for every field it shares a name with, ``own`` on top."""
+        shared = {f.name: getattr(cfg, f.name) for f in fields(cls) if hasattr(cfg, f.name)}
+        return cls(**{**shared, **own})
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -119,19 +128,20 @@ def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
 
 
-def _batches(dataset: Dataset, batch_size: int, settings: FitSettings, epoch: int | None) -> DataLoader:
+def _batches(dataset: Dataset, batch_size: int, epoch: int | None = None, seed: int = 0,
+             num_workers: int = 0) -> DataLoader:
     """Shuffled (training, ``epoch`` given) or in order; a DDP rank sees its shard of the training set."""
     generator = sampler = None
     if epoch is not None:
-        generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         if dist.is_initialized():
-            sampler = DistributedSampler(dataset, shuffle=True, seed=settings.seed)
+            sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
             sampler.set_epoch(epoch)
     # a last training batch of one frame cannot pass BatchNorm in training mode: dropped (that frame
     # is in another batch next epoch); otherwise every frame is used
     lonely = epoch is not None and len(dataset) % batch_size == 1 and len(dataset) > 1
     return DataLoader(dataset, batch_size=batch_size, shuffle=epoch is not None and sampler is None,
-                      sampler=sampler, generator=generator, num_workers=settings.num_workers,
+                      sampler=sampler, generator=generator, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(), drop_last=lonely)
 
 
@@ -151,11 +161,10 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: st
             features: bool = False, bf16: bool = True, progress_bar: bool = False) -> dict:
     """Logits, probabilities, targets and ids (and pooled features) for every item, in order."""
     device = resolve_device(device) if isinstance(device, str) else device
-    settings = FitSettings(epochs=1, patience=1, lr=0, batch_size=batch_size, seed=0)
     was_training = model.training
     model.eval()
     logits_all, targets, ids, feats = [], [], [], []
-    for batch in progress(_batches(dataset, batch_size, settings, None), progress_bar, desc="predicting",
+    for batch in progress(_batches(dataset, batch_size), progress_bar, desc="predicting",
                           leave=False):
         rgb, ir, y, batch_ids = _to(dataset, batch, device, False)
         with _autocast(device, bf16):
@@ -184,7 +193,7 @@ def _evaluate(model, criterion, dataset, settings, device) -> dict:
     model.eval()
     losses, probs, targets = [], [], []
     with torch.no_grad():
-        for batch in _batches(dataset, settings.eval_batch_size, settings, None):
+        for batch in _batches(dataset, settings.eval_batch_size, num_workers=settings.num_workers):
             batch = _to(dataset, batch, device, settings.channels_last)
             with _autocast(device, settings.bf16):
                 loss, logits = criterion(model, batch)
@@ -261,17 +270,8 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     params = [p for p in chain(model.parameters(), criterion.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
-    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
-    if paths.last.exists():
-        checkpoint = torch.load(paths.last, weights_only=True, map_location=device)
-        model.load_state_dict(checkpoint["model"])
-        criterion.load_state_dict(checkpoint["criterion"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        state = checkpoint["state"]
-        _set_rng_states(checkpoint["rng"])
-    else:
-        seed_everything(settings.seed)
+    parts = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler}
+    state = _resume(parts, paths.last, settings.seed, device)
     runner = model
     if dist.is_initialized():
         runner = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -281,7 +281,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
         epoch, start = state["epoch"], time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        loader = _batches(train_set, settings.batch_size, settings, epoch)
+        loader = _batches(train_set, settings.batch_size, epoch, settings.seed, settings.num_workers)
         train = _train_epoch(runner, criterion, optimizer, loader, settings, device, epoch, desc)
         scheduler.step()
         val = _evaluate(model, criterion, val_set, settings, device)
@@ -301,12 +301,23 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
             if improved:
                 save_checkpoint(paths.best, {**(best_meta or {}), "model": model.state_dict(),
                                              "epoch": epoch + 1, "val_macro_f1": state["best_f1"]})
-            save_checkpoint(paths.last, {"model": model.state_dict(), "criterion": criterion.state_dict(),
-                                         "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "state": state,
+            save_checkpoint(paths.last, {**{k: v.state_dict() for k, v in parts.items()}, "state": state,
                                          "rng": _rng_states(), "settings": asdict(settings)})
             write_json(paths.log, training_log(state, settings))
     return training_log(state, settings)
+
+
+def _resume(parts: dict, last: Path, seed: int, device: torch.device) -> dict:
+    """The loop's state from the last checkpoint (every part and the RNGs restored), or a fresh
+    start seeded by ``seed``."""
+    if not last.exists():
+        seed_everything(seed)
+        return {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
+    checkpoint = torch.load(last, weights_only=True, map_location=device)
+    for name, part in parts.items():
+        part.load_state_dict(checkpoint[name])
+    _set_rng_states(checkpoint["rng"])
+    return checkpoint["state"]
 
 
 def training_log(state: dict, settings: FitSettings) -> dict:

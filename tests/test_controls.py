@@ -39,7 +39,7 @@ def test_crossfit_gives_training_frames_outputs_of_teachers_that_never_saw_them(
     with one_torch_thread():
         for cfg in (cached, crossfit):
             data = prepare_data(cfg, 1, progress=False)
-            evaluation = train_teacher(cfg, "resnet-18", data)
+            evaluation = train_teacher(cfg, data, "resnet-18")
             outputs[cfg.teacher_outputs] = TeacherOutputs.load(Layout(cfg.output).models("resnet-18", 1) / "teacher_outputs.pt")
     assert evaluation["teacher_outputs"]["folds"] == 2 and evaluation["teacher_outputs"]["train_s"] > 0
     ids = data.table.frames["id"]
@@ -57,22 +57,22 @@ def test_label_budget_trains_teacher_and_no_kd_student_on_labelled_blocks_only(t
     assert 0 < len(labelled) < 0.6 * len(data.split.train)
     assert data.labelled_ids() == set(data.table.frames["id"].iloc[labelled])
     frames = []
-    from kdcore import pipeline
+    from kdcore.pipeline import fits
 
-    real = pipeline.fit
+    real = fits.fit
 
     def spy(model, criterion, train_set, *args, **kwargs):
         frames.append((kwargs.get("desc"), len(train_set), getattr(criterion, "labelled_ids", None)))
         return real(model, criterion, train_set, *args, **kwargs)
 
-    pipeline.fit = spy
+    fits.fit = spy
     try:
         with one_torch_thread():
             train_student(cfg, data, None)
-            train_teacher(cfg, "resnet-18", data)
+            train_teacher(cfg, data, "resnet-18")
             train_student(cfg, data, "resnet-18")
     finally:
-        pipeline.fit = real
+        fits.fit = real
     sizes = {desc: (n, ids) for desc, n, ids in frames}
     assert sizes["no_kd student"][0] == len(labelled) and sizes["resnet-18 teacher"][0] == len(labelled)
     n, ids = sizes["resnet-18 student"]
@@ -87,13 +87,13 @@ def test_rgb_teacher_arm_adds_a_twin_that_never_reads_ir(tmp_path, csv):
     data.ir = np.full_like(data.ir, 255)  # any read of IR would change what the twin learns
     data.stats = {**data.stats, "ir": {"min": [255, 255, 255], "max": [255, 255, 255]}}  # 0/0: NaN inputs
     with one_torch_thread():
-        evaluation = train_teacher(cfg, "resnet-18-rgb", data)
+        evaluation = train_teacher(cfg, data, "resnet-18-rgb")
     outputs = TeacherOutputs.load(Layout(cfg.output).models("resnet-18-rgb", 1) / "teacher_outputs.pt")
     assert torch.isfinite(outputs.logits).all() and evaluation["metrics"]["macro_f1"] is not None
     from kdcore.train import TrainingDiverged
 
     with one_torch_thread(), pytest.raises(TrainingDiverged):  # the poison bites whoever reads IR
-        train_teacher(cfg, "resnet-18", data)
+        train_teacher(cfg, data, "resnet-18")
 
 
 def test_crossfit_folds_are_never_empty_under_a_label_budget(tmp_path, csv):

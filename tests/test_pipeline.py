@@ -32,7 +32,7 @@ def test_writes_the_seed_layout(smoke):
     assert set(student["metrics"]) >= {"macro_f1", "hamming_loss", "ranking", "confusion", "tuned_thresholds", "tuned"}
     assert student["cost"]["params_total"] == 1_683_778 and student["cost"]["gflops"] > 0
     assert result["teacher"]["cost"]["params_total"] > 10_000_000
-    assert student["timing"]["latency_batch1"]["median_ms"] > 0
+    assert set(student["timing"]["latency"]) == {"32px_batch1"} and student["timing"]["latency"]["32px_batch1"]["median_ms"] > 0
     assert result["provenance"]["seed"] == 1 and result["provenance"]["data"]["images"] == 480
     assert result["provenance"]["config"]["kd_temperature"] == 4.0
 
@@ -69,7 +69,7 @@ def test_same_seed_from_scratch_gives_identical_metrics(smoke, tmp_path):
     with one_torch_thread():
         data = prepare_data(other, 1, progress=False)
         second = {"no_kd_student": train_student(other, data, None),
-                  "teacher": train_teacher(other, "resnet-18", data), "student": train_student(other, data, "resnet-18")}
+                  "teacher": train_teacher(other, data, "resnet-18"), "student": train_student(other, data, "resnet-18")}
     for role in ("teacher", "student", "no_kd_student"):
         assert _strip_timing(second[role]["metrics"]) == _strip_timing(first[role]["metrics"])
     logs = [json.loads((Layout(c.output).metrics("resnet-18", 1) / "student_train_log.json").read_text())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -18,6 +17,7 @@ from PIL import Image
 from kdcore.data.schema import FrameTable, load_rgb
 from kdcore.data.splits import HASH_SIZE, difference_hash
 from kdcore.io import atomic_path
+from kdcore.layout import cache_file
 from kdcore.progress import progress as progress_bar
 
 MODALITIES = ("rgb", "ir")
@@ -39,7 +39,7 @@ def decoded_frames(table: FrameTable, modality: str, size: int, cache_dir: str |
                    progress: bool = True) -> np.ndarray:
     """An (N, size, size, 3) uint8 array, memory-mapped from the cache (built if missing)."""
     paths = table.frames[f"{modality}_path"].tolist()
-    path = Path(cache_dir) / f"{modality}_{size}px_{cache_key(paths, size)}.npy"
+    path = cache_file(cache_dir, modality, size, cache_key(paths, size))
     if not path.exists():
         with atomic_path(path) as tmp:
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,

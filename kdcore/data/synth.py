@@ -28,6 +28,7 @@ from PIL import Image
 from kdcore.data.flame2 import IR_DIR, IR_NAME, RGB_DIR, RGB_NAME, import_flame2
 from kdcore.errors import KDError
 from kdcore.io import atomic_path
+from kdcore.layout import synth_csv
 from kdcore.progress import progress as progress_bar
 
 LABEL_FILE = "Frame Pair Labels.txt"
@@ -217,7 +218,7 @@ def _render_segment(out: Path, size: int, seed: int, index: int, combo: str, len
 
 def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int = 0,
           progress: bool = True, workers: int | None = None, options: SynthOptions | dict | None = None) -> Path:
-    """Write the data set under ``out`` and import it; return the path of ``frame_labels.csv``."""
+    """Write the data set under ``out`` and import it; return the path of its frame CSV."""
     options = SynthOptions.from_dict(options or {}) if not isinstance(options, SynthOptions) else options
     if size < 32:
         raise KDError(f"--size must be at least 32 pixels (got {size})")
@@ -235,7 +236,7 @@ def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int
             visible += done
             bar.update(len(done))
     write_label_file(out / LABEL_FILE, segments)
-    csv = out / "frame_labels.csv"
+    csv = synth_csv(out)
     import_flame2(out, csv, labels=out / LABEL_FILE)
     table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     table["fire_rgb_visible"] = np.asarray(visible, int)[table["id"].astype(int).to_numpy() - 1]

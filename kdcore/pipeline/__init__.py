@@ -1,0 +1,69 @@
+"""One teacher's pipeline for one seed, step by step, as the notebooks (and ``kd run``) call it.
+
+The steps and what each reads and makes are declared in ``kdcore.steps``; here each is bound to
+the work that does it. ``run_step`` checks that what a step reads is there, runs it, and, where it
+is the last of the teacher's steps, writes the seed's final evaluation. Every fit resumes and
+every file is written atomically; a step whose outputs exist does nothing again.
+
+Under torchrun every rank trains; rank 0 alone evaluates and writes, and each step begins with a
+barrier so that every rank sees what rank 0 wrote in the step before.
+"""
+
+from __future__ import annotations
+
+from kdcore import steps
+from kdcore.config import Config
+from kdcore.errors import KDError
+from kdcore.layout import Layout
+from kdcore.pipeline.compression import VARIANTS, compress_student
+from kdcore.pipeline.evaluation import evaluate, final_evaluation, latency_key, measure, provenance
+from kdcore.pipeline.fits import (
+    build_student,
+    build_teacher,
+    crossfit_folds,
+    fit_settings,
+    online_teacher,
+    student_criterion,
+    teacher_outputs,
+    train_student,
+    train_teacher,
+    trained_teacher,
+)
+from kdcore.pipeline.seed_data import SeedData, ensure_data, prepare_data
+from kdcore.train import synchronize
+
+__all__ = [
+    "VARIANTS", "SeedData", "build_student", "build_teacher", "compress_student", "crossfit_folds", "ensure_data",
+    "evaluate", "final_evaluation", "fit_settings", "latency_key", "measure", "online_teacher", "prepare_data",
+    "provenance", "run_step", "run_teacher_pipeline", "student_criterion", "teacher_outputs", "train_student",
+    "train_teacher", "trained_teacher",
+]
+
+WORK = {  # step -> (cfg, data, teacher) -> its record
+    "00_data": lambda cfg, data, teacher: train_student(cfg, data, None),  # the seed's no-KD student
+    "01_teacher": train_teacher,
+    "02_student": train_student,
+    "03_compress": compress_student,
+}
+
+
+def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = None) -> dict:
+    """One step for one seed (and teacher), once what it reads is there."""
+    synchronize()
+    missing = Layout(cfg.output).missing(steps.step(notebook).reads, teacher, data.seed)
+    if missing:
+        product, path = missing[0]
+        raise KDError(f"{notebook} reads the {product.replace('_', ' ')} ({path}), which is not there: "
+                      f"run {' or '.join(steps.makers(product))} first (kd study runs every step in order)")
+    record = WORK[notebook](cfg, data, teacher)
+    if teacher and steps.finishes(cfg, teacher, notebook):
+        return final_evaluation(cfg, data, teacher)
+    return record
+
+
+def run_teacher_pipeline(cfg: Config, name: str, seed: int, progress: bool = True) -> dict:
+    """Every step of one teacher and seed, reusing whatever already finished; the final evaluation."""
+    data = prepare_data(cfg, seed, progress)
+    for step in steps.chain(cfg, name):
+        record = run_step(cfg, step.notebook, data, name)
+    return record

@@ -1,0 +1,119 @@
+"""One evaluation record for every model and variant: test metrics in fp32 (at 0.5 and at
+thresholds tuned on validation), cost, CPU latency; and the seed's final evaluation, the teacher,
+its student and the no-KD student side by side with provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdcore.config import Config
+from kdcore.io import atomic_path, read_json, write_json
+from kdcore.layout import NO_KD, Layout
+from kdcore.metrics import final_metrics, visibility_breakdown
+from kdcore.pipeline.seed_data import SeedData
+from kdcore.profile import example_inputs, latency_ms
+from kdcore.profile import profile as profile_model
+from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
+from kdcore.train import is_main_process, predict, resolve_device
+
+DEPLOYMENT_SIZE = 224  # a deployable student is also timed at the frame size of a drone's camera feed
+
+
+def latency_key(size: int, batch: int) -> str:
+    return f"{size}px_batch{batch}"
+
+
+def latencies(model: torch.nn.Module, sizes, batches, repeats: int) -> dict:
+    """Median CPU forward time per (image size, batch); larger batches get a fifth of the repeats."""
+    out = {}
+    for size in sorted(set(sizes)):
+        for batch in batches:
+            inputs = example_inputs(model, size, batch)
+            out[latency_key(size, batch)] = latency_ms(model, inputs, repeats if batch == 1 else max(1, repeats // 5),
+                                                       warmup=3 if batch == 1 else 1)
+    return out
+
+
+def measure(model: torch.nn.Module, cfg: Config, data: SeedData, file: Path, device: str | torch.device = "cpu",
+            architecture: torch.nn.Module | None = None, deployable: bool = False) -> tuple[dict, dict]:
+    """The record of one model (a torch module, or an ``OnnxModel`` with its ``architecture``):
+    metrics, cost and CPU latency (at the run's size, batch 1; a deployable student also at 224
+    and every latency batch); with the test predictions it came from."""
+    with_ir = "ir" in getattr(model, "modalities", ("rgb",))
+    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=False)
+    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=False)
+    metrics = final_metrics(test["probs"], test["targets"], val["probs"], val["targets"])
+    if "fire_rgb_visible" in data.table.frames:
+        visible = data.table.frames["fire_rgb_visible"].to_numpy()[data.split.test]
+        metrics["fire_by_rgb_visibility"] = visibility_breakdown(test["probs"], test["targets"], visible)
+    cost = profile_model(architecture or model, cfg.image_size, thop=False)
+    cost = {**{k: cost[k] for k in ("params_total", "params_trainable", "params_frozen", "gmacs", "gflops")},
+            "size_mb": Path(file).stat().st_size / 1e6, "file": Path(file).name, "img_size": cfg.image_size}
+    runner = model.to("cpu").eval()
+    sizes, batches = ((DEPLOYMENT_SIZE, cfg.image_size), cfg.latency_batches) if deployable else ((cfg.image_size,), (1,))
+    record = {"metrics": metrics, "cost": cost, "test_frames": len(test["targets"]),
+              "timing": {"latency": latencies(runner, sizes, batches, cfg.latency_repeats)}}
+    return record, test
+
+
+def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, checkpoint: Path,
+             predictions: Path) -> dict:
+    """A fitted model's record, with how its training went; its per-frame test scores go to
+    ``predictions`` (for the block bootstrap)."""
+    device = resolve_device(cfg.device)
+    record, test = measure(model, cfg, data, checkpoint, device)
+    model.to(device)
+    write_predictions(predictions, test, data.split.units[data.split.test])
+    record["training"] = {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),
+                          "stopped_by": log["stopped_by"], "best_val_macro_f1": log["best_val_macro_f1"]}
+    record["timing"]["train_s"] = log["timing"]["train_s"]
+    return record
+
+
+def write_predictions(path: Path, out: dict, units: np.ndarray) -> None:
+    """Per test frame: id, block, true labels, scores (CSV: readable and small)."""
+    import pandas as pd
+
+    from kdcore.data import LABELS
+
+    table = pd.DataFrame({"id": out["ids"], "unit": units,
+                          **{label: out["targets"][:, k].astype(int) for k, label in enumerate(LABELS)},
+                          **{f"p_{label}": out["probs"][:, k] for k, label in enumerate(LABELS)}})
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.7g")
+
+
+def provenance(cfg: Config, data: SeedData | None = None) -> dict:
+    """Code, packages, config and environment; with one seed's ``data``, its seed, split and the
+    data's fingerprint too."""
+    record = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
+              "config_digest": cfg.digest(), "environment": environment(resolve_device(cfg.device))}
+    if data is not None:
+        paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
+        record.update(seed=data.seed, split_mode=data.split.mode, data=data_fingerprint(data.table.csv, paths))
+    return record
+
+
+def final_evaluation(cfg: Config, data: SeedData, name: str) -> dict:
+    """The teacher, its student and the seed's no-KD student, side by side, with provenance (and
+    the compressed students, where they were made)."""
+    layout, seed = Layout(cfg.output), data.seed
+    path = layout.final_evaluation(name, seed)
+    if not is_main_process():
+        return {}
+    if path.exists():
+        return read_json(path)
+    result = {
+        "teacher": read_json(layout.evaluation(name, seed, "teacher")),
+        "student": read_json(layout.evaluation(name, seed, "student")),
+        "no_kd_student": read_json(layout.evaluation(NO_KD, seed, "student")),
+        "provenance": provenance(cfg, data),
+    }
+    compression = layout.compression(name, seed)
+    if compression.exists():
+        result["compression"] = read_json(compression)
+    write_json(path, result)
+    return result

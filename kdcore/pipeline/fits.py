@@ -1,0 +1,177 @@
+"""The fits of one seed: the teacher (BCE, its outputs cached for every frame, out-of-fold under
+``crossfit``), the distilled student and the no-KD student. Every fit resumes, and a fit whose
+outputs exist is not trained again."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kdcore.config import Config
+from kdcore.distill import BCE, TeacherOutputs, build_criterion
+from kdcore.errors import KDError
+from kdcore.io import read_json, write_json
+from kdcore.layout import NO_KD, Layout
+from kdcore.models import Student, create_teacher
+from kdcore.pipeline.evaluation import evaluate
+from kdcore.pipeline.seed_data import SeedData
+from kdcore.train import FitSettings, finished, fit, is_main_process, load_best, predict
+
+
+def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
+    """A role's budget (``teacher``, ``student``, ``finetune``) over the study's shared settings;
+    a teacher's own batch size and learning rate where its config gives them."""
+    own = cfg.teacher(teacher) if teacher else None
+    budget = {"teacher": (cfg.epochs_teacher, cfg.patience_teacher, cfg.lr_teacher),
+              "student": (cfg.epochs_student, cfg.patience_student, cfg.lr_student),
+              "finetune": (cfg.finetune_epochs, cfg.patience_student, cfg.lr_student)}
+    epochs, patience, lr = budget[role]
+    return FitSettings.from_config(cfg, epochs=epochs, patience=patience, seed=seed,
+                                   lr=own.lr if own and own.lr else lr,
+                                   batch_size=own.batch_size if own and own.batch_size else cfg.batch_size)
+
+
+def build_teacher(cfg: Config, name: str) -> torch.nn.Module:
+    t = cfg.teacher(name)
+    return create_teacher(t.name, cfg.image_size, t.pretrained, t.ir_init, t.rgb_only, t.family,
+                          t.backbone, t.backbone_kwargs)
+
+
+def build_student(cfg: Config) -> Student:
+    return Student(stem_stride=cfg.student_stem_stride)
+
+
+def trained_teacher(cfg: Config, name: str, seed: int) -> torch.nn.Module:
+    return load_best(build_teacher(cfg, name), Layout(cfg.output).fit_paths(name, seed, "teacher").best)
+
+
+def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
+    """Fit (or resume) the teacher on the labelled training frames, evaluate it, and cache its
+    outputs for every frame (out-of-fold on its own training frames under ``crossfit``)."""
+    layout, seed = Layout(cfg.output), data.seed
+    paths = layout.fit_paths(name, seed, "teacher")
+    outputs_path = layout.teacher_outputs(name, seed)
+    evaluation_path = layout.evaluation(name, seed, "teacher")
+    if finished(paths) and outputs_path.exists() and evaluation_path.exists():
+        return read_json(evaluation_path)
+    torch.manual_seed(seed)
+    teacher = build_teacher(cfg, name)
+    with_ir = "ir" in teacher.modalities
+    log = fit(teacher, BCE(), data.dataset("labelled", with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+              fit_settings(cfg, seed, "teacher", name), paths, desc=f"{name} teacher")
+    if not is_main_process() and cfg.teacher_outputs != "crossfit":
+        return {}
+    load_best(teacher, paths.best)
+    outputs = teacher_outputs(teacher, data.dataset("all", with_ir), cfg.eval_batch_size, cfg.device)
+    crossfit = crossfit_outputs(cfg, name, data, outputs) if cfg.teacher_outputs == "crossfit" else None
+    if not is_main_process():
+        return {}
+    outputs.save(outputs_path)
+    evaluation = evaluate(teacher, cfg, data, log, paths.best, layout.predictions(name, seed, "teacher"))
+    if crossfit:
+        evaluation["teacher_outputs"] = crossfit
+    write_json(evaluation_path, evaluation)
+    return evaluation
+
+
+def teacher_outputs(teacher: torch.nn.Module, dataset, batch_size: int = 64, device: str = "auto") -> TeacherOutputs:
+    """The teacher's fp32 logits (not a round trip through sigmoid, which saturates) and pooled
+    features for every frame of ``dataset``."""
+    out = predict(teacher, dataset, batch_size, device, features=True, bf16=False)
+    return TeacherOutputs(out["ids"], torch.from_numpy(out["logits"]), torch.from_numpy(out["features"]))
+
+
+def crossfit_folds(data: SeedData, folds: int) -> list[np.ndarray]:
+    """The labelled training frames in ``folds`` parts of whole blocks, each label combination
+    spread over the folds."""
+    rows = data.indices("labelled")
+    units, combos = data.split.units[rows], data.table.combos[rows]
+    if len(np.unique(units)) < folds:
+        raise KDError(f"teacher_outputs 'crossfit' needs at least {folds} labelled training blocks, "
+                      f"found {len(np.unique(units))}: lower crossfit_folds or label more blocks")
+    rng = np.random.default_rng([data.seed, 2])
+    fold_of, dealt = {}, 0
+    for combo in sorted(set(combos.tolist())):  # dealt round-robin across combinations: no fold is empty
+        for u in rng.permutation(np.unique(units[combos == combo])).tolist():
+            if u not in fold_of:
+                fold_of[u], dealt = dealt % folds, dealt + 1
+    fold = np.array([fold_of[u] for u in units.tolist()])
+    return [rows[fold == k] for k in range(folds)]
+
+
+def crossfit_outputs(cfg: Config, name: str, data: SeedData, outputs: TeacherOutputs) -> dict:
+    """Replace the teacher's outputs on its own training frames (memorized there) by those of
+    teachers that never saw them: one teacher per fold, trained on the other folds."""
+    layout, seed = Layout(cfg.output), data.seed
+    folds = crossfit_folds(data, cfg.crossfit_folds)
+    row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
+    seconds = 0.0
+    for k, held_out in enumerate(folds):
+        torch.manual_seed(seed * 1000 + k + 1)
+        teacher = build_teacher(cfg, name)
+        with_ir = "ir" in teacher.modalities
+        rest = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        paths = layout.fit_paths(name, seed, f"teacher_fold{k}")
+        log = fit(teacher, BCE(), data.dataset(rest, with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+                  fit_settings(cfg, seed, "teacher", name), paths, desc=f"{name} teacher fold {k + 1}")
+        seconds += log["timing"]["train_s"]
+        if not is_main_process():
+            continue
+        load_best(teacher, paths.best)
+        fold_out = teacher_outputs(teacher, data.dataset(held_out, with_ir), cfg.eval_batch_size, cfg.device)
+        rows = torch.tensor([row_of[i] for i in fold_out.ids])
+        outputs.logits[rows], outputs.features[rows] = fold_out.logits, fold_out.features
+    return {"mode": "crossfit", "folds": len(folds), "frames": [len(f) for f in folds], "train_s": seconds}
+
+
+def online_teacher(cfg: Config) -> bool:
+    return cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
+
+
+def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: Student) -> torch.nn.Module:
+    """BCE for the no-KD student; else the config's KD loss from the teacher's cached (or online)
+    outputs, its hard term on the labelled frames only."""
+    if teacher is None:
+        return build_criterion(cfg, None)
+    if online_teacher(cfg):
+        source = trained_teacher(cfg, teacher, data.seed)
+        teacher_dim = source.num_features
+    else:
+        source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs(teacher, data.seed))
+        teacher_dim = source.features.shape[1]
+    return build_criterion(cfg, source, student.num_features, teacher_dim, data.labelled_ids())
+
+
+def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: Student, role: str,
+                meta: dict) -> dict:
+    """Train ``student`` with the student objective of ``teacher`` (KD on every training frame, its
+    hard term where labelled; BCE on the labelled frames without a teacher)."""
+    from kdcore.checkpoint import student_meta
+
+    criterion = student_criterion(cfg, data, teacher, student)
+    with_ir = teacher is not None and online_teacher(cfg)  # the online teacher reads the pair
+    train_set = data.dataset("train" if teacher else "labelled", with_ir=with_ir, augment=cfg.augment)
+    paths = Layout(cfg.output).fit_paths(teacher or NO_KD, data.seed, role)
+    return fit(student, criterion, train_set, data.dataset("val", with_ir=with_ir),
+               fit_settings(cfg, data.seed, "finetune" if role == "student_pruned" else "student"), paths,
+               desc=f"{teacher or NO_KD} {'pruned student' if role == 'student_pruned' else 'student'}",
+               best_meta=student_meta(student, **meta))
+
+
+def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
+    """The distilled student of ``teacher``, or with ``teacher=None`` the seed's no-KD student."""
+    layout, seed, run = Layout(cfg.output), data.seed, teacher or NO_KD
+    paths = layout.fit_paths(run, seed, "student")
+    evaluation_path = layout.evaluation(run, seed, "student")
+    if finished(paths) and evaluation_path.exists():
+        return read_json(evaluation_path)
+    torch.manual_seed(seed)
+    student = build_student(cfg)
+    log = fit_student(cfg, data, teacher, student, "student",
+                      {"normalization": data.stats["rgb"], "image_size": cfg.image_size})
+    if not is_main_process():
+        return {}
+    load_best(student, paths.best)
+    evaluation = evaluate(student, cfg, data, log, paths.best, layout.predictions(run, seed, "student"))
+    write_json(evaluation_path, evaluation)
+    return evaluation

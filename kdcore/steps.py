@@ -1,0 +1,64 @@
+"""The study's steps, each declared once: what it reads and what it makes.
+
+A step runs as one stage notebook per seed (``seed`` scope), per teacher and seed (``teacher``), or
+once (``study``). ``study.plan`` orders the stages from these declarations alone; ``kdcore.pipeline``
+runs one step after checking that what it reads is there; ``Layout.products`` says which files a
+product is. Plain data (no torch), so that ``kd study`` reads it without loading a model library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kdcore.config import Config
+
+
+def _always(cfg: Config, teacher: str | None) -> bool:
+    return True
+
+
+def _compressed(cfg: Config, teacher: str | None) -> bool:
+    return cfg.compresses(teacher)
+
+
+@dataclass(frozen=True)
+class Step:
+    notebook: str  # the stage notebook that runs it
+    title: str
+    scope: str  # seed | teacher | study
+    reads: tuple[str, ...]  # products of earlier steps
+    makes: tuple[str, ...]
+    applies: Callable[[Config, str | None], bool] = _always
+
+
+STEPS = (
+    Step("00_data", "data", "seed", reads=(), makes=("split", "no_kd_student")),
+    Step("01_teacher", "teacher", "teacher", reads=("split",), makes=("teacher",)),
+    Step("02_student", "student", "teacher", reads=("split", "teacher", "no_kd_student"),
+         makes=("student", "final_evaluation")),
+    Step("03_compress", "compression", "teacher", reads=("split", "student"),
+         makes=("compressed_students", "final_evaluation"), applies=_compressed),
+    Step("04_compare", "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
+)
+BY_NOTEBOOK = {s.notebook: s for s in STEPS}
+
+
+def step(notebook: str) -> Step:
+    return BY_NOTEBOOK[notebook]
+
+
+def chain(cfg: Config, teacher: str) -> list[Step]:
+    """The steps one teacher's seed runs, in order (the seed's data step first)."""
+    return [s for s in STEPS if s.scope in ("seed", "teacher") and s.applies(cfg, teacher)]
+
+
+def finishes(cfg: Config, teacher: str, notebook: str) -> bool:
+    """Whether ``notebook`` is the last step of the teacher's chain: the one that writes the
+    seed's final evaluation (every step that may be last declares that it makes it)."""
+    return chain(cfg, teacher)[-1].notebook == notebook
+
+
+def makers(product: str) -> list[str]:
+    """The steps that make ``product``."""
+    return [s.notebook for s in STEPS if product in s.makes]
