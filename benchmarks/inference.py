@@ -1,4 +1,4 @@
-"""Inference of the seed-size student at 224, batch 1, on this machine's CPU: every variant in one
+"""Inference of the reference-size student at 224, batch 1, on this machine's CPU: every variant in one
 run, as medians with ratios to eager fp32, beside the compute floor (MACs over the measured fp32
 GEMM rate; a quarter of that for int8).
 
@@ -33,7 +33,7 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 def dynamic_qint8(model: torch.nn.Module) -> torch.nn.Module:
-    """The seed's recipe, kept as a labelled comparison: it quantizes Linear layers only."""
+    """The reference recipe, kept as a labelled comparison: it quantizes Linear layers only."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Conv2d, torch.nn.Linear}, dtype=torch.qint8)
@@ -59,7 +59,7 @@ def run(size: int = 224, repeats: int = 30) -> dict:
         variants = {
             "eager fp32": (student, student, None, x, False),
             "eager fp32, channels_last": (student_last, student, None, x_last, False),
-            "dynamic qint8 (seed's recipe)": (dynamic_qint8(student), student, None, x, False),
+            "dynamic qint8 (reference recipe)": (dynamic_qint8(student), student, None, x, False),
             "static int8 (ONNX Runtime QDQ)": (OnnxModel(files["fp32_int8"]), student, files["fp32_int8"], x, True),
             "pruned 0.4, eager fp32": (pruned, pruned, None, x, False),
             "pruned 0.4 + static int8": (OnnxModel(files["pruned_int8"]), pruned, files["pruned_int8"], x, True),

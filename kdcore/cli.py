@@ -35,11 +35,11 @@ def cmd_import_flame2(args) -> None:
 
 
 def cmd_check(args) -> None:
-    from kdcore.data import frame_hashes, read_frame_csv, summarize
+    from kdcore.data import describe, frame_hashes, read_frame_csv
     from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS, audit_modes, one_valued_labels
 
     table = read_frame_csv(args.csv, args.base_path)
-    summary = summarize(table)
+    summary = describe(table)
     hashes = frame_hashes(table.frames["rgb_path"].tolist())
     audits = audit_modes(table.combos, table.groups, hashes, args.seed, args.block_frames, args.gap_frames)
     warnings = one_valued_labels(table.labels)
@@ -78,7 +78,7 @@ def _print_audit(audit: dict) -> None:
         print(f"    WARNING: no {', no '.join(missing)}")
 
 
-SEED_CLAIMS = {  # params total / trainable, millions, as the seed reported them
+REFERENCE_CLAIMS = {  # params total / trainable, millions, as the reference implementation reported them
     "resnet-152": (60, 30), "efficientnet-b7": (66, 33), "vit-b-16": (86, 43), "swin-tiny": (28, 14),
     "student": (1.5, 1.5),
 }
@@ -92,30 +92,31 @@ def cmd_models(args) -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"at {args.img_size}x{args.img_size}; trainable as when initialized from ImageNet weights "
-          "(ir_init: rgb); seed = the figures the seed reported")
+          "(ir_init: rgb); reference = the figures the reference implementation reported")
     print(f"{'model':<16} {'params M':>9} {'trainable M':>12} {'frozen M':>9} {'GMACs':>7} "
-          f"{'thop GMACs':>10} {'size MB':>8} {'seed total/trainable M':>23}")
+          f"{'thop GMACs':>10} {'size MB':>8} {'reference total/trainable M':>28}")
     for r in rows:
-        claim = SEED_CLAIMS.get(r["name"])
+        claim = REFERENCE_CLAIMS.get(r["name"])
         thop = f"{r['macs_thop'] / 1e9:10.2f}" if r["macs_thop"] else f"{'n/a':>10}"
         print(f"{r['name']:<16} {r['params_total'] / 1e6:9.2f} {r['params_trainable'] / 1e6:12.2f} "
               f"{r['params_frozen'] / 1e6:9.2f} {r['gmacs']:7.2f} {thop} {r['size_mb']:8.1f} "
-              f"{f'~{claim[0]} / ~{claim[1]}' if claim else '':>23}")
+              f"{f'~{claim[0]} / ~{claim[1]}' if claim else '':>28}")
 
 
-SEED_FLAGS = {  # the seed's flags, kept: name -> type
-    "csv": str, "base_path": str, "output": str, "epochs_teacher": int, "epochs_student": int,
-    "batch_size": int, "lr_teacher": float, "lr_student": float, "kd_temperature": float,
-    "prune_sparsity": float, "patience_teacher": int, "patience_student": int, "num_workers": int,
-}
+# the reference implementation's flags, kept by ``kd run``: config keys, typed as the Config types them
+REFERENCE_FLAGS = ("csv", "base_path", "output", "epochs_teacher", "epochs_student", "batch_size", "lr_teacher",
+                   "lr_student", "kd_temperature", "prune_sparsity", "patience_teacher", "patience_student",
+                   "num_workers")
 
 
 def _overrides(args) -> dict:
-    """The seed's flags that were given; paths made absolute (notebooks run elsewhere)."""
+    """The reference flags that were given; paths made absolute (notebooks run elsewhere)."""
     from pathlib import Path
 
-    values = {k: getattr(args, k) for k in SEED_FLAGS if getattr(args, k, None) is not None}
-    for key in ("csv", "base_path", "output"):
+    from kdcore.config import PATHS
+
+    values = {k: getattr(args, k) for k in REFERENCE_FLAGS if getattr(args, k, None) is not None}
+    for key in PATHS:
         if key in values:
             values[key] = str(Path(values[key]).resolve())
     if getattr(args, "seeds", None):
@@ -237,12 +238,18 @@ EXAMPLES = """examples:
 
 def build_parser() -> argparse.ArgumentParser:
     from kdcore import __version__
-    from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 
     parser = argparse.ArgumentParser(prog="kd", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _study_commands, _model_commands):
+        add(sub)
+    return parser
+
+
+def _data_commands(sub) -> None:
+    from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 
     p = sub.add_parser("synth", help="synthetic FLAME-like data in the FLAME2 layout")
     p.add_argument("--out", required=True, help="folder to write")
@@ -275,10 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("models", help="the four study teachers and the student: params, MACs, size")
-    p.add_argument("--img_size", type=int, default=224)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_models)
+
+def _study_commands(sub) -> None:
+    import typing
+
+    from kdcore.config import Config
 
     p = sub.add_parser("study", help="the whole grid of stage notebooks and its HTML reports")
     p.add_argument("params", nargs="?", help="params YAML (default: params/demo.yaml)")
@@ -289,10 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True)
     p.add_argument("--params", help="params YAML (default: params/default.yaml)")
     p.add_argument("--seeds", type=int, nargs="+")
-    for flag, kind in SEED_FLAGS.items():
-        p.add_argument(f"--{flag}", type=kind)
+    types = typing.get_type_hints(Config)
+    for flag in REFERENCE_FLAGS:
+        kind = next(t for t in (*typing.get_args(types[flag]), types[flag]) if t in (str, int, float))
+        p.add_argument(f"--{flag}", type=kind, help=f"config key {flag}")
     _study_flags(p)
     p.set_defaults(func=cmd_run)
+
+
+def _model_commands(sub) -> None:
+    p = sub.add_parser("models", help="the four study teachers and the student: params, MACs, size")
+    p.add_argument("--img_size", type=int, default=224)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("predict", help="RGB-only inference with a saved student (.safetensors, .pth or .onnx)")
     p.add_argument("--model", required=True,
@@ -305,7 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="inference benchmarks of the student's variants (benchmarks/)")
     p.set_defaults(func=cmd_bench)
-    return parser
 
 
 # the file-system troubles of a user's machine (no space, no permission), not bugs

@@ -1,7 +1,7 @@
 """One typed configuration, from YAML (or papermill parameters, or CLI flags) into kdcore.
 
-Defaults are the seed's values. Unknown keys, wrong types and impossible values are errors that
-name the key.
+Defaults are the reference implementation's values. Unknown keys, wrong types and impossible
+values are errors that name the key.
 """
 
 from __future__ import annotations
@@ -54,7 +54,20 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
                          rgb_only=True, batch_size=t.batch_size, lr=t.lr, twin_of=t.name)
 
 
-LOCATIONS = ("csv", "base_path", "output", "cache_dir")  # where things are, not what is computed
+PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file
+WRITTEN_TO = ("output", "cache_dir")  # where results go, never what they are
+GRID = ("teachers", "seeds")  # which runs: a run's own teacher and seed stand for these
+
+
+def result_settings(settings: dict) -> dict:
+    """The settings that shape one run's results: every one but where results are written and
+    the grid. The one rule behind the study's digests, its stage records and the comparison's
+    check that runs share their config."""
+    return {k: v for k, v in settings.items() if k not in WRITTEN_TO + GRID}
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -183,10 +196,10 @@ class Config:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """A short hash of the settings that shape results, so not of where files live: the same
-        study run in another folder has the same digest (the data's own fingerprint is separate)."""
-        settings = {k: v for k, v in self.to_dict().items() if k not in LOCATIONS}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        """A short hash of the study: the settings that shape results and its grid, so not where
+        files are written (the same study run in another folder has the same digest)."""
+        settings = self.to_dict()
+        return digest({**result_settings(settings), **{k: settings[k] for k in GRID}})
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -236,15 +249,12 @@ def from_dict(values: dict) -> Config:
     return _from_dict(Config, values).validate()
 
 
-PATH_KEYS = ("csv", "base_path", "output", "cache_dir")
-
-
 def _resolve_paths(values: dict, folder: Path) -> dict:
     """Relative paths in a params file are relative to that file, wherever the command runs."""
     def resolve(value):
         return str((folder / value).resolve()) if isinstance(value, str) and not Path(value).is_absolute() else value
 
-    values = {k: resolve(v) if k in PATH_KEYS else v for k, v in values.items()}
+    values = {k: resolve(v) if k in PATHS else v for k, v in values.items()}
     teachers = values.get("teachers")
     if isinstance(teachers, list):
         values["teachers"] = [

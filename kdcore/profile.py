@@ -2,8 +2,8 @@
 
 MACs come from torch's FlopCounterMode (a matmul of (m, k) x (k, n) counts m*k*n MACs), with timm's
 fused attention switched off so that attention's matmuls are seen: this reproduces torchvision's
-published figures. thop's count is kept beside it because the seed reported it; thop misses
-attention and counts some layers differently.
+published figures. thop's count is kept beside it because the reference implementation reported
+it; thop misses attention and counts some layers differently.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kdcore import compare, plots, report
-from kdcore.config import Config, TeacherConfig, load_config
+from kdcore.config import Config, TeacherConfig, load_config, result_settings
 from kdcore.data import COMBOS, LABELS, frame_hashes
 from kdcore.data.schema import combo_names
 from kdcore.data.splits import audit_modes, one_valued_labels
@@ -364,7 +364,7 @@ def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
     for (teacher, seed), e in evaluations.items():
         p = e["provenance"]
         fingerprints.setdefault(json_key(p["data"]), []).append(f"{teacher}/seed {seed}")
-        config = {k: v for k, v in p["config"].items() if k not in ("teachers", "seeds")}
+        config = result_settings(p["config"])
         digests.setdefault(json_key(config), []).append(f"{teacher}/seed {seed}")
     problems = []
     if len(fingerprints) > 1:

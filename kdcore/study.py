@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 import os
 import shutil
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdcore import steps
-from kdcore.config import Config, load_config
+from kdcore.config import Config, digest, load_config, result_settings
 from kdcore.errors import KDError
 from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
 from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
@@ -99,14 +98,12 @@ def _priority(stage: Stage) -> int:
 
 
 def stage_digest(cfg: Config, stage: Stage) -> str:
-    """What a stage's results depend on: the shared settings, its teacher's, its seed."""
-    shared = {k: v for k, v in cfg.to_dict().items() if k not in ("teachers", "seeds")}
-    own = [t for t in cfg.to_dict()["teachers"] if t["name"] == stage.teacher]
-    if stage.notebook == "04_compare":
-        own, shared["seeds"] = cfg.to_dict()["teachers"], cfg.seeds
-    blob = json.dumps({"shared": shared, "teacher": own, "seed": stage.seed, "stage": stage.notebook},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """What a stage's results depend on: the settings that shape results, its teacher's (every
+    teacher's for the comparison), its seed (every seed for the comparison)."""
+    settings = cfg.to_dict()
+    teachers = [t for t in settings["teachers"] if stage.step.scope == "study" or t["name"] == stage.teacher]
+    seeds = settings["seeds"] if stage.step.scope == "study" else stage.seed
+    return digest({"shared": result_settings(settings), "teacher": teachers, "seed": seeds, "stage": stage.notebook})
 
 
 def code_digest(source: Path, notebook: Path) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from kdcore.data import read_frame_csv, summarize
+from kdcore.data import describe, read_frame_csv
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_valid_table_summary(table, kd):
     code, out, err = _check(kd, root, df)
     assert code == 0, err
     assert "3 frame pairs" in out and "NN 1, YN 1, NY 0, YY 1" in out and "16x12 (3)" in out
-    summary = summarize(read_frame_csv(root / "t.csv", progress=False))
+    summary = describe(read_frame_csv(root / "t.csv", progress=False))
     assert summary["groups"] == 2 and summary["positives"] == {"fire": 2, "smoke": 1}
 
 

@@ -3,12 +3,12 @@
 from kdcore.data.cache import decoded_frames, frame_hashes, normalization_stats
 from kdcore.data.dataset import FrameDataset, normalize
 from kdcore.data.flame2 import import_flame2, parse_label_ranges
-from kdcore.data.schema import COMBOS, LABELS, FrameTable, read_frame_csv, summarize
+from kdcore.data.schema import COMBOS, LABELS, FrameTable, describe, read_frame_csv
 from kdcore.data.splits import SPLIT_MODES, Split, leakage, make_split
 from kdcore.data.synth import synth
 
 __all__ = [
     "COMBOS", "LABELS", "SPLIT_MODES", "FrameDataset", "FrameTable", "Split", "decoded_frames",
     "frame_hashes", "import_flame2", "leakage", "make_split", "normalization_stats", "normalize",
-    "parse_label_ranges", "read_frame_csv", "summarize", "synth",
+    "parse_label_ranges", "read_frame_csv", "describe", "synth",
 ]

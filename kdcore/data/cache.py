@@ -70,7 +70,8 @@ def _hash_one(path: str) -> np.ndarray:
 
 
 def normalization_stats(rgb: np.ndarray, ir: np.ndarray | None, train: np.ndarray) -> dict:
-    """Per-channel min and max over the training frames only, per modality (the seed's choice)."""
+    """Per-channel min and max over the training frames only, per modality (as the reference
+    implementation does)."""
     stats = {}
     for name, array in (("rgb", rgb), ("ir", ir)):
         if array is None:

@@ -195,7 +195,7 @@ def load_rgb(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
         raise KDError(f"unreadable or corrupt image {path} ({e})") from None
 
 
-def summarize(table: FrameTable) -> dict:
+def describe(table: FrameTable) -> dict:
     """Rows, label combinations, groups and image sizes, as plain data for printing or JSON."""
     combos = pd.Series(table.combos).value_counts()
     return {
