@@ -47,14 +47,9 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """The smoke config's pipeline for one teacher and seed, run here, once, uninterrupted."""
-    from kdcore.config import load_config
-    from kdcore.pipeline import run_teacher_pipeline
+    from golden import run_smoke
 
-    root = tmp_path_factory.mktemp("smoke")
-    cfg = load_config(SMOKE, output=str(root / "out"), csv=str(root / "data" / "frame_labels.csv"))
-    with one_torch_thread():
-        result = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
-    return cfg, result
+    return run_smoke(tmp_path_factory.mktemp("smoke"))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 from conftest import SMOKE, one_torch_thread
+from golden import GOLDEN, key_paths
+from golden import machine as golden_machine
+from golden import record as golden_record
 
 from kdcore.config import load_config
 from kdcore.layout import Layout
@@ -172,3 +175,25 @@ def test_safetensors_student_carries_its_metadata_without_pickle(smoke):
     with torch.no_grad():
         assert torch.equal(pth(x), st(x))
     assert meta["thresholds"] == pth_meta["thresholds"]
+
+
+def test_smoke_results_keep_the_golden_format(smoke):
+    """Every key of every metrics file, as recorded in tests/data/smoke_golden.json."""
+    cfg, _ = smoke
+    golden = json.loads(GOLDEN.read_text())["record"]
+    now = golden_record(Path(cfg.output))
+    assert set(now) == set(golden)
+    for name in golden:
+        assert key_paths(now[name]) == key_paths(golden[name]), name
+
+
+def test_smoke_results_equal_the_golden_numbers(smoke):
+    """Every metric, log entry and test score, byte for byte, on the kind of machine that recorded them."""
+    cfg, _ = smoke
+    golden = json.loads(GOLDEN.read_text())
+    if golden["machine"] != golden_machine():
+        pytest.skip(f"float kernels differ between CPUs: recorded on {golden['machine']}, this is {golden_machine()} "
+                    "(python tests/golden.py re-records)")
+    now = golden_record(Path(cfg.output))
+    for name, expected in golden["record"].items():
+        assert now[name] == expected, name
