@@ -141,6 +141,10 @@ class Study:
 
     # --- records ---
 
+    def report(self, stage: Stage) -> Path:
+        """The stage's HTML page."""
+        return self.pages.page(stage.page)
+
     def record_path(self, stage: Stage) -> Path:
         return self.layout.stage_record(stage.key)
 
@@ -278,7 +282,7 @@ class Study:
     def job_spec(self, stage: Stage) -> dict:
         executed = self.layout.executed(stage.key)
         return {"notebook": str(NOTEBOOKS / f"{stage.notebook}.ipynb"), "executed": str(executed),
-                "report": str(self.pages.page(stage.page)), "key": stage.key, "show_code": self.show_code,
+                "report": str(self.report(stage)), "key": stage.key, "show_code": self.show_code,
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
                                "overrides": self.overrides, "threads": self.threads}}
@@ -309,7 +313,7 @@ class Study:
         pages = self.pages
         rows = []
         for stage in self.stages:
-            page = pages.page(stage.page)
+            page = self.report(stage)
             status = "finished" if self.finished(stage) else "not finished"
             where = "all teachers and seeds" if stage.step.scope == "study" else \
                 f"{stage.teacher or 'seed data'}, seed {stage.seed}"

@@ -47,3 +47,18 @@ def test_bad_files(tmp_path, kd):
     (tmp_path / "typo.yaml").write_text("epochs_techer: 3\n")
     code, _, err = kd("run", "--teacher", "resnet-18", "--params", tmp_path / "typo.yaml")
     assert code == 2 and "typo.yaml: unknown config key 'epochs_techer'" in err
+
+
+def test_one_rule_for_what_shapes_results(tmp_path):
+    """Where results are written changes no digest; any other setting changes the study's digest,
+    the stage digests that read it, and the comparison's check that runs share their config."""
+    from kdcore.config import result_settings
+    from kdcore.study import plan, stage_digest
+
+    base = load_config(None, teachers=["resnet-18"], seeds=[1])
+    moved = load_config(None, teachers=["resnet-18"], seeds=[1], output=str(tmp_path), cache_dir=str(tmp_path))
+    changed = load_config(None, teachers=["resnet-18"], seeds=[1], kd_temperature=2.0)
+    assert result_settings(base.to_dict()) == result_settings(moved.to_dict()) != result_settings(changed.to_dict())
+    assert base.digest() == moved.digest() != changed.digest()
+    for a, b, c in zip(plan(base), plan(moved), plan(changed), strict=True):
+        assert stage_digest(base, a) == stage_digest(moved, b) != stage_digest(changed, c)

@@ -197,3 +197,17 @@ def test_smoke_results_equal_the_golden_numbers(smoke):
     now = golden_record(Path(cfg.output))
     for name, expected in golden["record"].items():
         assert now[name] == expected, name
+
+
+def test_a_step_refuses_to_run_before_what_it_reads(smoke, tmp_path):
+    """A student notebook opened before its teacher's ran says which file is missing and which step makes it."""
+    from kdcore.errors import KDError
+    from kdcore.pipeline import run_step
+
+    cfg, _ = smoke
+    other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv)
+    data = prepare_data(other, 1, progress=False)
+    with pytest.raises(KDError, match=r"02_student reads the teacher \(.*teacher_evaluation.json\), which is not "
+                                      r"there: run 01_teacher first"):
+        run_step(other, "02_student", data, "resnet-18")
+    assert not Layout(other.output).fit_paths("resnet-18", 1, "student").last.exists()  # nothing trained

@@ -33,7 +33,7 @@ def test_the_study_was_killed_at_every_point_and_then_finished(smoke_study):
     tmp, study, kills = smoke_study
     assert kills == [what for what, _ in KILL_POINTS]
     assert all(study.finished(stage) for stage in study.stages)
-    assert all((study.reports / stage.report).exists() for stage in study.stages)
+    assert all(study.report(stage).exists() for stage in study.stages)
 
 
 def test_killed_and_rerun_gives_the_metrics_of_an_uninterrupted_run(smoke_study, smoke):

@@ -40,9 +40,9 @@ def test_every_stage_ran_and_rendered(smoke_study):
     assert 'href="smoke/index.html"' in (tmp / "reports" / "index.html").read_text()
     index = (reports / "index.html").read_text()
     for stage in study.stages:
-        page = reports / stage.report
+        page = study.report(stage)
         assert page.exists(), stage.key
-        assert stage.report in index
+        assert f'href="{page.relative_to(reports).as_posix()}"' in index
         assert (Path(study.cfg.output) / "executed" / f"{stage.key}.ipynb").exists()
     figures = (reports / "resnet-18" / "seed_1" / "01_teacher.html").read_text()
     assert figures.count("data:image/png;base64") >= 3  # curves, confusion, t-SNE (smoke draws no UMAP)
@@ -127,7 +127,7 @@ def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
     data = study.stages[0]
     assert not study.finished(data)
     assert (Path(study.cfg.output) / "executed" / f"{data.key}.ipynb").exists()  # kept, to read the traceback
-    assert not (study.reports / data.report).exists()
+    assert not study.report(data).exists()
     assert "not finished" in (study.reports / "index.html").read_text()
 
 
@@ -224,3 +224,21 @@ def test_force_reruns_a_stale_stage(smoke_study, tmp_path):
     assert forced.status(forced.stages[0])[0] == "stale"
     assert [r["stage"] for r in forced.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
     assert json.loads(forced.record_path(forced.stages[0]).read_text())["code"] == forced.code(forced.stages[0])
+
+
+def test_the_plan_follows_what_each_step_reads(tmp_path):
+    """Dependencies come from the steps' declarations; a study without compression ends each
+    teacher's chain at 02_student, which then writes the final evaluation."""
+    from kdcore import steps
+    from kdcore.config import load_config
+    from kdcore.study import plan
+
+    cfg = load_config(SMOKE, seeds=[1], compress=False)
+    stages = {s.key: s for s in plan(cfg)}
+    assert not any(k.endswith("03_compress") for k in stages)
+    assert stages["resnet-18/seed_1/02_student"].deps == ["data/seed_1/00_data", "resnet-18/seed_1/01_teacher"]
+    assert sorted(stages["compare"].deps) == ["resnet-18/seed_1/02_student", "swin-micro/seed_1/02_student"]
+    assert steps.finishes(cfg, "resnet-18", "02_student")
+    full = load_config(SMOKE, seeds=[1])
+    assert steps.finishes(full, "resnet-18", "03_compress") and not steps.finishes(full, "resnet-18", "02_student")
+    assert [s.notebook for s in steps.chain(full, "resnet-18")] == ["00_data", "01_teacher", "02_student", "03_compress"]
