@@ -226,20 +226,22 @@ def _study_flags(p) -> None:
 
 
 EXAMPLES = """examples:
-  kd study                                   the demo study on generated data; reports/demo/index.html
+  kd study                                   the demo study on generated data; {index}
   kd study params/control.yaml --dry-run     what would run, and why
   kd synth --out data/synth --frames 2000    synthetic FLAME-like RGB/IR data
   kd import-flame2 --root /data/FLAME2 --out data/flame2.csv
   kd check --csv data/flame2.csv             validate, and audit the leakage of every split mode
   kd run --teacher vit-b-16 --params params/default.yaml --seeds 42 123
-  kd predict --model student_best.pth --images frames/ --out predictions.csv
+  kd predict --model {model} --images frames/ --out predictions.csv
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     from kdcore import __version__
+    from kdcore.layout import Reports, deployable_names
 
-    parser = argparse.ArgumentParser(prog="kd", description=__doc__, epilog=EXAMPLES,
+    epilog = EXAMPLES.format(index=Reports("reports", "demo").index(), model=deployable_names()[0])
+    parser = argparse.ArgumentParser(prog="kd", description=__doc__, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,6 +308,8 @@ def _study_commands(sub) -> None:
 
 
 def _model_commands(sub) -> None:
+    from kdcore.layout import deployable_names
+
     p = sub.add_parser("models", help="the four study teachers and the student: params, MACs, size")
     p.add_argument("--img_size", type=int, default=224)
     p.add_argument("--json", action="store_true")
@@ -313,7 +317,7 @@ def _model_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="RGB-only inference with a saved student (.safetensors, .pth or .onnx)")
     p.add_argument("--model", required=True,
-                   help="student.safetensors, student_pruned.safetensors, student_best.pth or student*.onnx")
+                   help=", ".join(deployable_names()[:-1]) + f" or {deployable_names()[-1]}")
     p.add_argument("--images", required=True, help="a folder of images or a CSV with rgb_frame")
     p.add_argument("--out", required=True, help="CSV to write")
     p.add_argument("--base_path", help="folder a CSV's paths are relative to (default: the CSV's)")

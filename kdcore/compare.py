@@ -78,7 +78,7 @@ def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
 
 def model_table(cfg: Config, evaluations: dict) -> tuple[pd.DataFrame, dict]:
     """One row per teacher and model: n and mean [CI] of the primary metrics; and the per-teacher
-    aggregates (every metric) for aggregated_results.json."""
+    aggregates (every metric) for its aggregated results file."""
     rows, aggregated = [], {}
     for t in cfg.teachers:
         runs = [evaluations[t.name, s] for s in cfg.seeds]

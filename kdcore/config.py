@@ -19,6 +19,7 @@ import yaml
 
 from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
+from kdcore.layout import synth_csv
 
 
 @dataclass
@@ -56,14 +57,15 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
 
 PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file
 WRITTEN_TO = ("output", "cache_dir")  # where results go, never what they are
+DATA_KEYS = ("csv", "base_path")  # which data: a run's data fingerprint stands for these where it is taken
 GRID = ("teachers", "seeds")  # which runs: a run's own teacher and seed stand for these
 
 
 def result_settings(settings: dict) -> dict:
-    """The settings that shape one run's results: every one but where results are written and
-    the grid. The one rule behind the study's digests, its stage records and the comparison's
-    check that runs share their config."""
-    return {k: v for k, v in settings.items() if k not in WRITTEN_TO + GRID}
+    """How results are computed: every setting but where they are written, which data (``DATA_KEYS``)
+    and which runs of the grid (``GRID``). The one rule behind the study's digest, its stage
+    records and the comparison's check that runs share their config."""
+    return {k: v for k, v in settings.items() if k not in WRITTEN_TO + DATA_KEYS + GRID}
 
 
 def digest(obj) -> str:
@@ -73,7 +75,7 @@ def digest(obj) -> str:
 @dataclass
 class Config:
     # data
-    csv: str = "data/demo/frame_labels.csv"
+    csv: str = str(synth_csv("data/demo"))
     base_path: str | None = None
     synth_frames: int = 0  # > 0: generate synthetic data at csv's folder if it is missing
     synth_size: int = 128

@@ -187,6 +187,12 @@ class Reports:
         return self.root / self.INDEX
 
 
+def deployable_names() -> list[str]:
+    """The names of a run's student files that ``kd predict`` reads (the last one a pattern)."""
+    return [f"{VARIANT_STEMS[v]}.safetensors" for v in ("fp32", "pruned")] + \
+        [Layout(".").fit_paths(NO_KD, 0, "student").best.name, f"{VARIANT_STEMS['fp32']}*.onnx"]
+
+
 def synth_csv(folder: str | Path) -> Path:
     """The frame CSV ``kd synth`` writes beside the data it generates."""
     return Path(folder) / "frame_labels.csv"

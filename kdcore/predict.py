@@ -19,6 +19,7 @@ from kdcore.data.dataset import normalize
 from kdcore.data.schema import LABELS, load_rgb
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, ensure_folder
+from kdcore.layout import deployable_names
 from kdcore.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -54,7 +55,7 @@ def load_model(path: str | os.PathLike):
             raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
         if META_KEY not in props:
             raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
-                          "use the student_*.onnx files a kdcore run writes")
+                          f"use the {deployable_names()[-1]} files a kdcore run writes")
         return OnnxModel(path), json.loads(props[META_KEY])
     model, checkpoint = load_student(path)  # .pth or .safetensors
     if "normalization" not in checkpoint:

@@ -382,8 +382,8 @@ def json_key(obj) -> str:
 
 def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     """All teachers x seeds: per-model summaries, the paired differences with intervals over seeds
-    and over test blocks, Holm-adjusted p-values, the prevalence baseline; written as
-    aggregated_results.json per teacher and as paper tables under <output>/metrics/compare/."""
+    and over test blocks, Holm-adjusted p-values, the prevalence baseline; written as each
+    teacher's aggregated results and as the comparison's tables for a paper."""
     layout = Layout(cfg.output)
     evaluations = compare.load_evaluations(cfg, layout)
     warnings = _consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)

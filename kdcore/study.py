@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdcore import steps
-from kdcore.config import Config, digest, load_config, result_settings
+from kdcore.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.errors import KDError
 from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
 from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
@@ -98,12 +98,14 @@ def _priority(stage: Stage) -> int:
 
 
 def stage_digest(cfg: Config, stage: Stage) -> str:
-    """What a stage's results depend on: the settings that shape results, its teacher's (every
-    teacher's for the comparison), its seed (every seed for the comparison)."""
+    """What a stage's results depend on: the settings that shape results, its data (by path: no
+    fingerprint is taken before a stage runs), its teacher's settings and its seed (every teacher's
+    and seed for the comparison)."""
     settings = cfg.to_dict()
     teachers = [t for t in settings["teachers"] if stage.step.scope == "study" or t["name"] == stage.teacher]
     seeds = settings["seeds"] if stage.step.scope == "study" else stage.seed
-    return digest({"shared": result_settings(settings), "teacher": teachers, "seed": seeds, "stage": stage.notebook})
+    return digest({"shared": result_settings(settings), "data": {k: settings[k] for k in DATA_KEYS},
+                   "teacher": teachers, "seed": seeds, "stage": stage.notebook})
 
 
 def code_digest(source: Path, notebook: Path) -> str:

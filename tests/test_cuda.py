@@ -18,6 +18,7 @@ import yaml
 from conftest import SMOKE
 from killing import kill_tree
 
+from kdcore.config import Config
 from kdcore.data import FrameDataset
 from kdcore.distill import BCE, Distill, TeacherOutputs
 from kdcore.models import STUDY_TEACHERS, Student, create_teacher
@@ -39,9 +40,9 @@ def _frames(n: int, size: int, seed: int = 0) -> FrameDataset:
 
 
 def _settings(**kw) -> FitSettings:
-    return FitSettings(**{"epochs": 1, "patience": 1, "lr": 1e-4, "batch_size": 4, "seed": 0,
-                          "eval_batch_size": 8, "device": DEVICE, "bf16": True, "channels_last": True,
-                          "progress": False, **kw})
+    return FitSettings.from_config(Config(), **{"epochs": 1, "patience": 1, "lr": 1e-4, "batch_size": 4, "seed": 0,
+                                                "eval_batch_size": 8, "device": DEVICE, "bf16": True,
+                                                "channels_last": True, "progress": False, **kw})
 
 
 def _paths(folder, name="model") -> FitPaths:

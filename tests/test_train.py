@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 from scipy.special import expit, rel_entr
 from torch.utils.data import Dataset
 
+from kdcore.config import Config
 from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, kd_loss
 from kdcore.models import Student, create_teacher
 from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit
@@ -38,8 +39,8 @@ class Pairs(Dataset):
 
 
 def _settings(**kw):
-    return FitSettings(**{"epochs": 3, "patience": 5, "lr": 1e-3, "batch_size": 16, "seed": 7,
-                          "eval_batch_size": 32, "progress": False, **kw})
+    return FitSettings.from_config(Config(), **{"epochs": 3, "patience": 5, "lr": 1e-3, "batch_size": 16,
+                                                "seed": 7, "eval_batch_size": 32, "progress": False, **kw})
 
 
 def _paths(folder, name="student"):

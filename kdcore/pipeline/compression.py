@@ -133,7 +133,7 @@ def _pruned_int8(shop: Workshop) -> Made:
 
 def compress_student(cfg: Config, data: SeedData, teacher: str) -> dict:
     """Every variant of the distilled student, made, checked (ONNX parity), measured and stamped;
-    ``compression.json`` beside the other metrics."""
+    the record beside the other metrics (``Layout.compression``)."""
     result_path = Layout(cfg.output).compression(teacher, data.seed)
     if result_path.exists():
         return read_json(result_path)
