@@ -4,7 +4,7 @@ metadata), read by compression, ``kd predict`` and the reports, stamped with the
 A student file is self-describing: its kind, its architecture (pruned students are narrower
 ``Student``s) and what ``kd predict`` needs (normalization, image size, thresholds). ``.pth``
 files load with ``weights_only=True``; ``.safetensors`` files hold no pickle at all, the metadata
-as JSON in their header.
+as JSON in their header; an ONNX export carries the same JSON in its metadata.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import torch
 
 from kdcore.errors import KDError
 from kdcore.io import atomic_path
+from kdcore.layout import deployable_names
 from kdcore.models import Student
+
+ONNX_META_KEY = "kdcore"  # the ONNX metadata entry holding a student's metadata (JSON)
 
 
 def student_arch(student: Student) -> dict:
@@ -79,8 +82,45 @@ def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
     return student.eval(), checkpoint
 
 
-def stamp_checkpoint(path: str | os.PathLike, meta: dict) -> None:
+def stamp(path: str | os.PathLike, meta: dict) -> None:
+    """Store what ``kd predict`` needs (normalization, image size, thresholds, variant) inside a
+    student's ``.pth`` checkpoint or ONNX file."""
+    if Path(path).suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(path))
+        del model.metadata_props[:]
+        entry = model.metadata_props.add()
+        entry.key, entry.value = ONNX_META_KEY, json.dumps(meta)
+        with atomic_path(path) as tmp:
+            onnx.save(model, str(tmp))
+        return
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     checkpoint.update(meta)
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
+
+
+def load_deployable(path: str | os.PathLike):
+    """(model, meta) of any student file a run writes (``.safetensors``, ``.pth``, ``.onnx``),
+    with what inference needs; anything else is a clear error."""
+    from kdcore.compress import OnnxModel
+
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"--model: no such file {path}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception as e:  # onnx's parser errors have no common base class
+            raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
+        if ONNX_META_KEY not in props:
+            raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
+                          f"use the {deployable_names()[-1]} files a kdcore run writes")
+        return OnnxModel(path), json.loads(props[ONNX_META_KEY])
+    model, meta = load_student(path)
+    if "normalization" not in meta:
+        raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
+    return model, meta

@@ -7,7 +7,6 @@ An unreadable image is skipped, warned about and listed in the output, never dro
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -15,54 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kdcore.checkpoint import load_deployable
 from kdcore.data.dataset import normalize
 from kdcore.data.schema import LABELS, load_rgb
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, ensure_folder
-from kdcore.layout import deployable_names
 from kdcore.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-META_KEY = "kdcore"  # the ONNX metadata entry holding the JSON below
-
-
-def stamp_onnx(path: str | os.PathLike, meta: dict) -> None:
-    """Store normalization, image size and thresholds inside an ONNX file."""
-    import onnx
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = META_KEY, json.dumps(meta)
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
-
-
-def load_model(path: str | os.PathLike):
-    """(model, meta) for a student checkpoint (.pth) or ONNX file; anything else is a clear error."""
-    from kdcore.checkpoint import load_student
-    from kdcore.compress import OnnxModel
-
-    path = Path(path)
-    if not path.is_file():
-        raise KDError(f"--model: no such file {path}")
-    if path.suffix == ".onnx":
-        import onnx
-
-        try:
-            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        except Exception as e:  # onnx's parser errors have no common base class
-            raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
-        if META_KEY not in props:
-            raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
-                          f"use the {deployable_names()[-1]} files a kdcore run writes")
-        return OnnxModel(path), json.loads(props[META_KEY])
-    model, checkpoint = load_student(path)  # .pth or .safetensors
-    if "normalization" not in checkpoint:
-        raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
-    return model, checkpoint
-
-
 def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None = None) -> pd.DataFrame:
     """id and path of every image: the files of a folder, or a CSV's ``rgb_frame`` column."""
     images = Path(images)
@@ -84,7 +43,7 @@ def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None =
 
 def predict_images(model_path, images, out_csv, base_path=None, batch_size: int = 64,
                    show_progress: bool = True) -> pd.DataFrame:
-    model, meta = load_model(model_path)
+    model, meta = load_deployable(model_path)
     ensure_folder(Path(out_csv).parent)  # before the work, not after it
     size, stats = int(meta["image_size"]), meta["normalization"]
     thresholds = meta.get("thresholds") or dict.fromkeys(LABELS, 0.5)

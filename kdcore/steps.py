@@ -30,6 +30,7 @@ class Step:
     reads: tuple[str, ...]  # products of earlier steps
     makes: tuple[str, ...]
     applies: Callable[[Config, str | None], bool] = _always
+    skipped_when: str = ""  # in words: when ``applies`` says no
 
 
 STEPS = (
@@ -38,7 +39,8 @@ STEPS = (
     Step("02_student", "student", "teacher", reads=("split", "teacher", "no_kd_student"),
          makes=("student", "final_evaluation")),
     Step("03_compress", "compression", "teacher", reads=("split", "student"),
-         makes=("compressed_students", "final_evaluation"), applies=_compressed),
+         makes=("compressed_students", "final_evaluation"), applies=_compressed,
+         skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)"),
     Step("04_compare", "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}

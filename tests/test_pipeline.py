@@ -211,3 +211,13 @@ def test_a_step_refuses_to_run_before_what_it_reads(smoke, tmp_path):
                                       r"there: run 01_teacher first"):
         run_step(other, "02_student", data, "resnet-18")
     assert not Layout(other.output).fit_paths("resnet-18", 1, "student").last.exists()  # nothing trained
+
+
+def test_a_step_that_does_not_apply_says_why(smoke, tmp_path):
+    from kdcore.errors import KDError
+    from kdcore.pipeline import run_step
+
+    cfg, _ = smoke
+    other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv, compress=False)
+    with pytest.raises(KDError, match=r"03_compress does not run for teacher 'resnet-18' in this config: compress: false"):
+        run_step(other, "03_compress", prepare_data(other, 1, progress=False), "resnet-18")

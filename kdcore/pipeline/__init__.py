@@ -49,8 +49,11 @@ WORK = {  # step -> (cfg, data, teacher) -> its record
 
 def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = None) -> dict:
     """One step for one seed (and teacher), once what it reads is there."""
+    step = steps.step(notebook)
+    if not step.applies(cfg, teacher):
+        raise KDError(f"{notebook} does not run for teacher {teacher!r} in this config: {step.skipped_when}")
     synchronize()
-    missing = Layout(cfg.output).missing(steps.step(notebook).reads, teacher, data.seed)
+    missing = Layout(cfg.output).missing(step.reads, teacher, data.seed)
     if missing:
         product, path = missing[0]
         raise KDError(f"{notebook} reads the {product.replace('_', ' ')} ({path}), which is not there: "

@@ -157,15 +157,11 @@ def compress_student(cfg: Config, data: SeedData, teacher: str) -> dict:
 def stamp(made: Made, variant: str, meta: dict) -> None:
     """What ``kd predict`` needs, inside each file of a variant: normalization, image size, tuned
     thresholds, and which variant it is."""
-    from kdcore.checkpoint import load_student, save_student_safetensors, stamp_checkpoint
-    from kdcore.predict import stamp_onnx
+    from kdcore.checkpoint import load_student, save_student_safetensors, stamp
 
-    if made.file.suffix == ".onnx":
-        stamp_onnx(made.file, {**meta, "variant": variant})
-    else:
-        stamp_checkpoint(made.file, {**meta, "variant": variant})
+    stamp(made.file, {**meta, "variant": variant})
     if made.onnx:
-        stamp_onnx(made.onnx, {**meta, "variant": f"{variant}_onnx"})
+        stamp(made.onnx, {**meta, "variant": f"{variant}_onnx"})
     if made.safetensors:
         save_student_safetensors(load_student(made.file)[0], made.safetensors, **meta,
                                  variant=f"{variant}_safetensors")
