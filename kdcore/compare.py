@@ -10,15 +10,20 @@ uncertainty only). Beside them, the prevalence baseline: what always answering "
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from kdcore.config import Config
+from kdcore.config import Config, result_settings
 from kdcore.data import LABELS
+from kdcore.errors import KDError
 from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
+from kdcore.profile import latency_key
 from kdcore.stats import block_bootstrap, holm, paired_difference, summarize
 
 # metric key -> (label, where it sits in an evaluation's "metrics", bounds)
@@ -222,3 +227,61 @@ def per_seed_points(cfg: Config, evaluations: dict, key: str) -> pd.DataFrame:
     return pd.DataFrame([{"teacher": t.name, "model": ROLES[role], "seed": s,
                           "value": metric_value(evaluations[t.name, s][role], key)}
                          for t in cfg.teachers for role in ROLES for s in cfg.seeds])
+
+
+def consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
+    """Runs to be aggregated must share their data and their config (but for teacher and seed)."""
+    fingerprints, digests = {}, {}
+    for (teacher, seed), e in evaluations.items():
+        p = e["provenance"]
+        fingerprints.setdefault(json_key(p["data"]), []).append(f"{teacher}/seed {seed}")
+        config = result_settings(p["config"])
+        digests.setdefault(json_key(config), []).append(f"{teacher}/seed {seed}")
+    problems = []
+    if len(fingerprints) > 1:
+        problems.append("data fingerprints differ: " + " vs ".join(", ".join(r) for r in fingerprints.values()))
+    if len(digests) > 1:
+        problems.append("configs differ: " + " vs ".join(", ".join(r) for r in digests.values()))
+    if problems and not allow_mixed:
+        raise KDError("refusing to aggregate: " + "; ".join(problems) + " (allow_mixed=True to aggregate anyway)")
+    return problems
+
+
+def json_key(obj) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+def variant_table(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFrame:
+    """Per teacher and compressed variant: macro-F1 over seeds, mean size and median latency (no
+    rows where nothing was compressed)."""
+    latency = latency_header(latency_key(cfg.image_size, 1))
+    rows = []
+    for t in cfg.teachers:
+        runs = [evaluations[t.name, s] for s in cfg.seeds]
+        for variant in variant_names(runs):
+            variant_runs = [r["compression"]["variants"][variant] if "compression" in r else None for r in runs]
+            s = summarize([v["metrics"]["macro_f1"] if v else None for v in variant_runs])
+            aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
+            present = [v for v in variant_runs if v]
+            rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
+                         "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1],
+                         "size, MB": float(np.mean([v["cost"]["size_mb"] for v in present])) if present else None,
+                         latency: float(np.median([batch1_ms(v, cfg) for v in present])) if present else None})
+    return pd.DataFrame(rows, columns=["teacher", "variant", "n", "macro-F1 mean", "macro-F1 low", "macro-F1 high",
+                                       "size, MB", latency])
+
+
+def variant_names(runs: list[dict]) -> list[str]:
+    """The compressed variants the runs hold, in the order they were made."""
+    return list(dict.fromkeys(v for r in runs if "compression" in r for v in r["compression"]["variants"]))
+
+
+def batch1_ms(record: dict, cfg: Config) -> float:
+    """A model's CPU latency at the run's image size, batch 1 (every record has it)."""
+    return record["timing"]["latency"][latency_key(cfg.image_size, 1)]["median_ms"]
+
+
+def latency_header(key: str) -> str:
+    """'224px_batch1' -> 'latency, ms (224 px, batch 1)'."""
+    size, batch = re.fullmatch(r"(\d+)px_batch(\d+)", key).groups()
+    return f"latency, ms ({size} px, batch {batch})"

@@ -8,8 +8,6 @@ inspect or re-plot: DataFrames with readable headers and figures (also saved as 
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,18 +15,16 @@ import numpy as np
 import pandas as pd
 
 from kdcore import compare, plots, report
-from kdcore.config import Config, TeacherConfig, load_config, result_settings
+from kdcore.config import Config, TeacherConfig, load_config
 from kdcore.data import COMBOS, LABELS, frame_hashes
 from kdcore.data.schema import combo_names
 from kdcore.data.splits import audit_modes, one_valued_labels
 from kdcore.distill import TeacherOutputs
 from kdcore.embed import tsne, umap
-from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import DATA, NO_KD, Layout
-from kdcore.pipeline import VARIANTS, SeedData, latency_key, prepare_data, provenance, run_step
+from kdcore.pipeline import SeedData, prepare_data, provenance, run_step
 from kdcore.report import number
-from kdcore.stats import summarize
 from kdcore.train import predict
 
 
@@ -296,12 +292,6 @@ def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
     return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]})
 
 
-def latency_header(key: str) -> str:
-    """'224px_batch1' -> 'latency, ms (224 px, batch 1)'."""
-    size, batch = re.fullmatch(r"(\d+)px_batch(\d+)", key).groups()
-    return f"latency, ms ({size} px, batch {batch})"
-
-
 def variants_table(run: Run) -> pd.DataFrame:
     """Each variant of the distilled student: what it keeps and what it costs."""
     rows = []
@@ -310,13 +300,8 @@ def variants_table(run: Run) -> pd.DataFrame:
         rows.append({"variant": variant, "macro-F1": v["metrics"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
                      "smoke F1": v["metrics"]["smoke"]["f1"], "params, M": v["cost"]["params_total"] / 1e6,
                      "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
-                     **{latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
+                     **{compare.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
     return pd.DataFrame(rows)
-
-
-def batch1_ms(record: dict, cfg: Config) -> float:
-    """A model's CPU latency at the run's image size, batch 1 (every record has it)."""
-    return record["timing"]["latency"][latency_key(cfg.image_size, 1)]["median_ms"]
 
 
 def compress_summary(run: Run) -> list[str]:
@@ -324,8 +309,8 @@ def compress_summary(run: Run) -> list[str]:
     fp32 = v["fp32"]
     return [f"{variant}: macro-F1 {number(r['metrics']['macro_f1'])} (fp32 {number(fp32['metrics']['macro_f1'])}), "
             f"{r['cost']['size_mb']:.2f} MB (fp32 {fp32['cost']['size_mb']:.2f}), "
-            f"{batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
-            f"(fp32 {batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
+            f"{compare.batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
+            f"(fp32 {compare.batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
 
 
 def tradeoff(run: Run) -> dict:
@@ -358,37 +343,15 @@ class Comparison:
     paper_tables: list[Path] = field(default_factory=list)
 
 
-def _consistency(evaluations: dict, allow_mixed: bool) -> list[str]:
-    """Runs to be aggregated must share their data and their config (but for teacher and seed)."""
-    fingerprints, digests = {}, {}
-    for (teacher, seed), e in evaluations.items():
-        p = e["provenance"]
-        fingerprints.setdefault(json_key(p["data"]), []).append(f"{teacher}/seed {seed}")
-        config = result_settings(p["config"])
-        digests.setdefault(json_key(config), []).append(f"{teacher}/seed {seed}")
-    problems = []
-    if len(fingerprints) > 1:
-        problems.append("data fingerprints differ: " + " vs ".join(", ".join(r) for r in fingerprints.values()))
-    if len(digests) > 1:
-        problems.append("configs differ: " + " vs ".join(", ".join(r) for r in digests.values()))
-    if problems and not allow_mixed:
-        raise KDError("refusing to aggregate: " + "; ".join(problems) + " (allow_mixed=True to aggregate anyway)")
-    return problems
-
-
-def json_key(obj) -> str:
-    return json.dumps(obj, sort_keys=True)
-
-
 def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     """All teachers x seeds: per-model summaries, the paired differences with intervals over seeds
     and over test blocks, Holm-adjusted p-values, the prevalence baseline; written as each
     teacher's aggregated results and as the comparison's tables for a paper."""
     layout = Layout(cfg.output)
     evaluations = compare.load_evaluations(cfg, layout)
-    warnings = _consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)
+    warnings = compare.consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)
     models, aggregated = compare.model_table(cfg, evaluations)
-    variants = _variant_numbers(cfg, evaluations, aggregated)
+    variants = compare.variant_table(cfg, evaluations, aggregated)
     differences = compare.difference_table(cfg, evaluations, layout)
     for name, agg in aggregated.items():
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
@@ -403,23 +366,6 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
     study.paper_tables = report.write_paper_tables(layout, numbers, shown)
     return study
-
-
-def _variant_numbers(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFrame:
-    rows = []
-    for t in cfg.teachers:
-        runs = [evaluations[t.name, s] for s in cfg.seeds]
-        for variant in VARIANTS:
-            variant_runs = [r["compression"]["variants"][variant] if "compression" in r else None for r in runs]
-            s = summarize([v["metrics"]["macro_f1"] if v else None for v in variant_runs])
-            aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
-            present = [v for v in variant_runs if v]
-            rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
-                         "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1],
-                         "size, MB": float(np.mean([v["cost"]["size_mb"] for v in present])) if present else None,
-                         latency_header(latency_key(cfg.image_size, 1)):
-                             float(np.median([batch1_ms(v, cfg) for v in present])) if present else None})
-    return pd.DataFrame(rows)
 
 
 def compare_summary(study: Comparison) -> list[str]:
@@ -500,7 +446,7 @@ def tradeoff_figures(study: Comparison) -> dict:
     for t in cfg.teachers:
         runs = [study.evaluations[t.name, s] for s in cfg.seeds]
         points.append(_point(f"{t.name} teacher", [r["teacher"] for r in runs], cfg))
-        for variant in VARIANTS:
+        for variant in compare.variant_names(runs):
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:
                 points.append(_point(f"{t.name} student {variant}", variant_runs, cfg))
@@ -510,7 +456,7 @@ def tradeoff_figures(study: Comparison) -> dict:
 
 def _point(label: str, records: list[dict], cfg: Config) -> tuple:
     """(label, median latency, mean macro-F1, mean file size) of one model over its seeds."""
-    return (label, float(np.median([batch1_ms(r, cfg) for r in records])),
+    return (label, float(np.median([compare.batch1_ms(r, cfg) for r in records])),
             _mean([r["metrics"]["macro_f1"] for r in records]), float(np.mean([r["cost"]["size_mb"] for r in records])))
 
 

@@ -221,3 +221,21 @@ def test_a_step_that_does_not_apply_says_why(smoke, tmp_path):
     other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv, compress=False)
     with pytest.raises(KDError, match=r"03_compress does not run for teacher 'resnet-18' in this config: compress: false"):
         run_step(other, "03_compress", prepare_data(other, 1, progress=False), "resnet-18")
+
+
+def test_comparison_of_a_study_without_compression(smoke, tmp_path):
+    """A KD-only study (compress: false, as the control studies run): no compressed rows, every
+    table and figure still made."""
+    from kdcore import stages
+
+    cfg, _ = smoke
+    shutil.copytree(cfg.output, tmp_path / "out", ignore=shutil.ignore_patterns("*.onnx", "*.safetensors"))
+    other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv, compress=False, seeds=[1],
+                        teachers=["resnet-18"])
+    final = Layout(other.output).final_evaluation("resnet-18", 1)
+    final.write_text(json.dumps({k: v for k, v in json.loads(final.read_text()).items() if k != "compression"}))
+    study = stages.compare_stage(other)
+    assert study.variants.empty and stages.compressed_table(study).empty
+    stages.tradeoff_figures(study)  # the teacher alone: no compressed student to place
+    assert Layout(other.output).figure(None, None, "tradeoff").exists()
+    assert len(study.models) == 3 and {p.suffix for p in study.paper_tables} == {".csv", ".md", ".tex"}

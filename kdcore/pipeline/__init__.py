@@ -16,7 +16,7 @@ from kdcore.config import Config
 from kdcore.errors import KDError
 from kdcore.layout import Layout
 from kdcore.pipeline.compression import VARIANTS, compress_student
-from kdcore.pipeline.evaluation import evaluate, final_evaluation, latency_key, measure, provenance
+from kdcore.pipeline.evaluation import evaluate, final_evaluation, measure, provenance
 from kdcore.pipeline.fits import (
     build_student,
     build_teacher,
@@ -34,7 +34,7 @@ from kdcore.train import synchronize
 
 __all__ = [
     "VARIANTS", "SeedData", "build_student", "build_teacher", "compress_student", "crossfit_folds", "ensure_data",
-    "evaluate", "final_evaluation", "fit_settings", "latency_key", "measure", "online_teacher", "prepare_data",
+    "evaluate", "final_evaluation", "fit_settings", "measure", "online_teacher", "prepare_data",
     "provenance", "run_step", "run_teacher_pipeline", "student_criterion", "teacher_outputs", "train_student",
     "train_teacher", "trained_teacher",
 ]

@@ -14,16 +14,12 @@ from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import final_metrics, visibility_breakdown
 from kdcore.pipeline.seed_data import SeedData
-from kdcore.profile import example_inputs, latency_ms
+from kdcore.profile import example_inputs, latency_key, latency_ms
 from kdcore.profile import profile as profile_model
 from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
 from kdcore.train import is_main_process, predict, resolve_device
 
 DEPLOYMENT_SIZE = 224  # a deployable student is also timed at the frame size of a drone's camera feed
-
-
-def latency_key(size: int, batch: int) -> str:
-    return f"{size}px_batch{batch}"
 
 
 def latencies(model: torch.nn.Module, sizes, batches, repeats: int) -> dict:
