@@ -272,8 +272,8 @@ def variant_table(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFr
 
 
 def variant_names(runs: list[dict]) -> list[str]:
-    """The compressed variants the runs hold, in the order they were made."""
-    return list(dict.fromkeys(v for r in runs if "compression" in r for v in r["compression"]["variants"]))
+    """The compressed variants the runs hold, by name."""
+    return sorted({v for r in runs if "compression" in r for v in r["compression"]["variants"]})
 
 
 def batch1_ms(record: dict, cfg: Config) -> float:
