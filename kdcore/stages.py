@@ -1,7 +1,7 @@
 """What each stage notebook shows, section by section.
 
-A stage function does the stage's work (training what is missing) and returns a ``Run`` (or, for
-the comparison, a ``Comparison``); the section functions turn it into named objects a reader can
+A stage function runs its step (``kdcore.pipeline.run_step``: nothing that already finished runs
+again) and returns a ``Run`` (or, for the comparison, a ``Comparison``); the section functions turn it into named objects a reader can
 inspect or re-plot: DataFrames with readable headers and figures (also saved as PNG under
 ``<output>/graphs/``). ``kdcore.report`` displays them.
 """
