@@ -97,6 +97,9 @@ def _priority(stage: Stage) -> int:
     return 0 if stage.notebook == "01_teacher" else 1
 
 
+DIGEST_FORMULA = 2  # stage_digest's formula: a record of another formula is judged stale, never "changed"
+
+
 def stage_digest(cfg: Config, stage: Stage) -> str:
     """What a stage's results depend on: the settings that shape results, its data (by path: no
     fingerprint is taken before a stage runs), its teacher's settings and its seed (every teacher's
@@ -164,6 +167,8 @@ class Study:
         record = read_json(path)
         if record.get("status") != "finished":
             return "to run", "interrupted: resumes where it stopped"
+        if record.get("digest_formula") != DIGEST_FORMULA:  # its digest cannot be compared: keep, don't clean
+            return "stale", "recorded by an older kdcore, whose settings digest is not comparable"
         if record.get("digest") != stage_digest(self.cfg, stage):
             return "to run", "a setting it depends on changed"
         if record.get("code") != self.code(stage):
@@ -178,26 +183,29 @@ class Study:
         return [{"stage": s.key, "status": "to run (forced)" if self.force else status, "reason": reason}
                 for s in self.stages for status, reason in [self.status(s)]]
 
+    def _digest(self, stage: Stage) -> dict:
+        return {"digest": stage_digest(self.cfg, stage), "digest_formula": DIGEST_FORMULA}
+
     def _keep(self, stages: list[Stage]) -> None:
         """Accept results of other code: recorded in the stage's record."""
         for stage in stages:
             record = read_json(self.record_path(stage))
             code = self.code(stage)
             write_json(self.record_path(stage), {**record, "code": code, "kept_from_code": record.get("code"),
-                                                 "kept": time.time()})
+                                                 "kept": time.time(), **self._digest(stage)})
 
     def _start(self, stage: Stage) -> None:
         """Begin a stage: clean outputs if it ran before under another config (or force), and the
         temporary files a killed run of it left."""
-        path, digest = self.record_path(stage), stage_digest(self.cfg, stage)
+        path = self.record_path(stage)
         previous = read_json(path) if path.exists() else None
-        if self.force or (previous and previous.get("digest") != digest):
+        if self.force or (previous and previous.get("digest") != stage_digest(self.cfg, stage)):
             for product in stage.step.makes:
                 for p in self.layout.product_files(product, stage.teacher, stage.seed):
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         for folder in self.layout.step_folders(stage.step.scope, stage.teacher, stage.seed):
             remove_stray_temporaries(folder)
-        write_json(path, {"status": "started", "digest": digest, "code": self.code(stage), "started": time.time()})
+        write_json(path, {"status": "started", **self._digest(stage), "code": self.code(stage), "started": time.time()})
 
     # --- running ---
 
@@ -276,7 +284,7 @@ class Study:
             run_stage(spec)
         else:
             self._submit(spec)
-        write_json(self.record_path(stage), {"status": "finished", "digest": stage_digest(self.cfg, stage),
+        write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
                                              "code": self.code(stage), "seconds": time.perf_counter() - start,
                                              "finished": time.time()})
         return time.perf_counter() - start

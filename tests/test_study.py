@@ -242,3 +242,19 @@ def test_the_plan_follows_what_each_step_reads(tmp_path):
     full = load_config(SMOKE, seeds=[1])
     assert steps.finishes(full, "resnet-18", "03_compress") and not steps.finishes(full, "resnet-18", "02_student")
     assert [s.notebook for s in steps.chain(full, "resnet-18")] == ["00_data", "01_teacher", "02_student", "03_compress"]
+
+
+def test_a_record_of_an_older_digest_formula_is_stale_not_changed(smoke_study, tmp_path):
+    """Its results are kept (stale: --keep-results accepts them, --force reruns), never cleaned as
+    if a setting had changed."""
+    tmp, _, _ = smoke_study
+    shutil.copytree(tmp / "out" / "stages", tmp_path / "out" / "stages")
+    overrides = {"output": str(tmp_path / "out"), "csv": str(tmp / "data" / "frame_labels.csv"), "seeds": [1]}
+    old = Study(SMOKE, reports=tmp_path / "reports", teachers=["resnet-18"], compare=False, overrides=overrides)
+    stage = old.stages[0]
+    record = json.loads(old.record_path(stage).read_text())
+    old.record_path(stage).write_text(json.dumps({k: v for k, v in record.items() if k != "digest_formula"}
+                                                 | {"digest": "0" * 16}))
+    assert old.status(stage) == ("stale", "recorded by an older kdcore, whose settings digest is not comparable")
+    old._keep([stage])
+    assert old.status(stage)[0] == "finished"
