@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ class Workshop:
         from kdcore.compress import OnnxModel, quantize_onnx
 
         base = self.made[source]
-        file = quantize_onnx(base.onnx, self.file(variant, ".onnx"), calibration_frames(self.data))
+        file = quantize_onnx(base.onnx, self.file(variant, ".onnx"), self.calibration)
         return Made(OnnxModel(file), base.architecture, file)
 
     def student(self) -> torch.nn.Module:
@@ -73,6 +74,11 @@ class Workshop:
 
     def student_file(self) -> Path:
         return self.layout.fit_paths(self.teacher, self.data.seed, "student").best
+
+    @cached_property
+    def calibration(self) -> np.ndarray:
+        """The int8 calibration frames, chosen once for every quantized variant."""
+        return calibration_frames(self.data)
 
     @property
     def meta(self) -> dict:
