@@ -256,10 +256,13 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dataset,
         settings: FitSettings, paths: FitPaths, desc: str = "train", best_meta: dict | None = None) -> dict:
-    """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``.
+    """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``,
+    which is removed once the fit finishes; a finished fit returns its log and trains nothing.
 
     ``best_meta`` goes into the best checkpoint beside the weights (architecture, normalization).
     """
+    if finished(paths):
+        return read_json(paths.log)
     device = resolve_device(settings.device)
     if device.type == "cuda":
         set_deterministic(settings.deterministic)
@@ -304,6 +307,9 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
             save_checkpoint(paths.last, {**{k: v.state_dict() for k, v in parts.items()}, "state": state,
                                          "rng": _rng_states(), "settings": asdict(settings)})
             write_json(paths.log, training_log(state, settings))
+    if is_main_process():
+        # a finished fit never resumes: its optimizer state (three times the model) is dead weight
+        paths.last.unlink(missing_ok=True)
     return training_log(state, settings)
 
 

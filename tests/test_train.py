@@ -125,6 +125,18 @@ def test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_finished_fit_drops_its_resume_checkpoint_and_is_not_trained_again(tmp_path):
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    paths = _paths(tmp_path)
+    log = fit(Student(), BCE(), train, val, _settings(epochs=2), paths)
+    assert paths.best.exists() and paths.log.exists() and not paths.last.exists()
+    best = paths.best.read_bytes()
+    train.fail_at = 0  # any frame read would crash: the second call must not train
+    again = fit(Student(), BCE(), train, val, _settings(epochs=2), paths)
+    assert again == log
+    assert paths.best.read_bytes() == best
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     log = fit(Student(), BCE(), train, val, _settings(epochs=30, patience=2, lr=1e-5), _paths(tmp_path))
@@ -135,8 +147,11 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
 
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_best(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
-    fit(Student(), BCE(), train, val, _settings(epochs=1), _paths(tmp_path))
+    train.fail_at = 64 + 8  # epoch 1 ends, epoch 2 crashes at once: the fit resumes into NaN frames
+    with pytest.raises(RuntimeError, match="injected crash"):
+        fit(Student(), BCE(), train, val, _settings(epochs=2), _paths(tmp_path))
     best = (tmp_path / "student_best.pth").read_bytes()
+    train.fail_at = None
     train.rgb[train.rgb.shape[0] // 2:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch \d+"):
         fit(Student(), BCE(), train, val, _settings(epochs=2), _paths(tmp_path))
