@@ -1,4 +1,8 @@
+import errno
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from kdcore.data import (
@@ -8,6 +12,7 @@ from kdcore.data import (
     normalization_stats,
     read_frame_csv,
 )
+from kdcore.errors import KDError
 
 
 def test_cache_is_built_once_and_reused(synth_csv, tmp_path):
@@ -21,6 +26,19 @@ def test_cache_is_built_once_and_reused(synth_csv, tmp_path):
     assert len(list(tmp_path.glob("*"))) == 1  # no temporary files left behind
     decoded_frames(table, "rgb", 48, tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npy"))) == 2  # a new size is a new entry
+
+
+def test_a_cache_the_disk_cannot_hold_is_an_error_not_a_crash(synth_csv, tmp_path, monkeypatch):
+    # filling a memory map on a full disk ends the process with SIGBUS: the space is claimed first
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full, raising=False)
+    table = read_frame_csv(synth_csv, check_images=False)
+    with pytest.raises(KDError, match=r"rgb_32px_\w+\.npy: the decoded-frame cache needs 1 MB "
+                                      r"\(400 rgb frames at 32 px\) and [\d,]+ MB are free there"):
+        decoded_frames(table, "rgb", 32, tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the cache nor its temporary file
 
 
 def test_normalization_uses_training_frames_only():

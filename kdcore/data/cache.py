@@ -7,15 +7,19 @@ finished.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from kdcore.data.schema import FrameTable, load_rgb
 from kdcore.data.splits import HASH_SIZE, difference_hash
+from kdcore.errors import KDError
 from kdcore.io import atomic_path
 from kdcore.layout import cache_file
 from kdcore.progress import progress as progress_bar
@@ -44,6 +48,7 @@ def decoded_frames(table: FrameTable, modality: str, size: int, cache_dir: str |
         with atomic_path(path) as tmp:
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                               shape=(len(paths), size, size, 3))
+            _reserve(tmp, path, f"{len(paths)} {modality} frames at {size} px")
             with ThreadPoolExecutor(_workers()) as pool:
                 images = pool.map(lambda p: load_rgb(p, size), paths)
                 desc = f"caching {modality} at {size}px"
@@ -52,6 +57,26 @@ def decoded_frames(table: FrameTable, modality: str, size: int, cache_dir: str |
             array.flush()
             del array
     return np.load(path, mmap_mode="r")
+
+
+def _reserve(tmp: Path, path: Path, what: str) -> None:
+    """Claim the cache file's disk space before filling it: a memory-mapped write to a full disk
+    kills the process with SIGBUS instead of raising an error."""
+    needed, free = tmp.stat().st_size, shutil.disk_usage(tmp.parent).free  # the file is sparse so far
+    fd = os.open(tmp, os.O_RDWR)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(fd, 0, needed)
+        elif free < needed:  # no way to claim it here: a check instead
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise KDError(f"{path}: the decoded-frame cache needs {needed / 1e6:,.0f} MB ({what}) and "
+                      f"{free / 1e6:,.0f} MB are free there ({os.strerror(e.errno)}; "
+                      f"config key 'cache_dir' puts the cache elsewhere)") from None
+    finally:
+        os.close(fd)
 
 
 def frame_hashes(paths: list[str], progress: bool = True) -> np.ndarray:
