@@ -1,10 +1,13 @@
-"""Atomic writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic writes: a crash leaves either the old file or the new one, never half of one; and a lock
+for a file that several processes may want to build."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -45,6 +48,31 @@ def _fsync(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_temporaries_of(path: str | os.PathLike) -> list[Path]:
+    """The temporaries a killed ``atomic_path(path)`` left; only while nothing else writes ``path``."""
+    path = Path(path)
+    strays = list(path.parent.glob(f".{path.name}.*.tmp"))
+    for p in strays:
+        p.unlink(missing_ok=True)
+    return strays
+
+
+@contextmanager
+def exclusive(folder: str | os.PathLike, what: str):
+    """Hold ``folder``'s lock while the block runs: another process, or thread, asking for it waits
+    until the block ends or its holder dies. A lock on the folder itself leaves no file behind."""
+    fd = os.open(ensure_folder(folder), os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for {what}: another process is writing in {folder}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -12,6 +12,7 @@ from kdcore.data import (
     normalization_stats,
     read_frame_csv,
 )
+from kdcore.data.schema import load_rgb
 from kdcore.errors import KDError
 
 
@@ -26,6 +27,31 @@ def test_cache_is_built_once_and_reused(synth_csv, tmp_path):
     assert len(list(tmp_path.glob("*"))) == 1  # no temporary files left behind
     decoded_frames(table, "rgb", 48, tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.npy"))) == 2  # a new size is a new entry
+
+
+def test_two_processes_asking_for_one_cache_decode_it_once(synth_csv, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kdcore.data import cache
+
+    decoded = []
+    monkeypatch.setattr(cache, "load_rgb", lambda path, size: decoded.append(path) or load_rgb(path, size))
+    table = read_frame_csv(synth_csv, check_images=False)
+    with ThreadPoolExecutor(2) as pool:  # a lock per open file, so threads contend as processes do
+        first, second = pool.map(lambda _: decoded_frames(table, "rgb", 32, tmp_path, progress=False), range(2))
+    assert len(decoded) == len(table) and np.array_equal(first, second)
+
+
+def test_a_killed_build_leaves_a_temporary_the_next_build_removes(synth_csv, tmp_path):
+    from kdcore.data.cache import cache_key
+    from kdcore.layout import cache_file
+
+    table = read_frame_csv(synth_csv, check_images=False)
+    path = cache_file(tmp_path, "rgb", 32, cache_key(table.frames["rgb_path"].tolist(), 32))
+    stray = tmp_path / f".{path.name}.k1ll3d.tmp"  # as SIGKILL leaves atomic_path's file
+    stray.write_bytes(bytes(1000))
+    decoded_frames(table, "rgb", 32, tmp_path, progress=False)
+    assert path.exists() and not stray.exists()
 
 
 def test_a_cache_the_disk_cannot_hold_is_an_error_not_a_crash(synth_csv, tmp_path, monkeypatch):

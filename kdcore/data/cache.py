@@ -1,8 +1,9 @@
 """Decode every frame once: a uint8 array at model resolution, reused across epochs and runs.
 
 The cache lives in a folder keyed by the frames' paths, their files' sizes and modification
-times, and the resolution; it is built atomically, so a killed build leaves nothing that looks
-finished.
+times, and the resolution. One process builds a cache file while others wait for it; it is built
+atomically, so a killed build leaves nothing that looks finished, and the next build removes what
+the killed one left.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 from kdcore.data.schema import FrameTable, load_rgb
 from kdcore.data.splits import HASH_SIZE, difference_hash
 from kdcore.errors import KDError
-from kdcore.io import atomic_path
+from kdcore.io import atomic_path, exclusive, remove_temporaries_of
 from kdcore.layout import cache_file
 from kdcore.progress import progress as progress_bar
 
@@ -45,18 +46,24 @@ def decoded_frames(table: FrameTable, modality: str, size: int, cache_dir: str |
     paths = table.frames[f"{modality}_path"].tolist()
     path = cache_file(cache_dir, modality, size, cache_key(paths, size))
     if not path.exists():
-        with atomic_path(path) as tmp:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                              shape=(len(paths), size, size, 3))
-            _reserve(tmp, path, f"{len(paths)} {modality} frames at {size} px")
-            with ThreadPoolExecutor(_workers()) as pool:
-                images = pool.map(lambda p: load_rgb(p, size), paths)
-                desc = f"caching {modality} at {size}px"
-                for i, image in enumerate(progress_bar(images, total=len(paths), desc=desc, enabled=progress)):
-                    array[i] = image
-            array.flush()
-            del array
+        with exclusive(path.parent, path.name):  # one builder at a time (two seeds' data stages ask at once)
+            if not path.exists():
+                remove_temporaries_of(path)  # a killed build's, its disk space claimed in full
+                _build(path, paths, modality, size, progress)
     return np.load(path, mmap_mode="r")
+
+
+def _build(path: Path, paths: list[str], modality: str, size: int, progress: bool) -> None:
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        _reserve(tmp, path, f"{len(paths)} {modality} frames at {size} px")
+        with ThreadPoolExecutor(_workers()) as pool:
+            images = pool.map(lambda p: load_rgb(p, size), paths)
+            desc = f"caching {modality} at {size}px"
+            for i, image in enumerate(progress_bar(images, total=len(paths), desc=desc, enabled=progress)):
+                array[i] = image
+        array.flush()
+        del array
 
 
 def _reserve(tmp: Path, path: Path, what: str) -> None:
