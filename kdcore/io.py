@@ -1,5 +1,5 @@
-"""Atomic writes: a crash leaves either the old file or the new one, never half of one; and a lock
-for a file that several processes may want to build."""
+"""Atomic writes: a crash leaves either the old file or the new one, never half of one; and a
+folder's lock, for files that several processes may want to build there."""
 
 from __future__ import annotations
 
