@@ -50,15 +50,6 @@ def _fsync(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def remove_temporaries_of(path: str | os.PathLike) -> list[Path]:
-    """The temporaries a killed ``atomic_path(path)`` left; only while nothing else writes ``path``."""
-    path = Path(path)
-    strays = list(path.parent.glob(f".{path.name}.*.tmp"))
-    for p in strays:
-        p.unlink(missing_ok=True)
-    return strays
-
-
 @contextmanager
 def exclusive(folder: str | os.PathLike, what: str):
     """Hold ``folder``'s lock while the block runs: another process, or thread, asking for it waits
@@ -75,9 +66,10 @@ def exclusive(folder: str | os.PathLike, what: str):
         os.close(fd)  # releases the lock
 
 
-def remove_stray_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """The ``.NAME.XXXX.tmp`` files a killed write leaves behind (SIGKILL skips the cleanup)."""
-    strays = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()] if Path(folder).is_dir() else []
+def remove_stray_temporaries(folder: str | os.PathLike, name: str = "*") -> list[Path]:
+    """The ``.NAME.XXXX.tmp`` files a killed write leaves behind (SIGKILL skips the cleanup), of any
+    file under ``folder`` or of the file ``name``; only while nothing else writes them."""
+    strays = [p for p in Path(folder).rglob(f".{name}.*.tmp") if p.is_file()] if Path(folder).is_dir() else []
     for p in strays:
         p.unlink(missing_ok=True)
     return strays

@@ -21,7 +21,7 @@ from PIL import Image
 from kdcore.data.schema import FrameTable, load_rgb
 from kdcore.data.splits import HASH_SIZE, difference_hash
 from kdcore.errors import KDError
-from kdcore.io import atomic_path, exclusive, remove_temporaries_of
+from kdcore.io import atomic_path, exclusive, remove_stray_temporaries
 from kdcore.layout import cache_file
 from kdcore.progress import progress as progress_bar
 
@@ -48,7 +48,7 @@ def decoded_frames(table: FrameTable, modality: str, size: int, cache_dir: str |
     if not path.exists():
         with exclusive(path.parent, path.name):  # one builder at a time (two seeds' data stages ask at once)
             if not path.exists():
-                remove_temporaries_of(path)  # a killed build's, its disk space claimed in full
+                remove_stray_temporaries(path.parent, path.name)  # a killed build's, claimed in full
                 _build(path, paths, modality, size, progress)
     return np.load(path, mmap_mode="r")
 
