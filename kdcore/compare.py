@@ -26,20 +26,25 @@ from kdcore.metrics import auroc, macro_f1
 from kdcore.profile import latency_key
 from kdcore.stats import block_bootstrap, holm, paired_difference, summarize
 
-# metric key -> (label, where it sits in an evaluation's "metrics", bounds)
+# metric key -> (label, where it sits in an evaluation's "metrics"); every F1 and the Hamming loss
+# at the thresholds tuned on validation (the headline), the reference protocol's 0.5 beside them
 METRICS = {
     "macro_f1": ("macro-F1", ("macro_f1",)),
     "fire_auroc": ("fire AUROC", ("ranking", "fire", "auroc")),
     "fire_ap": ("fire AP", ("ranking", "fire", "average_precision")),
+    "smoke_auroc": ("smoke AUROC", ("ranking", "smoke", "auroc")),
     "fire_f1": ("fire F1", ("fire", "f1")),
     "smoke_f1": ("smoke F1", ("smoke", "f1")),
-    "macro_f1_tuned": ("macro-F1, tuned thresholds", ("tuned", "macro_f1")),
     "hamming_loss": ("Hamming loss", ("hamming_loss",)),
+    "macro_f1_at_0.5": ("macro-F1 at 0.5", ("at_0.5", "macro_f1")),
+    "fire_f1_at_0.5": ("fire F1 at 0.5", ("at_0.5", "fire", "f1")),
+    "smoke_f1_at_0.5": ("smoke F1 at 0.5", ("at_0.5", "smoke", "f1")),
     "fire_auroc_rgb_hidden": ("fire AUROC, fires RGB hides", ("fire_by_rgb_visibility", "rgb_hidden", "auroc")),
     "fire_auroc_rgb_visible": ("fire AUROC, fires RGB shows", ("fire_by_rgb_visibility", "rgb_visible", "auroc")),
 }
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
-BOOTSTRAP = {"fire_auroc": lambda p, y: auroc(p[:, 0], y[:, 0]), "macro_f1": macro_f1}
+# metric key -> (whether it reads decisions at the model's tuned thresholds rather than scores, metric)
+BOOTSTRAP = {"fire_auroc": (False, lambda p, y: auroc(p[:, 0], y[:, 0])), "macro_f1": (True, macro_f1)}
 ROLES = {"teacher": "teacher", "student": "distilled student", "no_kd_student": "no-KD student"}
 
 
@@ -91,12 +96,27 @@ def model_table(cfg: Config, evaluations: dict) -> tuple[pd.DataFrame, dict]:
                for role in ROLES}
         for role in ROLES:
             agg[role]["f1_macro"] = agg[role]["macro_f1"]  # the reference codebase's name
+            agg[role]["flags"] = flags(cfg, evaluations, Arm(t.name, role))
             rows.append({"teacher": t.name, "model": ROLES[role], "n": agg[role]["macro_f1"]["n"],
                          **{f"{METRICS[k][0]} {stat}": _stat(agg[role][k], stat)
-                            for k in (*PRIMARY, "fire_ap") for stat in ("mean", "low", "high")}})
+                            for k in (*PRIMARY, "macro_f1_at_0.5", "fire_ap") for stat in ("mean", "low", "high")},
+                         "flags": "; ".join(agg[role]["flags"])})
         agg["seeds"] = list(cfg.seeds)
         aggregated[t.name] = agg
     return pd.DataFrame(rows), aggregated
+
+
+def flags(cfg: Config, evaluations: dict, arm: Arm) -> list[str]:
+    """What is degenerate about a model, seed by seed ("seed 42: smoke always 0")."""
+    return [f"seed {s}: {f['short']}" for s in cfg.seeds for f in evaluations[arm.teacher, s][arm.role].get("flags", [])]
+
+
+def flag_warnings(cfg: Config, evaluations: dict) -> list[str]:
+    """Every flagged model, in words: kept in the averages, never in silence."""
+    return [f"{teacher} {ROLES[role]}, seed {seed}: {f['message']}"
+            for (teacher, seed), e in evaluations.items() for role in ROLES
+            if teacher == cfg.teachers[0].name or role != "no_kd_student"  # the no-KD student once
+            for f in e[role].get("flags", [])]
 
 
 def _stat(summary: dict, stat: str):
@@ -109,9 +129,13 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
     for label, a, b in comparisons(cfg):
         for key in PRIMARY + _breakdowns(evaluations):
             values = [[metric_value(evaluations[arm.teacher, s][arm.role], key) for s in cfg.seeds] for arm in (a, b)]
-            boot = block_bootstrap(_bootstrap_seeds(layout, cfg.seeds, a, b), BOOTSTRAP[key], resamples) \
-                if key in BOOTSTRAP else None
-            rows.append(_difference_row(label, key, paired_difference(*values), boot))
+            boot = None
+            if key in BOOTSTRAP:
+                decisions, metric = BOOTSTRAP[key]
+                boot = block_bootstrap(_bootstrap_seeds(layout, evaluations, cfg.seeds, a, b, decisions), metric,
+                                       resamples)
+            flagged = "; ".join(f"{ROLES[arm.role]} {f}" for arm in (a, b) for f in flags(cfg, evaluations, arm))
+            rows.append(_difference_row(label, key, paired_difference(*values), boot, flagged))
     ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None]
     for i, x in enumerate(ir_teachers):
         for y in ir_teachers[i + 1:]:
@@ -131,17 +155,20 @@ def _breakdowns(evaluations: dict) -> tuple[str, ...]:
     return keys if all(defined) else ()
 
 
-def _difference_row(label: str, key: str, d: dict, boot: dict | None) -> dict:
+def _difference_row(label: str, key: str, d: dict, boot: dict | None, flagged: str = "") -> dict:
     return {"comparison": label, "metric": METRICS[key][0], "n seeds": d["n"], "mean difference": d["mean_difference"],
             "CI low": d["ci95"][0], "CI high": d["ci95"][1], "CI note": d["ci_note"] or "",
             "p": d["p_value"], "d_z": d["d_z"],
             "test-block bootstrap": boot["estimate"] if boot else None,
             "bootstrap low": boot["ci95"][0] if boot else None, "bootstrap high": boot["ci95"][1] if boot else None,
             "test blocks per seed": "/".join(map(str, boot["blocks"])) if boot else "",
-            "missing seeds": ", ".join(map(str, d["missing"]))}
+            "missing seeds": ", ".join(map(str, d["missing"])), "flagged": flagged}
 
 
-def _bootstrap_seeds(layout: Layout, seeds: list[int], a: Arm, b: Arm) -> list[dict]:
+def _bootstrap_seeds(layout: Layout, evaluations: dict, seeds: list[int], a: Arm, b: Arm,
+                     decisions: bool) -> list[dict]:
+    """Per seed, both arms' test scores (or, with ``decisions``, their 0/1 answers at each arm's
+    own tuned thresholds: a resample moves frames, never a threshold chosen on validation)."""
     out = []
     for seed in seeds:
         paths = [layout.predictions(arm.folder, seed, arm.fit_role) for arm in (a, b)]
@@ -149,10 +176,17 @@ def _bootstrap_seeds(layout: Layout, seeds: list[int], a: Arm, b: Arm) -> list[d
             continue
         pa, pb = (pd.read_csv(p, dtype={"id": str}).set_index("id") for p in paths)
         pb = pb.loc[pa.index]  # the same test frames, in the same order
-        scores = [f"p_{label}" for label in LABELS]
-        out.append({"a": pa[scores].to_numpy(), "b": pb[scores].to_numpy(), "y": pa[list(LABELS)].to_numpy(),
-                    "units": pa["unit"].to_numpy()})
+        columns = [f"p_{label}" for label in LABELS]
+        scores = [pa[columns].to_numpy(), pb[columns].to_numpy()]
+        if decisions:
+            scores = [(s >= _thresholds(evaluations[arm.teacher, seed][arm.role])).astype(float)
+                      for s, arm in zip(scores, (a, b), strict=True)]
+        out.append({"a": scores[0], "b": scores[1], "y": pa[list(LABELS)].to_numpy(), "units": pa["unit"].to_numpy()})
     return out
+
+
+def _thresholds(evaluation: dict) -> np.ndarray:
+    return np.array([evaluation["metrics"]["tuned_thresholds"][label] for label in LABELS])
 
 
 def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:

@@ -20,6 +20,8 @@ import yaml
 from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
 from kdcore.layout import synth_csv
+from kdcore.selection import CRITERIA
+from kdcore.selection import DEFAULT as SELECT_ON
 
 
 @dataclass
@@ -101,6 +103,7 @@ class Config:
     lr_student: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 32
+    select_on: str = SELECT_ON  # the validation criterion that keeps an epoch and stops a fit
     student_stem_stride: int = 1
     # distillation
     kd_temperature: float = 4.0
@@ -160,7 +163,7 @@ class Config:
 
         choices = {"split": ("auto", "block", "group", "stratified"), "kd_loss": tuple(LOSSES),
                    "teacher_outputs": ("auto", "cached", "online", "crossfit"),
-                   "device": ("auto", "cpu", "cuda")}
+                   "device": ("auto", "cpu", "cuda"), "select_on": tuple(CRITERIA)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise KDError(f"config key {key!r}: must be one of {', '.join(allowed)}, "

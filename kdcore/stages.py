@@ -95,18 +95,20 @@ class Run:
 
 
 def metrics_table(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
-    """Test metrics of the models, at 0.5, beside what always answering yes scores."""
+    """Test metrics of the models at the thresholds tuned on validation (the reference's 0.5 in
+    its own column), beside what always answering yes scores."""
     rows = [_metrics_row(run.name(w), run.evaluation(w)) for w in who]
     return pd.DataFrame(rows + [_baseline_row(run.evaluation(who[0]))])
 
 
 def _metrics_row(name: str, evaluation: dict) -> dict:
-    m = evaluation["metrics"]
-    return {"model": name, "macro-F1": m["macro_f1"], "fire AUROC": m["ranking"]["fire"]["auroc"],
+    m, t = evaluation["metrics"], evaluation["metrics"]["tuned_thresholds"]
+    return {"model": name, "macro-F1": m["macro_f1"], "macro-F1 at 0.5": m["at_0.5"]["macro_f1"],
+            "fire AUROC": m["ranking"]["fire"]["auroc"], "smoke AUROC": m["ranking"]["smoke"]["auroc"],
             "fire AP": m["ranking"]["fire"]["average_precision"], "fire F1": m["fire"]["f1"],
             "smoke F1": m["smoke"]["f1"], "fire recall": m["fire"]["recall"],
             "subset accuracy": m["subset_accuracy"], "Hamming loss": m["hamming_loss"],
-            "macro-F1, tuned thresholds": m["tuned"]["macro_f1"],
+            "thresholds (fire / smoke)": " / ".join(f"{t[label]:.3f}" for label in LABELS),
             "params, M": evaluation["cost"]["params_total"] / 1e6, "GFLOPs": evaluation["cost"]["gflops"]}
 
 
@@ -115,7 +117,8 @@ def _baseline_row(evaluation: dict) -> dict:
     base = evaluation["metrics"].get("baseline")
     if not base:
         return {"model": "always positive (baseline)"}
-    return {"model": "always positive (baseline)", "macro-F1": base["always_positive_macro_f1"], "fire AUROC": 0.5,
+    return {"model": "always positive (baseline)", "macro-F1": base["always_positive_macro_f1"],
+            "macro-F1 at 0.5": base["always_positive_macro_f1"], "fire AUROC": 0.5, "smoke AUROC": 0.5,
             "fire AP": base["fire"]["average_precision"], "fire F1": base["fire"]["always_positive_f1"],
             "smoke F1": base["smoke"]["always_positive_f1"], "fire recall": 1.0}
 
@@ -124,25 +127,32 @@ def model_sentence(name: str, evaluation: dict) -> str:
     m = evaluation["metrics"]
     base = m.get("baseline", {})
     return (f"The {name} reaches test fire AUROC {number(m['ranking']['fire']['auroc'])} and macro-F1 "
-            f"{number(m['macro_f1'])} on {evaluation['test_frames']} test frames (always answering yes scores "
+            f"{number(m['macro_f1'])} at thresholds tuned on validation ({number(m['at_0.5']['macro_f1'])} at 0.5) "
+            f"on {evaluation['test_frames']} test frames (always answering yes scores "
             f"macro-F1 {number(base.get('always_positive_macro_f1'))}; fire prevalence "
             f"{number(base.get('fire', {}).get('prevalence'))}).")
 
 
+def flag_messages(run: Run, who: tuple[str, ...]) -> list[str]:
+    """The models' degenerate behaviour, in words, for the page's warnings."""
+    return [f"{run.name(w)}: {f['message']}" for w in who for f in run.evaluation(w).get("flags", [])]
+
+
 def training_curves(run: Run, who: tuple[str, ...]) -> dict:
-    """Loss and validation macro-F1 per epoch, the best epoch marked."""
+    """Loss and the selection criterion per epoch, the kept epoch marked."""
     names = {"teacher": "teacher_curves", "student": "student_curves", "no_kd": "no_kd_curves"}
     return run.save(**{names[w]: plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}") for w in who})
 
 
 def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
     """Per true label combination of the test frames: how many, and the share each model gets
-    entirely right (both labels, at 0.5)."""
+    entirely right (both labels, at its thresholds tuned on validation)."""
     frames = None
     for w in who:
         p = run.predictions(w)
         truth = p[list(LABELS)].to_numpy()
-        right = ((p[[f"p_{label}" for label in LABELS]].to_numpy() >= 0.5) == truth).all(axis=1)
+        thresholds = [run.evaluation(w)["metrics"]["tuned_thresholds"][label] for label in LABELS]
+        right = ((p[[f"p_{label}" for label in LABELS]].to_numpy() >= thresholds) == truth).all(axis=1)
         combo = combo_names(truth)
         table = pd.DataFrame({"combination": combo, run.name(w): right})
         frames = table if frames is None else frames.assign(**{run.name(w): right})
@@ -155,7 +165,8 @@ def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
 
 def confusion(run: Run, who: str) -> dict:
     name = {"teacher": "teacher_confusion", "student": "student_confusion", "no_kd": "no_kd_confusion"}[who]
-    return run.save(**{name: plots.confusion(run.evaluation(who)["metrics"], f"{run.name(who)}, test")})
+    return run.save(**{name: plots.confusion(run.evaluation(who)["metrics"],
+                                             f"{run.name(who)}, test, at thresholds tuned on validation")})
 
 
 def embeddings(run: Run, who: str) -> dict:
@@ -189,8 +200,9 @@ def data_stage(cfg: Config, seed: int) -> Run:
     audit = audit_modes(data.table.combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
     write_json(Layout(cfg.output).audit(seed), audit)
     run_step(cfg, "00_data", data)
-    return Run(cfg, seed, data, provenance=provenance(cfg, data),
-               warnings=one_valued_labels(data.table.labels, data.split), extra={"audit": audit})
+    run = Run(cfg, seed, data, provenance=provenance(cfg, data), extra={"audit": audit})
+    run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd",))
+    return run
 
 
 def data_summary(run: Run) -> list[str]:
@@ -249,7 +261,9 @@ def data_figures(run: Run) -> dict:
 def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
     run_step(cfg, "01_teacher", data, teacher)
-    return Run(cfg, seed, data, teacher, provenance(cfg, data))
+    run = Run(cfg, seed, data, teacher, provenance(cfg, data))
+    run.warnings = flag_messages(run, ("teacher",))
+    return run
 
 
 def teacher_summary(run: Run) -> list[str]:
@@ -273,7 +287,9 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
     run_step(cfg, "02_student", data, teacher)
-    return Run(cfg, seed, data, teacher, provenance(cfg, data))
+    run = Run(cfg, seed, data, teacher, provenance(cfg, data))
+    run.warnings = flag_messages(run, ("teacher", "student", "no_kd"))
+    return run
 
 
 def student_summary(run: Run) -> list[str]:
@@ -289,7 +305,9 @@ def student_summary(run: Run) -> list[str]:
 def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data = prepare_data(cfg, seed, progress=False)
     final = run_step(cfg, "03_compress", data, teacher)
-    return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]})
+    return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]},
+               warnings=[f"{variant}: {f['message']}" for variant, v in final["compression"]["variants"].items()
+                         for f in v.get("flags", [])])
 
 
 def variants_table(run: Run) -> pd.DataFrame:
@@ -297,7 +315,8 @@ def variants_table(run: Run) -> pd.DataFrame:
     rows = []
     for variant, v in run.extra["compression"]["variants"].items():
         latency = v["timing"]["latency"]
-        rows.append({"variant": variant, "macro-F1": v["metrics"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
+        rows.append({"variant": variant, "macro-F1": v["metrics"]["macro_f1"],
+                     "macro-F1 at 0.5": v["metrics"]["at_0.5"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
                      "smoke F1": v["metrics"]["smoke"]["f1"], "params, M": v["cost"]["params_total"] / 1e6,
                      "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
                      **{compare.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
@@ -349,7 +368,8 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     teacher's aggregated results and as the comparison's tables for a paper."""
     layout = Layout(cfg.output)
     evaluations = compare.load_evaluations(cfg, layout)
-    warnings = compare.consistency(evaluations, allow_mixed) + compare.missing_values(cfg, evaluations)
+    mixed = compare.consistency(evaluations, allow_mixed)
+    warnings = mixed + compare.missing_values(cfg, evaluations) + compare.flag_warnings(cfg, evaluations)
     models, aggregated = compare.model_table(cfg, evaluations)
     variants = compare.variant_table(cfg, evaluations, aggregated)
     differences = compare.difference_table(cfg, evaluations, layout)
@@ -357,7 +377,7 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
         write_json(layout.aggregated(name), agg)
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
-    origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if warnings else next(iter(data.values()))}
+    origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if mixed else next(iter(data.values()))}
     study = Comparison(cfg, evaluations, models, differences, compare.baseline_table(cfg, evaluations), variants,
                        warnings, origin)
     numbers = {"models": models, "differences": differences, "baseline": study.baseline,
@@ -376,9 +396,10 @@ def models_table(study: Comparison) -> pd.DataFrame:
     """Per teacher and model: seeds, then mean [95% CI over seeds] of the primary metrics."""
     m = study.models
     out = m[["teacher", "model", "n"]].rename(columns={"n": "seeds"})
-    for label in ("fire AUROC", "macro-F1", "fire AP"):
+    for label in ("fire AUROC", "macro-F1", "macro-F1 at 0.5", "fire AP"):
         out[f"{label}, mean [95% CI]"] = [report.mean_ci(a, b, c) for a, b, c in
                                           zip(m[f"{label} mean"], m[f"{label} low"], m[f"{label} high"], strict=True)]
+    out["flags"] = m["flags"].replace("", "none")
     return report.grouped(out, "teacher")
 
 
@@ -396,7 +417,8 @@ def differences_table(study: Comparison) -> pd.DataFrame:
         "d_z": [report.number(z, 2) for z in d["d_z"]],
         "test-block bootstrap [95%]": [report.mean_ci(*r, signed=True) for r in
                                        zip(d["test-block bootstrap"], d["bootstrap low"], d["bootstrap high"], strict=True)],
-        "note": (d["CI note"].fillna("") + d["missing seeds"].map(lambda s: f"; missing seeds {s}" if s else "")).str.strip("; "),
+        "note": (d["CI note"].fillna("") + d["missing seeds"].map(lambda s: f"; missing seeds {s}" if s else "")
+                 + d["flagged"].map(lambda s: f"; flagged: {s}" if s else "")).str.strip("; "),
     })
 
 

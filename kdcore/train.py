@@ -1,8 +1,9 @@
 """One fit loop for every role: teacher, distilled student, no-KD student, pruning fine-tune.
 
 A role is only a model and a criterion ``(model, batch) -> (loss, logits)``. The loop: AdamW,
-cosine learning rate over the epoch budget (stepped per epoch), early stopping on validation
-macro-F1, the best weights kept, and a resumable checkpoint written atomically after every epoch.
+cosine learning rate over the epoch budget (stepped per epoch), early stopping and the best
+weights on the validation criterion ``select_on`` (``kdcore.selection``), and a resumable
+checkpoint written atomically after every epoch.
 Each epoch's shuffle comes from a generator seeded by (seed, epoch), and the global RNG states
 travel in the checkpoint, so a run resumed after a crash ends exactly as an uninterrupted one.
 """
@@ -28,8 +29,10 @@ from kdcore.distill import model_inputs
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import FitPaths
-from kdcore.metrics import classification_metrics
+from kdcore.metrics import classification_metrics, selection_metrics
 from kdcore.progress import progress
+from kdcore.selection import DEFAULT as DEFAULT_SELECTION
+from kdcore.selection import criterion as selection_criterion
 
 
 class TrainingDiverged(KDError):
@@ -54,6 +57,7 @@ class FitSettings:
     channels_last: bool
     compile: bool
     deterministic: bool
+    select_on: str = DEFAULT_SELECTION
     progress: bool = True
 
     @classmethod
@@ -188,21 +192,23 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: st
 
 
 def _evaluate(model, criterion, dataset, settings, device) -> dict:
-    """Validation loss and metrics, with the evaluation throughput."""
+    """Validation loss (the criterion's), the selection criteria against the labels and the
+    metrics at 0.5, with the evaluation throughput."""
     start = time.perf_counter()
     model.eval()
-    losses, probs, targets = [], [], []
+    losses, logits_all, targets = [], [], []
     with torch.no_grad():
         for batch in _batches(dataset, settings.eval_batch_size, num_workers=settings.num_workers):
             batch = _to(dataset, batch, device, settings.channels_last)
             with _autocast(device, settings.bf16):
                 loss, logits = criterion(model, batch)
             losses.append(loss.item() * len(batch[2]))
-            probs.append(torch.sigmoid(logits.float()).cpu())
+            logits_all.append(logits.float().cpu())
             targets.append(batch[2].cpu())
     elapsed = time.perf_counter() - start
-    probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    metrics = {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets)}
+    logits, targets = torch.cat(logits_all), torch.cat(targets).numpy()
+    metrics = {"loss": sum(losses) / len(targets), **selection_metrics(logits.numpy(), targets),
+               **classification_metrics(torch.sigmoid(logits).numpy(), targets)}
     return {"metrics": metrics, "frames_per_s": len(targets) / elapsed}
 
 
@@ -275,6 +281,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     parts = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler}
     state = _resume(parts, paths.last, settings.seed, device)
+    select = selection_criterion(settings.select_on)
     runner = model
     if dist.is_initialized():
         runner = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -289,21 +296,24 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         scheduler.step()
         val = _evaluate(model, criterion, val_set, settings, device)
         elapsed = time.perf_counter() - start
-        score = val["metrics"]["macro_f1"]
-        improved = score is not None and score > state["best_f1"]
+        score = val["metrics"][select.name]
+        if score is None:
+            raise KDError(f"{desc}: select_on {select.name!r} is undefined on the validation frames "
+                          "(a class with one value there); select on 'bce' instead")
+        improved = select.better(score, state["best_score"])
         state["log"].append({"epoch": epoch + 1, "lr": lr, "train": train, "val": val["metrics"],
                              "improved": improved,
                              "timing": {"epoch_s": elapsed, "eval_frames_per_s": val["frames_per_s"]}})
         state["train_s"] += elapsed
         if improved:
-            state.update(best_f1=val["metrics"]["macro_f1"], best_epoch=epoch + 1, bad_epochs=0)
+            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         if is_main_process():
             if improved:
-                save_checkpoint(paths.best, {**(best_meta or {}), "model": model.state_dict(),
-                                             "epoch": epoch + 1, "val_macro_f1": state["best_f1"]})
+                save_checkpoint(paths.best, {**(best_meta or {}), "model": model.state_dict(), "epoch": epoch + 1,
+                                             "select_on": select.name, "val_score": score})
             save_checkpoint(paths.last, {**{k: v.state_dict() for k, v in parts.items()}, "state": state,
                                          "rng": _rng_states(), "settings": asdict(settings)})
             write_json(paths.log, training_log(state, settings))
@@ -318,7 +328,7 @@ def _resume(parts: dict, last: Path, seed: int, device: torch.device) -> dict:
     start seeded by ``seed``."""
     if not last.exists():
         seed_everything(seed)
-        return {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
+        return {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
     checkpoint = torch.load(last, weights_only=True, map_location=device)
     for name, part in parts.items():
         part.load_state_dict(checkpoint[name])
@@ -327,9 +337,15 @@ def _resume(parts: dict, last: Path, seed: int, device: torch.device) -> dict:
 
 
 def training_log(state: dict, settings: FitSettings) -> dict:
+    """The epochs, which one was kept and on what, why the fit stopped, and whether the criterion
+    ever moved (a flat one chose the kept epoch for no reason)."""
     stopped = ("early_stopping" if state["bad_epochs"] >= settings.patience
                else "epoch_budget" if state["epoch"] >= settings.epochs else None)
-    return {"epochs": state["log"], "best_epoch": state["best_epoch"], "best_val_macro_f1": state["best_f1"],
+    select = selection_criterion(settings.select_on)
+    values = [e["val"][select.name] for e in state["log"]]
+    return {"epochs": state["log"], "best_epoch": state["best_epoch"],
+            "selection": {"select_on": select.name, "criterion": select.label, "best": state["best_score"],
+                          "flat": select.flat(values)},
             "stopped_by": stopped,
             "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
             "timing": {"train_s": state["train_s"]}}

@@ -32,7 +32,9 @@ def test_writes_the_seed_layout(smoke):
         assert (metrics / name).exists()
     assert (layout.models("no_kd", 1) / "student_best.pth").exists()
     student = result["student"]
-    assert set(student["metrics"]) >= {"macro_f1", "hamming_loss", "ranking", "confusion", "tuned_thresholds", "tuned"}
+    assert set(student["metrics"]) >= {"macro_f1", "hamming_loss", "ranking", "confusion", "tuned_thresholds", "at_0.5",
+                                      "constant_predictions"}
+    assert student["training"]["selection"]["select_on"] == "mean_auroc" and isinstance(student["flags"], list)
     assert student["cost"]["params_total"] == 1_683_778 and student["cost"]["gflops"] > 0
     assert result["teacher"]["cost"]["params_total"] > 10_000_000
     assert set(student["timing"]["latency"]) == {"32px_batch1"} and student["timing"]["latency"]["32px_batch1"]["median_ms"] > 0

@@ -44,15 +44,45 @@ def measure(model: torch.nn.Module, cfg: Config, data: SeedData, file: Path, dev
     metrics = final_metrics(test["probs"], test["targets"], val["probs"], val["targets"])
     if "fire_rgb_visible" in data.table.frames:
         visible = data.table.frames["fire_rgb_visible"].to_numpy()[data.split.test]
-        metrics["fire_by_rgb_visibility"] = visibility_breakdown(test["probs"], test["targets"], visible)
+        metrics["fire_by_rgb_visibility"] = visibility_breakdown(test["probs"], test["targets"], visible,
+                                                                 metrics["tuned_thresholds"]["fire"])
     cost = profile_model(architecture or model, cfg.image_size, thop=False)
     cost = {**{k: cost[k] for k in ("params_total", "params_trainable", "params_frozen", "gmacs", "gflops")},
             "size_mb": Path(file).stat().st_size / 1e6, "file": Path(file).name, "img_size": cfg.image_size}
     runner = model.to("cpu").eval()
     sizes, batches = ((DEPLOYMENT_SIZE, cfg.image_size), cfg.latency_batches) if deployable else ((cfg.image_size,), (1,))
     record = {"metrics": metrics, "cost": cost, "test_frames": len(test["targets"]),
+              "flags": constant_flags(metrics),
               "timing": {"latency": latencies(runner, sizes, batches, cfg.latency_repeats)}}
     return record, test
+
+
+def constant_flags(metrics: dict) -> list[dict]:
+    """A class the model answers the same on every test frame at its threshold: degenerate."""
+    return [flag("constant_prediction", f"{label} always {value}",
+                 f"{label}: predicts {value} on every test frame at its threshold "
+                 f"({metrics['tuned_thresholds'][label]:.3f}); its F1 says nothing of what it ranks "
+                 f"(test AUROC {_number(metrics['ranking'][label]['auroc'])})")
+            for label, value in metrics["constant_predictions"].items() if value is not None]
+
+
+def selection_flags(log: dict) -> list[dict]:
+    """A fit whose validation criterion never moved: its kept epoch was chosen for no reason."""
+    selection = log["selection"]
+    if not selection["flat"]:
+        return []
+    return [flag("flat_selection", "no selection signal",
+                 f"selection had no signal: the {selection['criterion']} never moved over "
+                 f"{len(log['epochs'])} epochs ({_number(selection['best'])}), so epoch {log['best_epoch']} "
+                 "was kept for no reason")]
+
+
+def flag(kind: str, short: str, message: str) -> dict:
+    return {"kind": kind, "short": short, "message": message}
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, checkpoint: Path,
@@ -64,7 +94,8 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     model.to(device)
     write_predictions(predictions, test, data.split.units[data.split.test])
     record["training"] = {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),
-                          "stopped_by": log["stopped_by"], "best_val_macro_f1": log["best_val_macro_f1"]}
+                          "stopped_by": log["stopped_by"], "selection": log["selection"]}
+    record["flags"] += selection_flags(log)
     record["timing"]["train_s"] = log["timing"]["train_s"]
     return record
 
