@@ -42,6 +42,11 @@ class TeacherConfig:
 
 
 RGB_TWIN_SUFFIX = "-rgb"
+ORACLE = "oracle"  # the teacher whose outputs are the true labels: a planted effect, and the ceiling
+
+
+def is_oracle(t: TeacherConfig) -> bool:
+    return t.name == ORACLE and t.backbone is None
 
 
 def rgb_twin(t: TeacherConfig) -> TeacherConfig:
@@ -172,20 +177,37 @@ class Config:
 
         names = [t.name for t in self.teachers]
         for t in self.teachers:
-            if t.backbone is None and t.name not in TEACHERS:
+            if t.backbone is None and t.name not in TEACHERS and not is_oracle(t):
                 raise KDError(f"config key 'teachers': unknown teacher {t.name!r}; known: "
-                              f"{', '.join(TEACHERS)} (or give family and backbone)")
+                              f"{', '.join(TEACHERS)}, {ORACLE} (or give family and backbone)")
+        self._check_oracle()
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
         self.teachers += [rgb_twin(t) for t in self.teachers
-                          if (self.rgb_teacher_arm if t.rgb_twin is None else t.rgb_twin)
+                          if (self.rgb_teacher_arm if t.rgb_twin is None else t.rgb_twin) and not is_oracle(t)
                           and not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
         return self
+
+    def _check_oracle(self) -> None:
+        """The oracle's outputs are the labels, cached once: nothing to train, pretrain, twin,
+        run online or cross-fit."""
+        oracle = next((t for t in self.teachers if is_oracle(t)), None)
+        if oracle is None:
+            return
+        if oracle.rgb_twin or oracle.pretrained or oracle.rgb_only:
+            raise KDError(f"config key 'teachers': the {ORACLE} teacher has no weights, no RGB twin and no "
+                          "modalities: drop rgb_twin, pretrained and rgb_only from it")
+        if self.teacher_outputs in ("online", "crossfit") or (self.teacher_outputs == "auto" and self.augment):
+            raise KDError(f"config key 'teacher_outputs': the {ORACLE} teacher's outputs are the labels, cached "
+                          f"once; it cannot run online (augment) or cross-fitted ({self.teacher_outputs!r})")
 
     def compresses(self, name: str) -> bool:
         """Whether teacher ``name``'s student is compressed: not in a KD-only study, and never the
         RGB twin's (a control arm, not a model to deploy)."""
         return self.compress and self.teacher(name).twin_of is None
+
+    def is_oracle(self, name: str) -> bool:
+        return is_oracle(self.teacher(name))
 
     def twin(self, name: str) -> str | None:
         """The RGB-only twin of teacher ``name``, if the study has one."""

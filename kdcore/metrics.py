@@ -128,6 +128,7 @@ def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: n
         "confusion": confusion_matrices(test_probs, test_targets, tuned),
         "constant_predictions": constant_predictions(test_probs, tuned),
         "ranking": ranking_metrics(test_probs, test_targets),
+        "validation_ranking": ranking_metrics(val_probs, val_targets),  # what a teacher's lead is read on
         "baseline": prevalence_baseline(test_targets),
         "at_0.5": {**classification_metrics(test_probs, test_targets),
                    "confusion": confusion_matrices(test_probs, test_targets)},

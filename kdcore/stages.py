@@ -79,6 +79,10 @@ class Run:
         folder, role = self._where(who)
         return read_json(self.layout.evaluation(folder, self.seed, role))
 
+    def oracle(self, who: str) -> bool:
+        """Whether ``who`` is the oracle teacher (its outputs are the labels: no fit, no features)."""
+        return who == "teacher" and self.cfg.is_oracle(self.teacher)
+
     def log(self, who: str) -> dict:
         folder, role = self._where(who)
         return read_json(self.layout.fit_paths(folder, self.seed, role).log)
@@ -141,7 +145,8 @@ def flag_messages(run: Run, who: tuple[str, ...]) -> list[str]:
 def training_curves(run: Run, who: tuple[str, ...]) -> dict:
     """Loss and the selection criterion per epoch, the kept epoch marked."""
     names = {"teacher": "teacher_curves", "student": "student_curves", "no_kd": "no_kd_curves"}
-    return run.save(**{names[w]: plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}") for w in who})
+    return run.save(**{names[w]: plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}")
+                       for w in who if not run.oracle(w)})
 
 
 def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
@@ -171,6 +176,8 @@ def confusion(run: Run, who: str) -> dict:
 
 def embeddings(run: Run, who: str) -> dict:
     """t-SNE / UMAP (as the config asks) of the model's pooled features on the test frames."""
+    if run.oracle(who):
+        return {}
     test = run.data.split.test
     if who == "teacher":
         outputs = TeacherOutputs.load(run.layout.teacher_outputs(run.teacher, run.seed))
@@ -267,6 +274,10 @@ def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
 
 
 def teacher_summary(run: Run) -> list[str]:
+    if run.oracle("teacher"):
+        return ["The oracle teacher trains nothing: its outputs are confident logits of the true labels on every "
+                "frame, labelled or not. A student distilled from it shows what the kit can detect, and the "
+                "ceiling any real teacher can reach on these data."]
     return [model_sentence(run.name("teacher"), run.evaluation("teacher"))]
 
 
@@ -296,8 +307,10 @@ def student_summary(run: Run) -> list[str]:
     evaluation, baseline = run.evaluation("student"), run.evaluation("no_kd")
     fire = [e["metrics"]["ranking"]["fire"]["auroc"] for e in (evaluation, baseline)]
     gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""
-    return [f"Distilled from {run.teacher}, the student's test fire AUROC is {number(fire[0])}; the no-KD "
-            f"student's is {number(fire[1])}{gap}.", model_sentence("distilled student", evaluation)]
+    lead = evaluation.get("teacher_lead")
+    before = [f"Before the student trained: {lead['verdict']}."] if lead else []
+    return before + [f"Distilled from {run.teacher}, the student's test fire AUROC is {number(fire[0])}; the no-KD "
+                     f"student's is {number(fire[1])}{gap}.", model_sentence("distilled student", evaluation)]
 
 
 # --- 03_compress ------------------------------------------------------------------------------
@@ -467,7 +480,8 @@ def tradeoff_figures(study: Comparison) -> dict:
     cfg, points = study.cfg, []
     for t in cfg.teachers:
         runs = [study.evaluations[t.name, s] for s in cfg.seeds]
-        points.append(_point(f"{t.name} teacher", [r["teacher"] for r in runs], cfg))
+        if not cfg.is_oracle(t.name):  # the oracle has no latency or size
+            points.append(_point(f"{t.name} teacher", [r["teacher"] for r in runs], cfg))
         for variant in compare.variant_names(runs):
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:

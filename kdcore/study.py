@@ -270,7 +270,7 @@ class Study:
         from kdcore.models.weights import pretrained_kind
         from kdcore.pipeline import build_teacher
 
-        for name in sorted({s.teacher for s in todo if s.notebook == "01_teacher"}):
+        for name in sorted({s.teacher for s in todo if s.notebook == "01_teacher" and not self.cfg.is_oracle(s.teacher)}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
                 build_teacher(self.cfg, name)  # raises, naming the file, when the weights do not fit
             else:

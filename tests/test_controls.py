@@ -105,3 +105,35 @@ def test_crossfit_folds_are_never_empty_under_a_label_budget(tmp_path, csv):
     assert all(len(f) for f in folds) and sorted(np.concatenate(folds)) == sorted(data.indices("labelled"))
     units = [set(data.split.units[f].tolist()) for f in folds]
     assert not (units[0] & units[1] or units[0] & units[2] or units[1] & units[2])  # whole blocks
+
+
+def test_the_oracle_teacher_outputs_the_labels_of_every_frame_and_says_kd_can_pay(tmp_path, csv, capsys):
+    cfg = _cfg(tmp_path, csv, labelled_fraction=0.3, teachers=[{"name": "oracle"}])
+    data = prepare_data(cfg, 1, progress=False)
+    with one_torch_thread():
+        train_student(cfg, data, None)
+        record = train_teacher(cfg, data, "oracle")
+    outputs = TeacherOutputs.load(Layout(cfg.output).teacher_outputs("oracle", 1))
+    assert outputs.ids == data.table.frames["id"].tolist()  # every frame, labelled or not
+    assert data.label_budget and len(data.split.train) > len(data.indices("labelled"))
+    labels = torch.from_numpy(data.table.labels).float()
+    assert torch.equal((outputs.logits > 0).float(), labels)
+    torch.testing.assert_close(torch.sigmoid(outputs.logits), labels, atol=0.003, rtol=0)
+    assert record["oracle"] and record["metrics"]["ranking"]["fire"]["auroc"] == 1.0
+    assert record["metrics"]["macro_f1"] == 1.0 and record["cost"]["params_total"] == 0
+    with one_torch_thread():
+        student = train_student(cfg, data, "oracle")
+    lead = student["teacher_lead"]
+    assert lead["teacher"] == 1.0 and lead["lead"] == 1.0 - lead["no_kd_student"] > 0
+    assert "KD can pay" in capsys.readouterr().out  # said before the student trained
+
+
+def test_the_oracle_cannot_be_twinned_run_online_or_cross_fitted(tmp_path, csv):
+    from kdcore.errors import KDError
+
+    with pytest.raises(KDError, match="the oracle teacher has no weights, no RGB twin"):
+        _cfg(tmp_path, csv, teachers=[{"name": "oracle", "rgb_twin": True}])
+    with pytest.raises(KDError, match="cannot run online"):
+        _cfg(tmp_path, csv, teachers=[{"name": "oracle"}], augment=True)
+    cfg = _cfg(tmp_path, csv, teachers=[{"name": "oracle"}, {"name": "resnet-18"}], rgb_teacher_arm=True)
+    assert [t.name for t in cfg.teachers] == ["oracle", "resnet-18", "resnet-18-rgb"]  # no twin of the oracle

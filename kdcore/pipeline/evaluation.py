@@ -100,6 +100,43 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     return record
 
 
+LEAD_METRIC = ("fire", "auroc")  # what a teacher's lead over the no-KD student is measured in
+
+
+def teacher_lead(teacher: dict, no_kd: dict) -> dict:
+    """The teacher's lead over the no-KD student in validation fire AUROC, known before the
+    student trains: distillation pulls the student towards its teacher, so it can only pay where
+    the teacher is ahead."""
+    label, metric = LEAD_METRIC
+    ours, theirs = (r["metrics"]["validation_ranking"][label][metric] for r in (teacher, no_kd))
+    lead = None if ours is None or theirs is None else ours - theirs
+    if lead is None:
+        verdict = f"the teacher's lead is undefined (validation {label} {metric} missing)"
+    elif lead > 0:
+        verdict = (f"KD can pay: the teacher leads the no-KD student by {lead:+.3f} in validation {label} "
+                   f"AUROC ({ours:.3f} against {theirs:.3f})")
+    else:
+        verdict = (f"the teacher is below the student: KD cannot pay here ({lead:+.3f} in validation {label} "
+                   f"AUROC, {ours:.3f} against {theirs:.3f})")
+    return {"metric": f"validation {label} {metric}", "teacher": ours, "no_kd_student": theirs, "lead": lead,
+            "verdict": verdict}
+
+
+def oracle_evaluation(data: SeedData, outputs, predictions: Path) -> dict:
+    """The oracle teacher's record: its metrics from its outputs (the labels), no cost, no latency."""
+    probs = torch.sigmoid(outputs.logits).numpy()
+    test, val = (data.indices(part) for part in ("test", "val"))
+    labels = data.table.labels
+    metrics = final_metrics(probs[test], labels[test], probs[val], labels[val])
+    ids = data.table.frames["id"]
+    write_predictions(predictions, {"ids": ids.iloc[test].tolist(), "targets": labels[test], "probs": probs[test]},
+                      data.split.units[test])
+    return {"metrics": metrics, "oracle": True, "test_frames": len(test), "flags": constant_flags(metrics),
+            "cost": {"params_total": 0, "params_trainable": 0, "params_frozen": 0, "gmacs": 0.0, "gflops": 0.0,
+                     "size_mb": 0.0, "file": None, "img_size": None},
+            "timing": {"latency": {}, "train_s": 0.0}}
+
+
 def write_predictions(path: Path, out: dict, units: np.ndarray) -> None:
     """Per test frame: id, block, true labels, scores (CSV: readable and small)."""
     import pandas as pd

@@ -13,7 +13,7 @@ from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.models import Student, create_teacher
-from kdcore.pipeline.evaluation import evaluate
+from kdcore.pipeline.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.pipeline.seed_data import SeedData
 from kdcore.train import FitSettings, finished, fit, is_main_process, load_best, predict
 
@@ -42,6 +42,8 @@ def build_student(cfg: Config) -> Student:
 
 
 def trained_teacher(cfg: Config, name: str, seed: int) -> torch.nn.Module:
+    if cfg.is_oracle(name):
+        raise KDError("the oracle teacher has cached outputs only; it cannot run beside the student")
     return load_best(build_teacher(cfg, name), Layout(cfg.output).fit_paths(name, seed, "teacher").best)
 
 
@@ -54,6 +56,9 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     evaluation_path = layout.evaluation(name, seed, "teacher")
     if finished(paths) and outputs_path.exists() and evaluation_path.exists():
         return read_json(evaluation_path)
+    if cfg.is_oracle(name):
+        done = outputs_path.exists() and evaluation_path.exists()
+        return read_json(evaluation_path) if done else oracle_teacher(cfg, data, name)
     torch.manual_seed(seed)
     teacher = build_teacher(cfg, name)
     with_ir = "ir" in teacher.modalities
@@ -71,6 +76,19 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     if crossfit:
         evaluation["teacher_outputs"] = crossfit
     write_json(evaluation_path, evaluation)
+    return evaluation
+
+
+def oracle_teacher(cfg: Config, data: SeedData, name: str) -> dict:
+    """The planted effect: a teacher whose outputs are the true labels of every frame (labelled or
+    not). Nothing is trained; its record is measured like any teacher's."""
+    layout, seed = Layout(cfg.output), data.seed
+    outputs = TeacherOutputs.oracle(data.table.frames["id"].tolist(), torch.tensor(data.table.labels))
+    if not is_main_process():
+        return {}
+    outputs.save(layout.teacher_outputs(name, seed))
+    evaluation = oracle_evaluation(data, outputs, layout.predictions(name, seed, "teacher"))
+    write_json(layout.evaluation(name, seed, "teacher"), evaluation)
     return evaluation
 
 
@@ -165,6 +183,11 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> di
     evaluation_path = layout.evaluation(run, seed, "student")
     if finished(paths) and evaluation_path.exists():
         return read_json(evaluation_path)
+    lead = None
+    if teacher is not None and is_main_process():  # said before the student trains: can KD pay here?
+        lead = teacher_lead(read_json(layout.evaluation(teacher, seed, "teacher")),
+                            read_json(layout.evaluation(NO_KD, seed, "student")))
+        print(f"{teacher}, seed {seed}: {lead['verdict']}", flush=True)
     torch.manual_seed(seed)
     student = build_student(cfg)
     log = fit_student(cfg, data, teacher, student, "student",
@@ -173,5 +196,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> di
         return {}
     load_best(student, paths.best)
     evaluation = evaluate(student, cfg, data, log, paths.best, layout.predictions(run, seed, "student"))
+    if lead:
+        evaluation["teacher_lead"] = lead
     write_json(evaluation_path, evaluation)
     return evaluation
