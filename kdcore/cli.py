@@ -124,14 +124,45 @@ def _overrides(args) -> dict:
     return values
 
 
+def _settings(pairs: list[str]) -> dict:
+    """``key=value`` words as config overrides, each value read as YAML (``seeds=[1,2]``, ``select_on=bce``);
+    the config validates them like the params file's own keys. Paths are made absolute."""
+    import yaml
+
+    from kdcore.config import PATHS
+
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise KDError(f"setting {pair!r}: expected key=value (a config key, e.g. labelled_fraction=0.15)")
+        try:
+            values[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise KDError(f"setting {pair!r}: the value is not valid YAML") from None
+        if key in PATHS and isinstance(values[key], str):
+            from pathlib import Path
+
+            values[key] = str(Path(values[key]).resolve())
+    return values
+
+
 def _study(args, params, teachers=None, compare=True):
+    from kdcore.config import load_config
     from kdcore.study import Study
 
     slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("gpus_per_node", args.slurm_gpus),
                                ("timeout_min", args.slurm_timeout_min)) if v is not None}
-    return Study(params, reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
-                 teachers=teachers, show_code=args.show_code, slurm=slurm, overrides=_overrides(args),
-                 compare=compare, keep_results=args.keep_results)
+    overrides = {**_overrides(args), **_settings(getattr(args, "settings", []))}
+    options = dict(reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
+                   show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results)
+    if load_config(params, **overrides).sweep:
+        if teachers:
+            raise KDError(f"{params}: kd run takes one teacher of a study without sweep:; run kd study on a sweep")
+        from kdcore.sweep import Sweep
+
+        return Sweep(params, **options)
+    return Study(params, teachers=teachers, compare=compare, **options)
 
 
 def _run_or_show(study, dry_run: bool) -> None:
@@ -152,14 +183,28 @@ def _report(study) -> None:
     from kdcore.io import read_json
     from kdcore.layout import Layout
 
+    for sub in getattr(study, "studies", []):  # a sweep: each sub-study, then its own index
+        print(f"{sub.name}:")
+        _report(sub)
     layout = Layout(study.cfg.output)
-    for stage in study.stages:
+    for stage in study.stages if not hasattr(study, "studies") else []:
         path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher else None
         if path and steps.finishes(study.cfg, stage.teacher, stage.notebook) and path.exists():
             r = read_json(path)
             print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / fire AUROC: teacher {_pair(r['teacher'])}, "
                   f"student {_pair(r['student'])}, no-KD student {_pair(r['no_kd_student'])}")
     print(f"reports: {study.pages.index().resolve()}")
+
+
+def cmd_plan_seeds(args) -> None:
+    from kdcore.stats import detectable_difference, seeds_needed
+
+    n = seeds_needed(args.effect, args.sd, args.alpha, args.power)
+    if n is None:
+        raise KDError(f"no number of seeds up to 10,000 detects {args.effect} at SD {args.sd}")
+    print(f"a paired difference of {args.effect} between seeds whose differences spread with SD {args.sd} needs "
+          f"{n} seeds for {args.power:.0%} power (paired t-test, two-sided alpha {args.alpha}); with {n} seeds "
+          f"the smallest detectable difference is {detectable_difference(args.sd, n, args.alpha, args.power):.4f}")
 
 
 def _pair(evaluation: dict) -> str:
@@ -172,6 +217,8 @@ def _pair(evaluation: dict) -> str:
 def cmd_study(args) -> None:
     from kdcore.study import NOTEBOOKS
 
+    if args.params and "=" in args.params and not args.params.endswith((".yaml", ".yml")):
+        args.settings, args.params = [args.params, *args.settings], None  # settings only: the demo's params
     params = args.params or str(NOTEBOOKS.parent / "params" / "demo.yaml")
     _run_or_show(_study(args, params), args.dry_run)
 
@@ -292,8 +339,18 @@ def _study_commands(sub) -> None:
 
     p = sub.add_parser("study", help="the whole grid of stage notebooks and its HTML reports")
     p.add_argument("params", nargs="?", help="params YAML (default: params/demo.yaml)")
+    p.add_argument("settings", nargs="*", metavar="key=value",
+                   help="config keys set on top of the params file, e.g. labelled_fraction=0.15 seeds=[1,2,3]")
     _study_flags(p)
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("plan-seeds", help="how many seeds a paired difference needs to be detected")
+    p.add_argument("--effect", type=float, required=True, help="the mean paired difference to detect, e.g. 0.05")
+    p.add_argument("--sd", type=float, required=True,
+                   help="the SD of the paired differences over seeds (the comparison's 'SD of differences')")
+    p.add_argument("--power", type=float, default=0.8)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.set_defaults(func=cmd_plan_seeds)
 
     p = sub.add_parser("run", help="one teacher's stages (teacher, student, compression) per seed")
     p.add_argument("--teacher", required=True)

@@ -24,7 +24,7 @@ from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
 from kdcore.profile import latency_key
-from kdcore.stats import block_bootstrap, holm, paired_difference, summarize
+from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed, summarize
 
 # metric key -> (label, where it sits in an evaluation's "metrics"); every F1 and the Hamming loss
 # at the thresholds tuned on validation (the headline), the reference protocol's 0.5 beside them
@@ -71,18 +71,21 @@ class Arm:
         return "teacher" if self.role == "teacher" else "student"
 
 
+KD_GAIN, LEAD = "distilled - no-KD", "teacher - no-KD"  # the two comparisons every teacher has
+IR_GAIN, IR_LEAD = "IR-distilled - RGB-distilled", "IR teacher - RGB teacher"  # where it has an RGB twin
+
+
 def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
-    """(label, a, b): the differences a - b the study reports, per teacher family."""
+    """(label, a, b): the differences a - b the study reports, per teacher (its RGB twin too)."""
     out = []
-    for t in (t for t in cfg.teachers if t.twin_of is None):
-        out.append((f"{t.name}: distilled - no-KD", Arm(t.name, "student"), Arm(t.name, "no_kd_student")))
+    for t in cfg.teachers:
+        out.append((f"{t.name}: {KD_GAIN}", Arm(t.name, "student"), Arm(t.name, "no_kd_student")))
         # can it teach at all? KD pulls the student towards its teacher, for better or worse
-        out.append((f"{t.name}: teacher - no-KD", Arm(t.name, "teacher"), Arm(t.name, "no_kd_student")))
+        out.append((f"{t.name}: {LEAD}", Arm(t.name, "teacher"), Arm(t.name, "no_kd_student")))
         twin = cfg.twin(t.name)
         if twin:
-            out += [(f"{t.name}: RGB-distilled - no-KD", Arm(twin, "student"), Arm(twin, "no_kd_student")),
-                    (f"{t.name}: IR-distilled - RGB-distilled", Arm(t.name, "student"), Arm(twin, "student")),
-                    (f"{t.name}: IR teacher - RGB teacher", Arm(t.name, "teacher"), Arm(twin, "teacher"))]
+            out += [(f"{t.name}: {IR_GAIN}", Arm(t.name, "student"), Arm(twin, "student")),
+                    (f"{t.name}: {IR_LEAD}", Arm(t.name, "teacher"), Arm(twin, "teacher"))]
     return out
 
 
@@ -136,7 +139,7 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
                                        resamples)
             flagged = "; ".join(f"{ROLES[arm.role]} {f}" for arm in (a, b) for f in flags(cfg, evaluations, arm))
             rows.append(_difference_row(label, key, paired_difference(*values), boot, flagged))
-    ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None]
+    ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None and not cfg.is_oracle(t.name)]
     for i, x in enumerate(ir_teachers):
         for y in ir_teachers[i + 1:]:
             values = [[metric_value(evaluations[name, s]["teacher"], "macro_f1") for s in cfg.seeds] for name in (x, y)]
@@ -158,7 +161,8 @@ def _breakdowns(evaluations: dict) -> tuple[str, ...]:
 def _difference_row(label: str, key: str, d: dict, boot: dict | None, flagged: str = "") -> dict:
     return {"comparison": label, "metric": METRICS[key][0], "n seeds": d["n"], "mean difference": d["mean_difference"],
             "CI low": d["ci95"][0], "CI high": d["ci95"][1], "CI note": d["ci_note"] or "",
-            "p": d["p_value"], "d_z": d["d_z"],
+            "p": d["p_value"], "d_z": d["d_z"], "SD of differences": d["sd"],
+            "detectable at 80% power": d["detectable"],
             "test-block bootstrap": boot["estimate"] if boot else None,
             "bootstrap low": boot["ci95"][0] if boot else None, "bootstrap high": boot["ci95"][1] if boot else None,
             "test blocks per seed": "/".join(map(str, boot["blocks"])) if boot else "",
@@ -216,31 +220,82 @@ def missing_values(cfg: Config, evaluations: dict) -> list[str]:
     return lines
 
 
-NOUNS = {"distilled": "distilled student", "no-KD": "no-KD student", "teacher": "teacher",
-         "RGB-distilled": "student distilled from the RGB teacher",
-         "IR-distilled": "student distilled from the IR teacher", "IR teacher": "IR teacher",
-         "RGB teacher": "RGB-only teacher"}
+def _row(differences: pd.DataFrame, teacher: str, what: str, key: str = "fire_auroc"):
+    rows = differences[(differences["comparison"] == f"{teacher}: {what}") & (differences["metric"] == METRICS[key][0])]
+    return None if rows.empty else rows.iloc[0]
 
 
-def headline(differences: pd.DataFrame, n_seeds: int) -> list[str]:
-    """One sentence per teacher family: what distillation did to fire AUROC, with its intervals."""
-    lines = []
-    rows = differences[(differences["metric"] == METRICS["fire_auroc"][0])
-                       & differences["comparison"].str.contains(": ")]
-    for _, r in rows.iterrows():
-        if r["mean difference"] is None or pd.isna(r["mean difference"]):
-            continue
-        teacher, what = r["comparison"].split(": ", 1)
-        a, b = what.split(" - ")
-        d = r["mean difference"]
-        seeds = (f"over {int(r['n seeds'])} seeds, 95% CI [{r['CI low']:+.3f}, {r['CI high']:+.3f}], Holm p = {r['p (Holm)']:.3g}"
-                 if r["CI low"] is not None and not pd.isna(r["CI low"])
-                 else f"over {int(r['n seeds'])} seed(s), too few for an interval over seeds")
-        boot = (f"; test-block bootstrap [{r['bootstrap low']:+.3f}, {r['bootstrap high']:+.3f}] (test-set uncertainty only)"
-                if r["bootstrap low"] is not None and not pd.isna(r["bootstrap low"]) else "")
-        lines.append(f"{teacher}: the {NOUNS.get(a, a)}'s fire AUROC is {abs(d):.3f} {'above' if d >= 0 else 'below'} "
-                     f"the {NOUNS.get(b, b)}'s ({d:+.3f} {seeds}{boot}).")
-    return lines
+def _present(value) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def verdict(gain, lead=None, noun: str = "gain") -> str:
+    """What one paired difference says, in words: found (its interval clear of 0), or not found,
+    with the largest effect it leaves plausible and the smallest it could have detected."""
+    if gain is None or not _present(gain["mean difference"]):
+        return "not measured"
+    n = int(gain["n seeds"])
+    if not _present(gain["CI low"]):
+        boot = (f"; test-block bootstrap [{gain['bootstrap low']:+.3f}, {gain['bootstrap high']:+.3f}], "
+                "test-set uncertainty only" if _present(gain["bootstrap low"]) else "")
+        return f"too few seeds for an interval over seeds ({n}){boot}"
+    low, high = gain["CI low"], gain["CI high"]
+    detect = (f"; with {n} seeds this study could detect {gain['detectable at 80% power']:.3f} (80% power)"
+              if _present(gain["detectable at 80% power"]) else "")
+    if low > 0:
+        said = f"a {noun}: {gain['mean difference']:+.3f}, 95% CI above 0"
+    elif high < 0:
+        said = f"a loss: {gain['mean difference']:+.3f}, 95% CI below 0"
+    else:
+        said = f"no {noun} found: a {noun} above {high:+.3f} is unlikely{detect}"
+    if lead is not None and _present(lead["CI high"]) and lead["CI high"] < 0:
+        said += "; the teacher is below the student: KD cannot pay here"
+    return said
+
+
+KD_QUESTION = "does distillation help the student?"  # lead: teacher - no-KD; gain: distilled - no-KD
+IR_QUESTION = "what does IR add?"  # lead: IR teacher - RGB teacher; gain: IR-distilled - RGB-distilled
+
+
+def answer_table(cfg: Config, differences: pd.DataFrame) -> pd.DataFrame:
+    """The study's answer in test fire AUROC, one row per teacher (and per RGB twin comparison):
+    the teacher's lead over the no-KD student, what distillation did with its interval over seeds,
+    the smallest difference the study could have detected, and the seeds a difference of the
+    observed size would need; a verdict in words."""
+    rows = []
+    for t in cfg.teachers:
+        kind = " (oracle)" if cfg.is_oracle(t.name) else " (RGB only)" if t.twin_of else ""
+        rows.append({"question": KD_QUESTION, **_answer(t.name + kind, _row(differences, t.name, LEAD),
+                                                         _row(differences, t.name, KD_GAIN))})
+        if cfg.twin(t.name):
+            rows.append({"question": IR_QUESTION, **_answer(t.name, _row(differences, t.name, IR_LEAD),
+                                                             _row(differences, t.name, IR_GAIN), noun="gain from IR")})
+    return pd.DataFrame(rows)
+
+
+def _answer(name: str, lead, gain, noun: str = "gain") -> dict:
+    def part(row, prefix):
+        keys = ("mean difference", "CI low", "CI high")
+        return {f"{prefix} {k}": (None if row is None else row[k]) for k in keys}
+
+    sd = None if gain is None else gain["SD of differences"]
+    needed = seeds_needed(gain["mean difference"], sd) if gain is not None and _present(sd) else None
+    return {"teacher": name, "seeds": None if gain is None else gain["n seeds"], **part(lead, "lead"),
+            **part(gain, "gain"), "detectable at 80% power": None if gain is None else gain["detectable at 80% power"],
+            "seeds to detect the observed gain": needed, "verdict": verdict(gain, lead, noun)}
+
+
+def study_sentence(cfg: Config, differences: pd.DataFrame) -> str:
+    """One line: how many teachers' students distillation helped, in test fire AUROC."""
+    gains = [_row(differences, t.name, KD_GAIN) for t in cfg.teachers]
+    found = [t.name for t, g in zip(cfg.teachers, gains, strict=True)
+             if g is not None and _present(g["CI low"]) and g["CI low"] > 0]
+    n = len(cfg.seeds)
+    if n < 3:
+        return (f"Over {n} seed(s) no interval over seeds can be drawn: the table below gives each teacher's "
+                "differences with the test-block bootstrap (test-set uncertainty only).")
+    return (f"Distillation raised the student's test fire AUROC, 95% CI over {n} seeds above 0, for "
+            f"{len(found)} of {len(gains)} teachers" + (f" ({', '.join(found)})" if found else "") + ".")
 
 
 def load_evaluations(cfg: Config, layout: Layout) -> dict:

@@ -66,13 +66,14 @@ PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relativ
 WRITTEN_TO = ("output", "cache_dir")  # where results go, never what they are
 DATA_KEYS = ("csv", "base_path")  # which data: a run's data fingerprint stands for these where it is taken
 GRID = ("teachers", "seeds")  # which runs: a run's own teacher and seed stand for these
+NOT_SWEPT = ("sweep", "output", "cache_dir")  # a sweep's sub-studies differ in these by construction
 
 
 def result_settings(settings: dict) -> dict:
     """How results are computed: every setting but where they are written, which data (``DATA_KEYS``)
     and which runs of the grid (``GRID``). The one rule behind the study's digest, its stage
     records and the comparison's check that runs share their config."""
-    return {k: v for k, v in settings.items() if k not in WRITTEN_TO + DATA_KEYS + GRID}
+    return {k: v for k, v in settings.items() if k not in WRITTEN_TO + DATA_KEYS + GRID + ("sweep",)}
 
 
 def digest(obj) -> str:
@@ -133,6 +134,8 @@ class Config:
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
     # reports
     embeddings: list[str] = field(default_factory=lambda: ["tsne", "umap"])  # feature maps drawn
+    # a sweep: config key -> values; one sub-study per combination of values (kdcore.sweep)
+    sweep: dict = field(default_factory=dict)
 
     def validate(self) -> Config:
         checks = {
@@ -181,12 +184,25 @@ class Config:
                 raise KDError(f"config key 'teachers': unknown teacher {t.name!r}; known: "
                               f"{', '.join(TEACHERS)}, {ORACLE} (or give family and backbone)")
         self._check_oracle()
+        self._check_sweep()
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
         self.teachers += [rgb_twin(t) for t in self.teachers
                           if (self.rgb_teacher_arm if t.rgb_twin is None else t.rgb_twin) and not is_oracle(t)
                           and not t.rgb_only and not t.twin_of and t.name + RGB_TWIN_SUFFIX not in names]
         return self
+
+    def _check_sweep(self) -> None:
+        """Each swept key is a config key, with a non-empty list of values of its type."""
+        hints = typing.get_type_hints(Config)
+        for key, values in self.sweep.items():
+            if key not in hints or key in NOT_SWEPT:
+                raise KDError(f"config key 'sweep': {key!r} cannot be swept (a config key other than "
+                              f"{', '.join(NOT_SWEPT)})")
+            if not isinstance(values, list) or not values:
+                raise KDError(f"config key 'sweep.{key}': expected a non-empty list of values, found {values!r}")
+            for i, value in enumerate(values):
+                _convert(value, hints[key], f"sweep.{key}[{i}]")
 
     def _check_oracle(self) -> None:
         """The oracle's outputs are the labels, cached once: nothing to train, pretrain, twin,
@@ -262,6 +278,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
         return value
     name = getattr(hint, "__name__", str(hint))
     raise KDError(f"config key {key!r}: expected {name}, found {type(value).__name__} {value!r}")
+
+
+def typed(key: str, value: Any) -> Any:
+    """``value`` as config key ``key`` types it (an int where a float is expected becomes one)."""
+    return _convert(value, typing.get_type_hints(Config)[key], key)
 
 
 def _from_dict(cls, values: dict, prefix: str = ""):

@@ -7,6 +7,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -101,3 +102,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def link_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """``target`` becomes a copy of file or folder ``source`` made of hard links (a plain copy where
+    the file system has none): a finished result shared without its bytes twice on disk. A file
+    rewritten later at either place is replaced (a new file, by rename), never changed in place,
+    so each keeps what it was given."""
+    source, target = Path(source), Path(target)
+    files = [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
+    for file in files:
+        dest = target / file.relative_to(source) if source.is_dir() else target
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(file, dest)
+        except OSError:
+            shutil.copy2(file, dest)

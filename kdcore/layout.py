@@ -17,7 +17,7 @@ COMPARE = "compare"  # the folder of the comparison's tables and figures
 # a compressed variant's file stem; a variant not listed is "student_<variant>"
 VARIANT_STEMS = {"fp32": "student", "pruned": "student_pruned", "int8": "student_quantized",
                  "pruned_int8": "student_pruned_quantized"}
-PAPER_TABLES = ("models", "differences", "baseline", "compressed_students")  # the comparison's
+PAPER_TABLES = ("answer", "models", "differences", "baseline", "compressed_students")  # the comparison's
 PAPER_TABLE_FORMATS = (".tex", ".md", ".csv")
 
 
@@ -56,6 +56,10 @@ class Layout:
 
     def compare_graphs(self) -> Path:
         return self.root / "graphs" / COMPARE
+
+    def sweep_figure(self, name: str) -> Path:
+        """A figure of a sweep's page, under the sweep's own output folder."""
+        return self.root / "graphs" / "sweep" / f"{name}.png"
 
     # --- one seed's data ---
 
@@ -132,7 +136,8 @@ class Layout:
         found = {
             "split": lambda: [self.data(seed), self.graphs(DATA, seed)],
             "no_kd_student": lambda: [self.models(NO_KD, seed), self.metrics(NO_KD, seed)],
-            "teacher": lambda: [p for folder in run for p in folder.glob("teacher_*")],  # crossfit folds too
+            "teacher": lambda: [p for folder in run for p in folder.glob("teacher_*")]  # crossfit folds too
+            + list(self.graphs(teacher, seed).glob("*teacher*")),
             "student": lambda: [student.best, student.last, student.log, self.evaluation(teacher, seed, "student"),
                                 self.predictions(teacher, seed, "student")],
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],

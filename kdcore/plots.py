@@ -171,3 +171,67 @@ def tradeoff(points: list[tuple[str, float, float, float]], xlabel: str, title: 
         ax.annotate(f"{name} ({mb:.2g} MB)", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set(xlabel=xlabel, ylabel="test macro-F1", title=title, xscale="log", ylim=(0, 1.02))
     return fig
+
+
+def _interval(rows, part: str):
+    """Mean and the error-bar half-widths of ``part`` (missing intervals: no bar)."""
+    mean = rows[f"{part} mean difference"].astype(float).to_numpy()
+    low = rows[f"{part} CI low"].astype(float).to_numpy()
+    high = rows[f"{part} CI high"].astype(float).to_numpy()
+    return mean, np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
+
+
+def sweep_gain(rows, keys: list[str], gain: str) -> Figure:
+    """The KD gain (mean, 95% CI over seeds) against the swept value, a line per teacher. One numeric
+    key spanning a factor of 10 or more is drawn on a log axis."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    points = rows[keys].astype(str).agg(", ".join, axis=1)
+    order = list(dict.fromkeys(points))
+    numeric = len(keys) == 1 and all(_is_number(p) for p in order)
+    for teacher, own in rows.assign(point=points).groupby("teacher", sort=False):
+        x = own["point"].astype(float).to_numpy() if numeric else own["point"].map(order.index).to_numpy()
+        mean, err = _interval(own, gain)
+        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=teacher)
+    if numeric:
+        values = [float(p) for p in order]
+        if min(values) > 0 and max(values) / min(values) >= 10:
+            ax.set_xscale("log")
+        ax.set_xticks(values, order)
+    else:
+        ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+    ax.axhline(0, color="grey", ls="--", lw=1)
+    ax.set(xlabel=", ".join(keys), ylabel="distilled - no-KD student, test fire AUROC",
+           title="the KD gain (95% CI over seeds) against the swept value")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def gain_against_lead(rows, keys: list[str], gain: str, lead: str) -> Figure:
+    """Every teacher at every swept value: its lead over the no-KD student against the gain of
+    its student, both with their 95% CIs over seeds. Distillation pulls the student towards its
+    teacher, so the points should rise from left to right and sit below the diagonal."""
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.subplots()
+    x, xerr = _interval(rows, lead)
+    y, yerr = _interval(rows, gain)
+    ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=2, alpha=0.8)
+    for xi, yi, teacher, point in zip(x, y, rows["teacher"], rows[keys].astype(str).agg(", ".join, axis=1), strict=True):
+        ax.annotate(f"{teacher} @ {point}", (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    finite = [v for v in np.concatenate([x, y]) if np.isfinite(v)]
+    edge = max([0.05, *map(abs, finite)]) * 1.1
+    ax.plot([-edge, edge], [-edge, edge], color="grey", lw=0.8, ls=":", label="gain = lead")
+    ax.axhline(0, color="grey", ls="--", lw=1)
+    ax.axvline(0, color="grey", ls="--", lw=1)
+    ax.set(xlabel="teacher - no-KD student, test fire AUROC", ylabel="distilled - no-KD student, test fire AUROC",
+           title="the KD gain against the teacher's lead")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -366,6 +366,7 @@ class Comparison:
 
     cfg: Config
     evaluations: dict
+    answer: pd.DataFrame
     models: pd.DataFrame
     differences: pd.DataFrame
     baseline: pd.DataFrame
@@ -391,18 +392,42 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
         write_json(layout.aggregated(name), agg)
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if mixed else next(iter(data.values()))}
-    study = Comparison(cfg, evaluations, models, differences, compare.baseline_table(cfg, evaluations), variants,
-                       warnings, origin)
-    numbers = {"models": models, "differences": differences, "baseline": study.baseline,
+    study = Comparison(cfg, evaluations, compare.answer_table(cfg, differences), models, differences,
+                       compare.baseline_table(cfg, evaluations), variants, warnings, origin)
+    numbers = {"answer": study.answer, "models": models, "differences": differences, "baseline": study.baseline,
                "compressed_students": variants}
-    shown = {"models": models_table(study), "differences": differences_table(study),
+    shown = {"answer": answer_table(study), "models": models_table(study), "differences": differences_table(study),
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
     study.paper_tables = report.write_paper_tables(layout, numbers, shown)
     return study
 
 
 def compare_summary(study: Comparison) -> list[str]:
-    return compare.headline(study.differences, len(study.cfg.seeds))
+    return [compare.study_sentence(study.cfg, study.differences)]
+
+
+def answer_table(study: Comparison, question: str = compare.KD_QUESTION) -> pd.DataFrame:
+    """One row per teacher: its lead and what distillation did (test fire AUROC, mean [95% CI over
+    seeds]), what the study could have detected, and the verdict. With ``compare.IR_QUESTION``:
+    per teacher with an RGB twin, what IR adds at the teacher and at its student."""
+    a = study.answer
+    if not len(a):
+        return a
+    a = a[a["question"] == question]
+    ci = {part: [report.mean_ci(*r, signed=True) for r in zip(
+        a[f"{part} mean difference"], a[f"{part} CI low"], a[f"{part} CI high"], strict=True)] for part in ("lead", "gain")}
+    lead, gain = {compare.KD_QUESTION: ("teacher - no-KD student", "distilled - no-KD student"),
+                  compare.IR_QUESTION: ("IR teacher - RGB teacher", "IR-distilled - RGB-distilled")}[question]
+    return pd.DataFrame({
+        "teacher": a["teacher"], "seeds": a["seeds"], lead: ci["lead"], gain: ci["gain"],
+        "detectable at 80% power": [report.number(x) for x in a["detectable at 80% power"]],
+        "seeds to detect the observed difference": [report.number(x, 0) for x in a["seeds to detect the observed gain"]],
+        "verdict": a["verdict"]})
+
+
+def what_ir_adds(study: Comparison) -> pd.DataFrame:
+    """Per teacher with an RGB twin: IR's part at the teacher and at its student."""
+    return answer_table(study, compare.IR_QUESTION)
 
 
 def models_table(study: Comparison) -> pd.DataFrame:
@@ -428,6 +453,7 @@ def differences_table(study: Comparison) -> pd.DataFrame:
                                                  zip(d["mean difference"], d["CI low"], d["CI high"], strict=True)],
         "p (Holm)": [report.pvalue(p) for p in d["p (Holm)"]],
         "d_z": [report.number(z, 2) for z in d["d_z"]],
+        "detectable at 80% power": [report.number(x) for x in d["detectable at 80% power"]],
         "test-block bootstrap [95%]": [report.mean_ci(*r, signed=True) for r in
                                        zip(d["test-block bootstrap"], d["bootstrap low"], d["bootstrap high"], strict=True)],
         "note": (d["CI note"].fillna("") + d["missing seeds"].map(lambda s: f"; missing seeds {s}" if s else "")

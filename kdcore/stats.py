@@ -5,6 +5,10 @@
 - ``paired_difference``: a minus b over the seeds both have, with its t-interval, p-value and
   d_z (the mean difference over the standard deviation of the differences); below three seeds
   none of the three (two near-equal differences give d_z in the hundreds and p near 0).
+- ``detectable_difference`` / ``seeds_needed``: the power of a paired t-test at the observed spread
+  of the differences: the smallest true difference it would find 80% of the time, and how many
+  seeds a given difference would need. A null result is read against the first: "no effect
+  found" means little when only a large one could have been.
 - ``holm``: Holm's step-down adjustment of a family of p-values.
 - ``block_bootstrap``: the same difference, resampling test blocks (not frames: neighbouring frames
   are near-copies) within each seed. It measures test-set uncertainty only, not seed-to-seed
@@ -60,15 +64,51 @@ def paired_difference(a: Sequence, b: Sequence, bounds: tuple[float, float] = UN
     diff = np.array([x - y for x, y in pairs], dtype=float)
     width = bounds[1] - bounds[0]
     out = {"n": len(diff), "mean_difference": float(diff.mean()) if len(diff) else None,
-           "ci95": [None, None], "ci_note": None, "t": None, "p_value": None, "d_z": None,
-           "differences": diff.tolist(), "missing": missing}
+           "ci95": [None, None], "ci_note": None, "t": None, "p_value": None, "d_z": None, "sd": None,
+           "detectable": None, "differences": diff.tolist(), "missing": missing}
     if len(diff) == 0:
         return out
     out["ci95"], out["ci_note"] = _t_interval(diff, (-width, width))
     if len(diff) >= 3 and diff.std(ddof=1) > 0:  # with two pairs, t has one degree of freedom: no test
         t, p = stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs])
-        out.update(t=float(t), p_value=float(p), d_z=float(diff.mean() / diff.std(ddof=1)))
+        sd = float(diff.std(ddof=1))
+        out.update(t=float(t), p_value=float(p), d_z=float(diff.mean() / sd), sd=sd,
+                   detectable=detectable_difference(sd, len(diff)))
     return out
+
+
+ALPHA, POWER = 0.05, 0.8
+
+
+def t_test_power(difference: float, sd: float, n: int, alpha: float = ALPHA) -> float:
+    """The chance that a two-sided paired t-test at level ``alpha`` on ``n`` pairs rejects "no
+    difference" when the true mean difference is ``difference`` and the differences' SD is ``sd``
+    (the noncentral t distribution)."""
+    df, critical = n - 1, stats.t.ppf(1 - alpha / 2, n - 1)
+    shift = difference * np.sqrt(n) / sd
+    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
+def detectable_difference(sd: float | None, n: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
+    """The smallest true mean difference the paired t-test on ``n`` seeds detects with probability
+    ``power``, at differences spread with SD ``sd``; None below three seeds or without a spread."""
+    if n < 3 or not sd:
+        return None
+    from scipy.optimize import brentq
+
+    high = sd
+    while t_test_power(high, sd, n, alpha) < power:  # bracket the root (far shifts overflow nct)
+        high *= 2
+    return float(brentq(lambda d: t_test_power(d, sd, n, alpha) - power, 0.0, high))
+
+
+def seeds_needed(difference: float, sd: float, alpha: float = ALPHA, power: float = POWER,
+                 most: int = 10_000) -> int | None:
+    """The fewest seeds (at least three) whose paired t-test detects ``difference`` with probability
+    ``power`` at differences spread with SD ``sd``; None if not within ``most``."""
+    if not difference or not sd:
+        return None
+    return next((n for n in range(3, most + 1) if t_test_power(abs(difference), sd, n, alpha) >= power), None)
 
 
 def holm(p_values: Sequence) -> list:

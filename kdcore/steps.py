@@ -1,9 +1,12 @@
-"""The study's steps, each declared once: what it reads and what it makes.
+"""The study's steps, each declared once: what it reads, what it makes, and which settings cannot
+change what it makes.
 
 A step runs as one stage notebook per seed (``seed`` scope), per teacher and seed (``teacher``), or
 once (``study``). ``study.plan`` orders the stages from these declarations alone; ``kdcore.pipeline``
-runs one step after checking that what it reads is there; ``Layout.products`` says which files a
-product is. Plain data (no torch), so that ``kd study`` reads it without loading a model library.
+runs one step after checking that what it reads is there; ``Layout.product_files`` says which files
+a product is. A stage's digest leaves out the settings its step ``ignores``, so that the sub-studies
+of a sweep share the stages a swept setting cannot reach (a temperature sweep trains each teacher
+once). Ignoring a setting a step does read would reuse a wrong result: when in doubt, depend.
 """
 
 from __future__ import annotations
@@ -31,16 +34,27 @@ class Step:
     makes: tuple[str, ...]
     applies: Callable[[Config, str | None], bool] = _always
     skipped_when: str = ""  # in words: when ``applies`` says no
+    ignores: tuple[str, ...] = ()  # settings that cannot change what it makes (config keys)
 
+
+TEACHER_FIT = ("epochs_teacher", "patience_teacher", "lr_teacher", "teacher_outputs", "crossfit_folds")
+STUDENT_FIT = ("epochs_student", "patience_student", "lr_student", "student_stem_stride")
+DISTILLATION = ("kd_temperature", "kd_alpha", "kd_feature_weight", "kd_loss")
+COMPRESSION = ("compress", "prune_sparsity", "finetune_epochs")
+ARMS = ("rgb_teacher_arm",)  # which teachers a study has, not how any one is trained
 
 STEPS = (
-    Step("00_data", "data", "seed", reads=(), makes=("split", "no_kd_student")),
-    Step("01_teacher", "teacher", "teacher", reads=("split",), makes=("teacher",)),
+    Step("00_data", "data", "seed", reads=(), makes=("split", "no_kd_student"),
+         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",)),
+    Step("01_teacher", "teacher", "teacher", reads=("split",), makes=("teacher",),
+         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS),
+    # whether it writes the final evaluation depends on `compress`: that one is not ignored
     Step("02_student", "student", "teacher", reads=("split", "teacher", "no_kd_student"),
-         makes=("student", "final_evaluation")),
+         makes=("student", "final_evaluation"), ignores=("prune_sparsity", "finetune_epochs") + ARMS),
     Step("03_compress", "compression", "teacher", reads=("split", "student"),
          makes=("compressed_students", "final_evaluation"), applies=_compressed,
-         skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)"),
+         skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
+         ignores=ARMS),
     Step("04_compare", "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}

@@ -22,7 +22,7 @@ from pathlib import Path
 from kdcore import steps
 from kdcore.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.errors import KDError
-from kdcore.io import read_json, remove_stray_temporaries, write_json, write_text
+from kdcore.io import link_tree, read_json, remove_stray_temporaries, write_json, write_text
 from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -97,17 +97,18 @@ def _priority(stage: Stage) -> int:
     return 0 if stage.notebook == "01_teacher" else 1
 
 
-DIGEST_FORMULA = 2  # stage_digest's formula: a record of another formula is judged stale, never "changed"
+DIGEST_FORMULA = 3  # stage_digest's formula: a record of another formula is judged stale, never "changed"
 
 
 def stage_digest(cfg: Config, stage: Stage) -> str:
-    """What a stage's results depend on: the settings that shape results, its data (by path: no
-    fingerprint is taken before a stage runs), its teacher's settings and its seed (every teacher's
-    and seed for the comparison)."""
+    """What a stage's results depend on: the settings that shape results but those its step
+    ignores, its data (by path: no fingerprint is taken before a stage runs), its teacher's
+    settings and its seed (every teacher's and seed for the comparison)."""
     settings = cfg.to_dict()
     teachers = [t for t in settings["teachers"] if stage.step.scope == "study" or t["name"] == stage.teacher]
     seeds = settings["seeds"] if stage.step.scope == "study" else stage.seed
-    return digest({"shared": result_settings(settings), "data": {k: settings[k] for k in DATA_KEYS},
+    shared = {k: v for k, v in result_settings(settings).items() if k not in stage.step.ignores}
+    return digest({"shared": shared, "data": {k: settings[k] for k in DATA_KEYS},
                    "teacher": teachers, "seed": seeds, "stage": stage.notebook})
 
 
@@ -125,12 +126,17 @@ class Study:
     def __init__(self, params: str | Path, reports: str | Path = "reports", force: bool = False,
                  jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
                  show_code: bool = False, slurm: dict | None = None, overrides: dict | None = None,
-                 compare: bool = True, keep_results: bool = False):
+                 compare: bool = True, keep_results: bool = False, name: str | None = None,
+                 donors: list[Study] | None = None):
+        """``name``: its reports' folder (default: the params file's name); ``donors``: studies whose
+        finished stages this one takes instead of running them again, where the stage's digest and
+        code are the same (a sweep's earlier sub-studies)."""
         self.params = Path(params).resolve()
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
         self.layout = Layout(self.cfg.output)
-        self.name = self.params.stem  # a study's reports live in their own folder, named by its params file
+        self.name = name or self.params.stem  # a study's reports live in their own folder, named by its params file
+        self.donors = donors or []
         self.reports_root = Path(reports)
         self.pages = Reports(reports, self.name)
         self.reports = self.pages.folder
@@ -180,8 +186,36 @@ class Study:
 
     def plan_table(self) -> list[dict]:
         """Each stage, what a run would do with it, and why."""
-        return [{"stage": s.key, "status": "to run (forced)" if self.force else status, "reason": reason}
-                for s in self.stages for status, reason in [self.status(s)]]
+        rows = []
+        for stage in self.stages:
+            status, reason = self.status(stage)
+            donor = self.donor(stage, planned=True) if status == "to run" and not self.force else None
+            if donor:
+                status, reason = "to share", f"from {donor.name}, which runs it with the same settings and code"
+            rows.append({"stage": stage.key, "status": "to run (forced)" if self.force else status, "reason": reason})
+        return rows
+
+    def donor(self, stage: Stage, planned: bool = False) -> Study | None:
+        """A donor study that finished this very stage (or, ``planned``, will run it): same key,
+        settings digest and code."""
+        for donor in self.donors:
+            theirs = next((s for s in donor.stages if s.key == stage.key), None)
+            if theirs and (planned or donor.finished(theirs)) and donor.code(theirs) == self.code(stage) \
+                    and stage_digest(donor.cfg, theirs) == stage_digest(self.cfg, stage):
+                return donor
+        return None
+
+    def _share(self, stage: Stage, donor: Study) -> None:
+        """Take a donor's finished stage: its products, executed notebook and page, hard-linked."""
+        self._start(stage, clean=True)
+        theirs = [(donor.layout.product_files(p, stage.teacher, stage.seed), p) for p in stage.step.makes]
+        for files, _ in theirs:
+            for source in files:
+                link_tree(source, self.layout.root / source.relative_to(donor.layout.root))
+        link_tree(donor.layout.executed(stage.key), self.layout.executed(stage.key))
+        link_tree(donor.report(stage), self.report(stage))
+        write_json(self.record_path(stage), {**read_json(donor.record_path(stage)), **self._digest(stage),
+                                             "shared_from": str(donor.record_path(stage))})
 
     def _digest(self, stage: Stage) -> dict:
         return {"digest": stage_digest(self.cfg, stage), "digest_formula": DIGEST_FORMULA}
@@ -194,12 +228,12 @@ class Study:
             write_json(self.record_path(stage), {**record, "code": code, "kept_from_code": record.get("code"),
                                                  "kept": time.time(), **self._digest(stage)})
 
-    def _start(self, stage: Stage) -> None:
-        """Begin a stage: clean outputs if it ran before under another config (or force), and the
-        temporary files a killed run of it left."""
+    def _start(self, stage: Stage, clean: bool = False) -> None:
+        """Begin a stage: clean outputs if it ran before under another config (or force, or
+        ``clean``), and the temporary files a killed run of it left."""
         path = self.record_path(stage)
         previous = read_json(path) if path.exists() else None
-        if self.force or (previous and previous.get("digest") != stage_digest(self.cfg, stage)):
+        if clean or self.force or (previous and previous.get("digest") != stage_digest(self.cfg, stage)):
             for product in stage.step.makes:
                 for p in self.layout.product_files(product, stage.teacher, stage.seed):
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
@@ -239,11 +273,19 @@ class Study:
                 running = {}
                 while todo or running:
                     ready = sorted((s for s in todo if all(d in done for d in s.deps)), key=_priority)
-                    ready = ready[: self.jobs - len(running)]
+                    for stage in [s for s in ready if not self.force and self.donor(s)]:
+                        donor = self.donor(stage)
+                        self._share(stage, donor)
+                        todo.remove(stage)
+                        done.add(stage.key)
+                        progress(f"shared {stage.key} from {donor.name}")
+                    ready = [s for s in ready if s.key not in done][: self.jobs - len(running)]
                     for stage in ready:
                         todo.remove(stage)
                         self._start(stage)
                         running[pool.submit(self._execute, stage)] = stage
+                    if not running:
+                        continue
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         stage = running.pop(future)
@@ -321,27 +363,41 @@ class Study:
     def write_index(self) -> Path:
         """This study's index, then the index of every study under the reports folder."""
         pages = self.pages
-        rows = []
-        for stage in self.stages:
-            page = self.report(stage)
-            status = "finished" if self.finished(stage) else "not finished"
-            where = "all teachers and seeds" if stage.step.scope == "study" else \
-                f"{stage.teacher or 'seed data'}, seed {stage.seed}"
-            link = _link(page, pages.folder, stage.step.title) if page.exists() else stage.step.title
-            rows.append(f"<tr><td>{link}</td><td>{html.escape(where)}</td><td>{status}</td></tr>")
         comparison = pages.page(None)
         start = f"Start with the {_link(comparison, pages.folder, 'comparison')}; " if comparison.exists() else ""
         page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
-                            output=html.escape(str(self.cfg.output)), rows="\n".join(rows), compare=start,
-                            studies=_link(pages.studies(), pages.folder, "all studies"),
-                            tables=self._paper_tables())
+                            overrides=self._overrides_line(), output=html.escape(str(self.cfg.output)),
+                            grid=self._grid(), compare=start,
+                            studies=_link(pages.studies(), pages.folder, "all studies"), tables=self._paper_tables())
         write_text(pages.index(), page)
-        studies = [Reports(pages.root, p.parent.name) for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
+        studies = [Reports(pages.root, p.parent.relative_to(pages.root).as_posix())
+                   for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
         links = "\n".join(f"<li>{_link(s.index(), pages.root, s.folder.name)}"
                           + (f" ({_link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
                           + "</li>" for s in studies)
         write_text(pages.studies(), STUDIES.format(links=links))
         return pages.index()
+
+    def _grid(self) -> str:
+        """A row per teacher (the seeds' data first), a column per seed; each cell its stages'
+        pages and how far they got."""
+        cells: dict[str, dict[int, list[str]]] = {}
+        for stage in (s for s in self.stages if s.step.scope != "study"):
+            page = self.report(stage)
+            title = _link(page, self.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
+            mark = {"finished": "&#10003;", "stale": "(stale)"}.get(self.status(stage)[0], "(not finished)")
+            cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
+        head = "".join(f"<th>seed {s}</th>" for s in self.cfg.seeds)
+        rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
+            f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in self.cfg.seeds) + "</tr>"
+            for run, by_seed in cells.items())
+        return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
+
+    def _overrides_line(self) -> str:
+        if not self.overrides:
+            return ""
+        return "; settings given on the command line: <code>" + html.escape(
+            " ".join(f"{k}={v}" for k, v in self.overrides.items())) + "</code>"
 
     def _paper_tables(self) -> str:
         """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
@@ -365,13 +421,11 @@ def _link(target: Path, start: Path, text: str) -> str:
 INDEX = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>kdcore study {name}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 12px;text-align:left}}
-tr:nth-child(even){{background:#f2f2f2}}</style></head>
+tr:nth-child(even){{background:#f2f2f2}}td{{vertical-align:top}}</style></head>
 <body><h1>kdcore study: {name}</h1>
-<p>params: <code>{params}</code>; outputs: <code>{output}</code>.
+<p>params: <code>{params}</code>{overrides}; outputs: <code>{output}</code>.
 {compare}{studies}.</p>
-<table><tr><th>report</th><th>for</th><th>status</th></tr>
-{rows}
-</table>
+{grid}
 {tables}
 </body></html>
 """

@@ -54,3 +54,24 @@ def test_two_seeds_give_no_test_and_no_effect_size():
     d = paired_difference([0.90, 0.91], [0.80, 0.8101])
     assert d["mean_difference"] == pytest.approx(0.09995) and d["n"] == 2
     assert d["p_value"] is None and d["d_z"] is None and d["ci95"] == [None, None] and d["ci_note"] == FEW_SEEDS
+
+
+def test_the_detectable_difference_is_what_a_paired_t_test_finds_80_percent_of_the_time():
+    from scipy import stats
+
+    from kdcore.stats import detectable_difference, seeds_needed
+
+    planted = np.array([0.03, -0.02, 0.05, 0.01, -0.04, 0.02])  # six seeds' paired differences
+    d = paired_difference(0.5 + planted, np.full(6, 0.5))
+    sd = planted.std(ddof=1)
+    assert d["sd"] == pytest.approx(sd) and d["detectable"] == pytest.approx(detectable_difference(sd, 6))
+    # by hand: draw six differences with that mean and SD, test, count the rejections
+    rng = np.random.default_rng(0)
+    draws = rng.normal(d["detectable"], sd, (40_000, 6))
+    t = draws.mean(1) / (draws.std(1, ddof=1) / np.sqrt(6))
+    rejected = np.mean(np.abs(t) > stats.t.ppf(0.975, 5))
+    assert rejected == pytest.approx(0.80, abs=0.01)
+    normal_bound = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * sd / np.sqrt(6)
+    assert d["detectable"] > normal_bound  # the t-test with 5 degrees of freedom needs more than z's
+    assert seeds_needed(d["detectable"], sd) == 6 and seeds_needed(d["detectable"] / 2, sd) > 6
+    assert paired_difference([0.5, 0.6], [0.4, 0.5])["detectable"] is None  # two seeds: no spread to read
