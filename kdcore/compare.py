@@ -11,48 +11,23 @@ uncertainty only). Beside them, the prevalence baseline: what always answering "
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from kdcore.config import Config, result_settings
-from kdcore.data import LABELS
+from kdcore.data.schema import LABELS
 from kdcore.errors import KDError
 from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
-from kdcore.profile import latency_key
+from kdcore.records import METRICS, ROLES, latency_header, latency_key, metric_value
 from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed, summarize
 
-# metric key -> (label, where it sits in an evaluation's "metrics"); every F1 and the Hamming loss
-# at the thresholds tuned on validation (the headline), the reference protocol's 0.5 beside them
-METRICS = {
-    "macro_f1": ("macro-F1", ("macro_f1",)),
-    "fire_auroc": ("fire AUROC", ("ranking", "fire", "auroc")),
-    "fire_ap": ("fire AP", ("ranking", "fire", "average_precision")),
-    "smoke_auroc": ("smoke AUROC", ("ranking", "smoke", "auroc")),
-    "fire_f1": ("fire F1", ("fire", "f1")),
-    "smoke_f1": ("smoke F1", ("smoke", "f1")),
-    "hamming_loss": ("Hamming loss", ("hamming_loss",)),
-    "macro_f1_at_0.5": ("macro-F1 at 0.5", ("at_0.5", "macro_f1")),
-    "fire_f1_at_0.5": ("fire F1 at 0.5", ("at_0.5", "fire", "f1")),
-    "smoke_f1_at_0.5": ("smoke F1 at 0.5", ("at_0.5", "smoke", "f1")),
-    "fire_auroc_rgb_hidden": ("fire AUROC, fires RGB hides", ("fire_by_rgb_visibility", "rgb_hidden", "auroc")),
-    "fire_auroc_rgb_visible": ("fire AUROC, fires RGB shows", ("fire_by_rgb_visibility", "rgb_visible", "auroc")),
-}
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
 # metric key -> (whether it reads decisions at the model's tuned thresholds rather than scores, metric)
 BOOTSTRAP = {"fire_auroc": (False, lambda p, y: auroc(p[:, 0], y[:, 0])), "macro_f1": (True, macro_f1)}
-ROLES = {"teacher": "teacher", "student": "distilled student", "no_kd_student": "no-KD student"}
-
-
-def metric_value(evaluation: dict, key: str):
-    value = evaluation["metrics"]
-    for step in METRICS[key][1]:
-        value = value.get(step) if isinstance(value, dict) else None
-    return value
 
 
 @dataclass(frozen=True)
@@ -368,9 +343,3 @@ def variant_names(runs: list[dict]) -> list[str]:
 def batch1_ms(record: dict, cfg: Config) -> float:
     """A model's CPU latency at the run's image size, batch 1 (every record has it)."""
     return record["timing"]["latency"][latency_key(cfg.image_size, 1)]["median_ms"]
-
-
-def latency_header(key: str) -> str:
-    """'224px_batch1' -> 'latency, ms (224 px, batch 1)'."""
-    size, batch = re.fullmatch(r"(\d+)px_batch(\d+)", key).groups()
-    return f"latency, ms ({size} px, batch {batch})"

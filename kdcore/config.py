@@ -52,7 +52,7 @@ def is_oracle(t: TeacherConfig) -> bool:
 def rgb_twin(t: TeacherConfig) -> TeacherConfig:
     """The same architecture, budget and initialization, reading RGB only: what IR adds is the
     difference between the two."""
-    from kdcore.models import TEACHERS
+    from kdcore.models.registry import TEACHERS
 
     family, backbone, kwargs = t.family, t.backbone, t.backbone_kwargs
     if backbone is None:
@@ -167,16 +167,14 @@ class Config:
             SynthOptions.from_dict(self.synth_options)
         except (KDError, TypeError) as e:
             raise KDError(f"config key 'synth_options': {e}") from None
-        from kdcore.distill import LOSSES
-
-        choices = {"split": ("auto", "block", "group", "stratified"), "kd_loss": tuple(LOSSES),
+        choices = {"split": ("auto", "block", "group", "stratified"), "kd_loss": _kd_losses(self.kd_loss),
                    "teacher_outputs": ("auto", "cached", "online", "crossfit"),
                    "device": ("auto", "cpu", "cuda"), "select_on": tuple(CRITERIA)}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise KDError(f"config key {key!r}: must be one of {', '.join(allowed)}, "
                               f"found {getattr(self, key)!r}")
-        from kdcore.models import TEACHERS
+        from kdcore.models.registry import TEACHERS
 
         names = [t.name for t in self.teachers]
         for t in self.teachers:
@@ -243,6 +241,15 @@ class Config:
         files are written (the same study run in another folder has the same digest)."""
         settings = self.to_dict()
         return digest({**result_settings(settings), **{k: settings[k] for k in GRID}})
+
+
+def _kd_losses(name: str) -> tuple[str, ...]:
+    """The registered KD losses; the default needs no look-up (the registry lives with torch)."""
+    if name == Config.kd_loss:
+        return (name,)
+    from kdcore.distill import LOSSES
+
+    return tuple(LOSSES)
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:

@@ -122,7 +122,7 @@ def seed_points(points, summary, label: str, title: str, bounds=(0.0, 1.0)) -> F
 def paired_lines(points, label: str, title: str, bounds=(0.0, 1.0)) -> Figure:
     """Per teacher, each seed a line from the no-KD student to the student distilled from it.
 
-    points: rows of teacher, model, seed, value (models as in compare.ROLES).
+    points: rows of teacher, model, seed, value (models as in records.ROLES).
     """
     teachers = list(dict.fromkeys(points["teacher"]))
     fig = Figure(figsize=(max(3.0, 2.2 * len(teachers)), 3.6), layout="constrained")

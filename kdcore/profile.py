@@ -82,11 +82,6 @@ def latency_ms(model: nn.Module, inputs: tuple, repeats: int = 20, warmup: int =
             "batch": int(inputs[0].shape[0]), "threads": torch.get_num_threads()}
 
 
-def latency_key(size: int, batch: int) -> str:
-    """How a latency is keyed in every evaluation record: ``224px_batch1``."""
-    return f"{size}px_batch{batch}"
-
-
 def example_inputs(model: nn.Module, img_size: int, batch: int = 1, device="cpu") -> tuple:
     """One random image per modality the model reads."""
     modalities = getattr(model, "modalities", ("rgb",))

@@ -9,8 +9,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-import torch
-
 import kdcore
 
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "torch-pruning", "onnxruntime")
@@ -51,10 +49,27 @@ def data_fingerprint(csv: str | Path, paths: list[str]) -> dict:
             "images_sha256": listing.hexdigest(), "images": len(paths)}
 
 
-def environment(device: torch.device) -> dict:
+def environment(device) -> dict:
+    """The torch ``device`` a run used, its threads and world size, and the platform."""
+    import torch
+
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     env = {"device": str(device), "threads": torch.get_num_threads(), "world_size": world,
            "platform": platform.platform()}
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env
+
+
+def provenance(cfg, data=None, device=None) -> dict:
+    """Code, packages and config; with the torch ``device`` a run used, its environment; with one
+    seed's ``data`` (a ``SeedData``), its seed, split and the data's fingerprint too. Without a
+    device, no torch is loaded: the comparison only reads records."""
+    record = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
+              "config_digest": cfg.digest()}
+    if device is not None:
+        record["environment"] = environment(device)
+    if data is not None:
+        paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
+        record.update(seed=data.seed, split_mode=data.split.mode, data=data_fingerprint(data.table.csv, paths))
+    return record

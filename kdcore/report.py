@@ -94,13 +94,13 @@ def figures(named: dict) -> None:
 
 def provenance(origin: dict) -> None:
     """One line to read, and the whole record (config, data fingerprint, ...) folded below it."""
-    code, env = origin["code"], origin["environment"]
+    code, env = origin["code"], origin.get("environment")
     dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+    ran = (f"; {env['device']}, {env['threads']} thread(s), world size {env['world_size']}, deterministic kernels "
+           f"{'on' if origin['config'].get('deterministic') else 'off'}" if env else "")
     print(f"kdcore {code['kdcore']}, commit {code['git_commit'] or 'unknown'}{dirty}; "
           + ", ".join(f"{k} {v}" for k, v in origin["packages"].items() if v)
-          + f"; config digest {origin['config_digest']}; seed {origin['seed']}; {env['device']}, "
-          f"{env['threads']} thread(s), world size {env['world_size']}, "
-          f"deterministic kernels {'on' if origin['config'].get('deterministic') else 'off'}")
+          + f"; config digest {origin['config_digest']}; seed {origin['seed']}{ran}")
     record = json.dumps(origin, indent=1, sort_keys=True, default=str)
     _display(_html(f"<details><summary>provenance: the full record</summary><pre>{html.escape(record)}</pre>"
                    "</details>", record))

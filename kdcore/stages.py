@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdcore import compare, plots, report
+from typing import TYPE_CHECKING
+
+from kdcore import compare, plots, records, report
 from kdcore.config import Config, TeacherConfig, load_config
-from kdcore.data import COMBOS, LABELS, frame_hashes
-from kdcore.data.schema import combo_names
-from kdcore.data.splits import audit_modes, one_valued_labels
-from kdcore.distill import TeacherOutputs
-from kdcore.embed import tsne, umap
+from kdcore.data.schema import COMBOS, LABELS, combo_names
 from kdcore.io import read_json, write_json
 from kdcore.layout import DATA, NO_KD, Layout
-from kdcore.pipeline import SeedData, prepare_data, provenance, run_step
+from kdcore.provenance import provenance
 from kdcore.report import number
-from kdcore.train import predict
+
+if TYPE_CHECKING:
+    from kdcore.pipeline import SeedData
 
 
 def configure(params: str, output: str | None = None, teacher: str | None = None,
@@ -178,8 +178,13 @@ def embeddings(run: Run, who: str) -> dict:
     """t-SNE / UMAP (as the config asks) of the model's pooled features on the test frames."""
     if run.oracle(who):
         return {}
+    from kdcore.embed import tsne, umap
+    from kdcore.train import predict
+
     test = run.data.split.test
     if who == "teacher":
+        from kdcore.distill import TeacherOutputs
+
         outputs = TeacherOutputs.load(run.layout.teacher_outputs(run.teacher, run.seed))
         row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
         features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
@@ -200,14 +205,23 @@ def embeddings(run: Run, who: str) -> dict:
 
 # --- 00_data ----------------------------------------------------------------------------------
 
+def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, progress: bool = False):
+    """Run one step for one seed (and teacher): its data, its record and the run's provenance.
+    The pipeline (torch, and timm where a teacher is built) loads here, not when the page opens."""
+    from kdcore.pipeline import prepare_data, run_step
+    from kdcore.pipeline import provenance as run_provenance
+
+    data = prepare_data(cfg, seed, progress=progress)
+    record = run_step(cfg, notebook, data, teacher)
+    return data, record, run_provenance(cfg, data)
+
+
 def data_stage(cfg: Config, seed: int) -> Run:
     """The seed's split, normalization and leakage audit of every split mode; the seed's no-KD student."""
-    data = prepare_data(cfg, seed)
-    hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
-    audit = audit_modes(data.table.combos, data.table.groups, hashes, seed, cfg.block_frames, cfg.gap_frames)
-    write_json(Layout(cfg.output).audit(seed), audit)
-    run_step(cfg, "00_data", data)
-    run = Run(cfg, seed, data, provenance=provenance(cfg, data), extra={"audit": audit})
+    from kdcore.data.splits import one_valued_labels
+
+    data, _, origin = _step(cfg, "00_data", seed, progress=True)
+    run = Run(cfg, seed, data, provenance=origin, extra={"audit": read_json(Layout(cfg.output).audit(seed))})
     run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd",))
     return run
 
@@ -266,9 +280,8 @@ def data_figures(run: Run) -> dict:
 # --- 01_teacher -------------------------------------------------------------------------------
 
 def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data = prepare_data(cfg, seed, progress=False)
-    run_step(cfg, "01_teacher", data, teacher)
-    run = Run(cfg, seed, data, teacher, provenance(cfg, data))
+    data, _, origin = _step(cfg, "01_teacher", seed, teacher)
+    run = Run(cfg, seed, data, teacher, origin)
     run.warnings = flag_messages(run, ("teacher",))
     return run
 
@@ -296,9 +309,8 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 # --- 02_student -------------------------------------------------------------------------------
 
 def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data = prepare_data(cfg, seed, progress=False)
-    run_step(cfg, "02_student", data, teacher)
-    run = Run(cfg, seed, data, teacher, provenance(cfg, data))
+    data, _, origin = _step(cfg, "02_student", seed, teacher)
+    run = Run(cfg, seed, data, teacher, origin)
     run.warnings = flag_messages(run, ("teacher", "student", "no_kd"))
     return run
 
@@ -316,8 +328,7 @@ def student_summary(run: Run) -> list[str]:
 # --- 03_compress ------------------------------------------------------------------------------
 
 def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data = prepare_data(cfg, seed, progress=False)
-    final = run_step(cfg, "03_compress", data, teacher)
+    data, final, _ = _step(cfg, "03_compress", seed, teacher)
     return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]},
                warnings=[f"{variant}: {f['message']}" for variant, v in final["compression"]["variants"].items()
                          for f in v.get("flags", [])])
@@ -332,7 +343,7 @@ def variants_table(run: Run) -> pd.DataFrame:
                      "macro-F1 at 0.5": v["metrics"]["at_0.5"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
                      "smoke F1": v["metrics"]["smoke"]["f1"], "params, M": v["cost"]["params_total"] / 1e6,
                      "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
-                     **{compare.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
+                     **{records.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
     return pd.DataFrame(rows)
 
 
@@ -476,7 +487,7 @@ def seed_figures(study: Comparison) -> dict:
     """Every model's test metric: each seed a dot, the mean and the 95% interval over seeds."""
     figures = {}
     for key in compare.PRIMARY:
-        label = compare.METRICS[key][0]
+        label = records.METRICS[key][0]
         summary = study.models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
         figures[f"{key}_by_seed"] = plots.seed_points(compare.per_seed_points(study.cfg, study.evaluations, key),
                                                       summary[["teacher", "model", "mean", "low", "high"]],

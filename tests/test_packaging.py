@@ -40,3 +40,31 @@ def test_version_license_and_citation(capsys):
     assert citation["version"] == __version__ and citation["license"] == "MIT"
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert "IEEE Access" in (ROOT / "README.md").read_text()
+
+
+HEAVY = ("torch", "timm", "torchvision", "sklearn")
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter; what it printed."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["--version"], ["study", "--jbos", "2"],
+                                  ["study", "params/demo.yaml", "nokey=1"], ["run", "--teacher"]],
+                         ids=lambda a: " ".join(a))
+def test_kd_answers_help_and_mistakes_without_loading_a_model_library(argv):
+    out = _fresh(f"""
+import contextlib, io, sys
+from kdcore.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = main({argv!r})
+    except SystemExit as e:
+        code = e.code
+print(code, [m for m in {HEAVY!r} if m in sys.modules])""")
+    code, loaded = out.split(" ", 1)
+    assert loaded.strip() == "[]" and code in ("0", "2")

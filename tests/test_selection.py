@@ -91,7 +91,7 @@ def test_a_flat_validation_curve_is_flagged_on_the_page(tmp_path):
 
 
 def test_headline_f1_is_at_the_tuned_threshold_and_the_half_threshold_f1_stands_beside_it():
-    from kdcore.compare import metric_value
+    from kdcore.records import metric_value
     from kdcore.pipeline.evaluation import constant_flags
 
     y = np.array([[1, 1], [0, 0]] * 20)

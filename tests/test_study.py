@@ -258,3 +258,52 @@ def test_a_record_of_an_older_digest_formula_is_stale_not_changed(smoke_study, t
     assert old.status(stage) == ("stale", "recorded by an older kdcore, whose settings digest is not comparable")
     old._keep([stage])
     assert old.status(stage)[0] == "finished"
+
+
+def test_a_sweep_of_two_values_makes_two_sub_studies_and_a_page_and_shares_what_the_value_cannot_reach(tmp_path):
+    import os
+
+    from kdcore.sweep import Sweep
+
+    overrides = {"output": str(tmp_path / "out"), "csv": str(tmp_path / "data" / "frame_labels.csv"), "seeds": [1],
+                 "teachers": [{"name": "resnet-18"}], "compress": False, "embeddings": [],
+                 "sweep": {"kd_temperature": [2, 4]}}
+    sweep = Sweep(SMOKE, reports=tmp_path / "reports", overrides=overrides)
+    assert [s.cfg.kd_temperature for s in sweep.studies] == [2.0, 4.0]
+    ran = [r["stage"] for r in sweep.run(progress=lambda line: None)]
+    assert ran == ["kd_temperature=2.0/data/seed_1/00_data", "kd_temperature=2.0/resnet-18/seed_1/01_teacher",
+                   "kd_temperature=2.0/resnet-18/seed_1/02_student", "kd_temperature=2.0/compare",
+                   "kd_temperature=4.0/resnet-18/seed_1/02_student", "kd_temperature=4.0/compare"]
+    first, second = sweep.studies
+    assert all(second.finished(s) for s in second.stages)
+    for shared in ("data/seed_1/00_data", "resnet-18/seed_1/01_teacher"):  # the temperature cannot reach them
+        stage = next(s for s in second.stages if s.key == shared)
+        assert json.loads(second.record_path(stage).read_text())["shared_from"] == str(first.record_path(stage))
+        assert second.report(stage).samefile(first.report(stage))
+    teacher = [Path(s.cfg.output) / "models" / "resnet-18" / "run_seed_1" / "teacher_best.pth" for s in (first, second)]
+    assert teacher[0].samefile(teacher[1]) and os.stat(teacher[0]).st_nlink == 2  # one file, two names
+    students = [json.loads((Path(s.cfg.output) / "metrics" / "resnet-18" / "run_seed_1" / "final_evaluation.json")
+                           .read_text())["provenance"]["config"]["kd_temperature"] for s in (first, second)]
+    assert students == [2.0, 4.0]
+    page = sweep.page().read_text()
+    assert "kd_temperature" in page and page.count("data:image/png;base64") >= 2 and 'class="kd-summary"' in page
+    index = sweep.index().read_text()
+    assert 'href="kd_temperature=2.0/index.html"' in index and 'href="sweep.html"' in index
+    assert sweep.run(progress=lambda line: None) == []  # finished: nothing again
+
+
+@pytest.mark.parametrize("notebook, teacher, unloaded", [("02_student", "resnet-18", ("timm", "torchvision")),
+                                                         ("04_compare", "", ("torch", "timm", "torchvision"))])
+def test_a_stage_imports_only_what_it_uses(smoke_study, notebook, teacher, unloaded):
+    import subprocess
+    import sys
+
+    tmp, study, _ = smoke_study
+    nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    parameters = dict(params=str(SMOKE), output=study.cfg.output, teacher=teacher, seed=1, threads=1,
+                      overrides={"csv": str(tmp / "data" / "frame_labels.csv")}, allow_mixed=False)
+    code = "\n".join([*(f"{k} = {v!r}" for k, v in parameters.items()), *cells,
+                      f"import sys; print([m for m in {unloaded!r} if m in sys.modules])"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip().splitlines()[-1] == "[]"  # a finished 02_student reads its records: no teacher, no timm

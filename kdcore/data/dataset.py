@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 
 def normalize(images: torch.Tensor, stats: dict) -> torch.Tensor:
@@ -21,6 +19,14 @@ def normalize(images: torch.Tensor, stats: dict) -> torch.Tensor:
     hi = torch.tensor(stats["max"], dtype=torch.float32, device=images.device).view(3, 1, 1)
     x = images.movedim(-1, -3).float()
     return (x - lo) / (hi - lo)
+
+
+def _augmentation(size: int):
+    """Flips and a random resized crop (torchvision, loaded only where a study augments)."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
+                       v2.RandomResizedCrop(size=(size, size), scale=(0.7, 1.0), antialias=True)])
 
 
 class FrameDataset(Dataset):
@@ -35,11 +41,7 @@ class FrameDataset(Dataset):
         self.rgb, self.ir, self.labels, self.ids = rgb, ir, labels, ids
         self.indices = np.asarray(indices)
         self.stats = stats
-        size = rgb.shape[1]
-        self.augment = v2.Compose([
-            v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(),
-            v2.RandomResizedCrop(size=(size, size), scale=(0.7, 1.0), antialias=True),
-        ]) if augment else None
+        self.augment = _augmentation(rgb.shape[1]) if augment else None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -54,6 +56,8 @@ class FrameDataset(Dataset):
 
     def _augmented(self, rgb: torch.Tensor, ir: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same flips and crop for both images of a pair (torchvision works channels-first)."""
+        from torchvision import tv_tensors
+
         images = [tv_tensors.Image(x.permute(2, 0, 1)) for x in (rgb, ir) if x.numel()]
         out = self.augment(*images) if len(images) > 1 else (self.augment(images[0]),)
         out = [x.as_subclass(torch.Tensor).permute(1, 2, 0).contiguous() for x in out]

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from kdcore.errors import KDError
 
@@ -72,6 +71,8 @@ def make_split(combos: np.ndarray, groups: np.ndarray | None, mode: str, seed: i
 
 def _stratified_split(combos: np.ndarray, seed: int) -> Split:
     index = np.arange(len(combos))
+    from sklearn.model_selection import train_test_split
+
     rest, test = train_test_split(index, test_size=FRACTIONS["test"], stratify=_stratifiable(combos),
                                   random_state=seed)
     val_share = FRACTIONS["val"] / (FRACTIONS["train"] + FRACTIONS["val"])

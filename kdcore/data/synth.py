@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from PIL import Image
 
 from kdcore.data.flame2 import IR_DIR, IR_NAME, RGB_DIR, RGB_NAME, import_flame2
@@ -39,8 +39,15 @@ _HEADER = (
     "",
 )
 _COMBO_WEIGHTS = {"NN": 0.3, "YY": 0.3, "YN": 0.3, "NY": 0.1}
-_THERMAL = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 SMOKE_VISIBLE = 0.3  # haze alpha above which a pixel counts as covered by smoke
+
+
+@cache
+def _thermal_palette() -> np.ndarray:
+    """matplotlib's inferno as 256 RGB colours: a thermal camera's palette (loaded where frames are drawn)."""
+    from matplotlib import colormaps
+
+    return (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
@@ -170,7 +177,7 @@ class Segment:
         rgb += 3 * noise[..., :3]
         temp = (self.temp[view] + 0.8 * flicker * self.fire_heat[view]) * (1 - 0.1 * smoke)
         temp += 0.01 * noise[..., 3]
-        ir = _THERMAL[np.clip(temp * 255, 0, 255).astype(np.uint8)]
+        ir = _thermal_palette()[np.clip(temp * 255, 0, 255).astype(np.uint8)]
         visible = bool((fire[..., 0] * (1 - smoke)).max() > RGB_VISIBLE)
         return Frame(np.clip(rgb, 0, 255).astype(np.uint8), ir, smoke, visible)
 

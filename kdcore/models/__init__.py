@@ -1,15 +1,20 @@
-"""Teachers (dual-branch RGB+IR, four families) and the RGB-only student."""
+"""Teachers (dual-branch RGB+IR, four families) and the RGB-only student.
 
-from kdcore.models.student import Student
-from kdcore.models.teachers import (
-    FAMILIES,
-    STUDY_TEACHERS,
-    TEACHERS,
-    DualBranchTeacher,
-    TeacherSpec,
-    create_teacher,
-)
-from kdcore.models.weights import create_backbone, save_backbone
+Names load their module on first use: the registry of teacher names needs no torch, the student
+no timm, and only building a teacher loads timm.
+"""
 
-__all__ = ["FAMILIES", "STUDY_TEACHERS", "TEACHERS", "DualBranchTeacher", "Student", "TeacherSpec",
-           "create_backbone", "create_teacher", "save_backbone"]
+from importlib import import_module
+
+_WHERE = {
+    "Student": "student", "TEACHERS": "registry", "STUDY_TEACHERS": "registry", "TeacherSpec": "registry",
+    "FAMILIES": "teachers", "DualBranchTeacher": "teachers", "create_teacher": "teachers",
+    "create_backbone": "weights", "save_backbone": "weights",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'kdcore.models' has no attribute {name!r}")
+    return getattr(import_module(f"kdcore.models.{_WHERE[name]}"), name)

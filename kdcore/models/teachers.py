@@ -8,14 +8,17 @@ family works, so small members run the very same code on a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from kdcore.errors import KDError
+from kdcore.models.registry import STUDY_TEACHERS, TEACHERS, TeacherSpec
 from kdcore.models.weights import create_backbone, pretrained_kind
+
+__all__ = ["FAMILIES", "STUDY_TEACHERS", "TEACHERS", "DualBranchTeacher", "Family", "TeacherSpec", "create_teacher"]
 
 
 class ConcatProject(nn.Module):
@@ -136,29 +139,6 @@ FAMILIES = {f.name: f for f in (
     Family("swin", trunk=("patch_embed", "layers.0", "layers.1"), tail=("layers.2", "layers.3", "norm"),
            frozen=("patch_embed", "layers.0", "layers.1"), fused_stage=1, channels_last=True, sized=True),
 )}
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    family: str
-    backbone: str
-    kwargs: dict = field(default_factory=dict)
-
-
-TEACHERS = {
-    # the study's four teachers
-    "resnet-152": TeacherSpec("resnet", "resnet152"),
-    "efficientnet-b7": TeacherSpec("efficientnet", "efficientnet_b7"),
-    "vit-b-16": TeacherSpec("vit", "vit_base_patch16_224"),
-    "swin-tiny": TeacherSpec("swin", "swin_tiny_patch4_window7_224"),
-    # small members of the same families, for CPUs and tests
-    "resnet-18": TeacherSpec("resnet", "resnet18"),
-    "efficientnet-b0": TeacherSpec("efficientnet", "efficientnet_b0"),
-    "vit-tiny": TeacherSpec("vit", "vit_tiny_patch16_224"),
-    "swin-micro": TeacherSpec("swin", "swin_tiny_patch4_window7_224",
-                              dict(embed_dim=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8), window_size=4)),
-}
-STUDY_TEACHERS = ("resnet-152", "efficientnet-b7", "vit-b-16", "swin-tiny")
 
 
 class DualBranchTeacher(nn.Module):

@@ -29,7 +29,7 @@ from kdcore.pipeline.fits import (
     train_teacher,
     trained_teacher,
 )
-from kdcore.pipeline.seed_data import SeedData, ensure_data, prepare_data
+from kdcore.pipeline.seed_data import SeedData, audit, ensure_data, prepare_data
 from kdcore.train import synchronize
 
 __all__ = [
@@ -39,8 +39,14 @@ __all__ = [
     "train_teacher", "trained_teacher",
 ]
 
+def data_step(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
+    """The seed's leakage audit, and its no-KD student (RGB only, BCE), shared by every teacher."""
+    audit(cfg, data)
+    return train_student(cfg, data, None)
+
+
 WORK = {  # step -> (cfg, data, teacher) -> its record
-    "00_data": lambda cfg, data, teacher: train_student(cfg, data, None),  # the seed's no-KD student
+    "00_data": data_step,
     "01_teacher": train_teacher,
     "02_student": train_student,
     "03_compress": compress_student,

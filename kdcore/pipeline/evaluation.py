@@ -14,9 +14,10 @@ from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import final_metrics, visibility_breakdown
 from kdcore.pipeline.seed_data import SeedData
-from kdcore.profile import example_inputs, latency_key, latency_ms
+from kdcore.profile import example_inputs, latency_ms
+from kdcore.records import latency_key
 from kdcore.profile import profile as profile_model
-from kdcore.provenance import code_version, data_fingerprint, environment, package_versions
+from kdcore.provenance import provenance as record_provenance
 from kdcore.train import is_main_process, predict, resolve_device
 
 DEPLOYMENT_SIZE = 224  # a deployable student is also timed at the frame size of a drone's camera feed
@@ -151,14 +152,9 @@ def write_predictions(path: Path, out: dict, units: np.ndarray) -> None:
 
 
 def provenance(cfg: Config, data: SeedData | None = None) -> dict:
-    """Code, packages, config and environment; with one seed's ``data``, its seed, split and the
-    data's fingerprint too."""
-    record = {"code": code_version(), "packages": package_versions(), "config": cfg.to_dict(),
-              "config_digest": cfg.digest(), "environment": environment(resolve_device(cfg.device))}
-    if data is not None:
-        paths = data.table.frames["rgb_path"].tolist() + data.table.frames["ir_path"].tolist()
-        record.update(seed=data.seed, split_mode=data.split.mode, data=data_fingerprint(data.table.csv, paths))
-    return record
+    """Code, packages, config and the environment this process runs in; with one seed's ``data``,
+    its seed, split and the data's fingerprint too."""
+    return record_provenance(cfg, data, resolve_device(cfg.device))
 
 
 def final_evaluation(cfg: Config, data: SeedData, name: str) -> dict:

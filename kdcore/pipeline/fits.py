@@ -12,7 +12,7 @@ from kdcore.distill import BCE, TeacherOutputs, build_criterion
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import NO_KD, Layout
-from kdcore.models import Student, create_teacher
+from kdcore.models.student import Student
 from kdcore.pipeline.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.pipeline.seed_data import SeedData
 from kdcore.train import FitSettings, finished, fit, is_main_process, load_best, predict
@@ -32,6 +32,8 @@ def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) 
 
 
 def build_teacher(cfg: Config, name: str) -> torch.nn.Module:
+    from kdcore.models.teachers import create_teacher  # timm: loaded where a teacher is built
+
     t = cfg.teacher(name)
     return create_teacher(t.name, cfg.image_size, t.pretrained, t.ir_init, t.rgb_only, t.family,
                           t.backbone, t.backbone_kwargs)

@@ -99,3 +99,16 @@ def split_record(table: FrameTable, split: Split, labelled: np.ndarray, seed: in
             **{p: ids.iloc[ix].tolist() for p, ix in parts.items()},
             "units": {p: split.units[ix].tolist() for p, ix in parts.items()},
             "unlabelled_train": ids.iloc[split.train[~labelled[split.train]]].tolist()}
+
+
+def audit(cfg: Config, data: SeedData) -> list[dict]:
+    """The leakage audit of every split mode on this seed's frames (what 00_data shows), written
+    beside the split."""
+    from kdcore.data import frame_hashes
+    from kdcore.data.splits import audit_modes
+
+    hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
+    found = audit_modes(data.table.combos, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames)
+    if is_main_process():
+        write_json(Layout(cfg.output).audit(data.seed), found)
+    return found
