@@ -41,7 +41,8 @@ def cmd_check(args) -> None:
     table = read_frame_csv(args.csv, args.base_path)
     summary = describe(table)
     hashes = frame_hashes(table.frames["rgb_path"].tolist())
-    audits = audit_modes(table.combos, table.groups, hashes, args.seed, args.block_frames, args.gap_frames)
+    audits = audit_modes(table.combos, table.groups, hashes, args.seed, args.block_frames, args.gap_frames,
+                         table.videos)
     warnings = one_valued_labels(table.labels)
     if args.json:
         print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
@@ -65,9 +66,8 @@ def _print_audit(audit: dict) -> None:
         print(f"  {audit['mode']}: not possible: {audit['not_possible']}")
         return
     leaks = f"  LEAKS: {audit['leaks']}" if audit["leaks"] else ""
-    val = audit["val_near_duplicate_share"]
-    print(f"  {audit['mode']}: near-duplicates of test {100 * audit['near_duplicate_share']:.1f}%, of val "
-          f"{'n/a' if val is None else f'{100 * val:.1f}%'}; {audit['left_out']} frames left out{leaks}")
+    test, val = (_percent(audit[k]) for k in ("near_duplicate_share", "val_near_duplicate_share"))
+    print(f"  {audit['mode']}: near-duplicates of test {test}, of val {val}; {audit['left_out']} frames left out{leaks}")
     combos = sorted(next(iter(audit["parts"].values()))["combos"])
     print(f"    {'part':<6} {'frames':>7} {'share':>6} " + " ".join(f"{c:>6}" for c in combos))
     for part, p in audit["parts"].items():
@@ -76,6 +76,10 @@ def _print_audit(audit: dict) -> None:
     missing = [f"{c} in {part}" for part, p in audit["parts"].items() for c in combos if p["combos"][c] == 0]
     if missing:
         print(f"    WARNING: no {', no '.join(missing)}")
+
+
+def _percent(share) -> str:
+    return "n/a" if share is None else f"{100 * share:.1f}%"
 
 
 REFERENCE_CLAIMS = {  # params total / trainable, millions, as the reference implementation reported them
@@ -155,7 +159,8 @@ def _study(args, params, teachers=None, compare=True):
                                ("timeout_min", args.slurm_timeout_min)) if v is not None}
     overrides = {**_overrides(args), **_settings(getattr(args, "settings", []))}
     options = dict(reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
-                   show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results)
+                   show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results,
+                   wait=not args.no_wait, who=f"kd {args.command}")
     if load_config(params, **overrides).sweep:
         if teachers:
             raise KDError(f"{params}: kd run takes one teacher of a study without sweep:; run kd study on a sweep")
@@ -264,6 +269,8 @@ def _study_flags(p) -> None:
     p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="show each stage as finished / to run / stale, and why; run nothing")
     p.add_argument("--jobs", type=int, default=1, help="independent stages to run at once")
+    p.add_argument("--no-wait", "--no_wait", dest="no_wait", action="store_true",
+                   help="when another kd study writes the same output, exit (status 2) instead of waiting for it")
     p.add_argument("--executor", default="inline", choices=["inline", "slurm", "submitit-local"],
                    help="where stages run: here, on a Slurm cluster through submitit, or submitit's local executor")
     p.add_argument("--slurm_partition")

@@ -67,6 +67,62 @@ def exclusive(folder: str | os.PathLike, what: str):
         os.close(fd)  # releases the lock
 
 
+WRITER_ENV = "KDCORE_WRITER"  # set for the processes a lock holder starts: they write under its lock
+
+
+@contextmanager
+def writer_lock(folder: str | os.PathLike, who: str, wait: bool = True):
+    """One writer per study output: hold ``folder``'s writer lock while the block runs. Another
+    process asking for it waits, saying who holds it (``wait=False``: a ``KDError`` saying so);
+    a holder that died (even by SIGKILL) holds nothing: the operating system released its lock,
+    and the next writer takes over. Processes the holder starts (a study's stage kernels) inherit
+    the lock through the environment and do not ask again."""
+    from datetime import datetime
+
+    from kdcore.errors import KDError
+
+    folder = ensure_folder(folder)
+    token = f"{os.getpid()}:{folder.resolve()}"
+    if os.environ.get(WRITER_ENV, "").split(";").count(f"{_holder_pid(folder)}:{folder.resolve()}"):
+        yield  # our parent holds it
+        return
+    fd = os.open(folder / ".kdcore-writer", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            line = (f"waiting for {holder.get('who', 'another process')} (pid {holder.get('pid', '?')}, started "
+                    f"{holder.get('started', '?')}) on {folder}")
+            if not wait:
+                raise KDError(line.replace("waiting for", "another writer holds the output:", 1)
+                              + " (without --no-wait, kd waits for it)") from None
+            print(line, file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"who": who, "pid": os.getpid(),
+                                  "started": datetime.now().strftime("%H:%M")}).encode(), 0)
+        inherited = os.environ.get(WRITER_ENV)
+        os.environ[WRITER_ENV] = ";".join(filter(None, (inherited, token)))
+        try:
+            yield
+        finally:
+            if inherited is None:
+                os.environ.pop(WRITER_ENV, None)
+            else:
+                os.environ[WRITER_ENV] = inherited
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder_pid(folder: Path) -> int | None:
+    """The pid the writer lock file names (who holds, or last held, it)."""
+    try:
+        return json.loads((folder / ".kdcore-writer").read_text() or "{}").get("pid")
+    except (OSError, ValueError):
+        return None
+
+
 def remove_stray_temporaries(folder: str | os.PathLike, name: str = "*") -> list[Path]:
     """The ``.NAME.XXXX.tmp`` files a killed write leaves behind (SIGKILL skips the cleanup), of any
     file under ``folder`` or of the file ``name``; only while nothing else writes them."""

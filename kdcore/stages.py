@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-from typing import TYPE_CHECKING
 
 from kdcore import compare, plots, records, report
 from kdcore.config import Config, TeacherConfig, load_config
@@ -208,11 +207,13 @@ def embeddings(run: Run, who: str) -> dict:
 def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, progress: bool = False):
     """Run one step for one seed (and teacher): its data, its record and the run's provenance.
     The pipeline (torch, and timm where a teacher is built) loads here, not when the page opens."""
+    from kdcore.io import writer_lock
     from kdcore.pipeline import prepare_data, run_step
     from kdcore.pipeline import provenance as run_provenance
 
-    data = prepare_data(cfg, seed, progress=progress)
-    record = run_step(cfg, notebook, data, teacher)
+    with writer_lock(cfg.output, f"the {notebook} notebook"):  # run by kd study: its lock, inherited
+        data = prepare_data(cfg, seed, progress=progress)
+        record = run_step(cfg, notebook, data, teacher)
     return data, record, run_provenance(cfg, data)
 
 
@@ -391,6 +392,13 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
     """All teachers x seeds: per-model summaries, the paired differences with intervals over seeds
     and over test blocks, Holm-adjusted p-values, the prevalence baseline; written as each
     teacher's aggregated results and as the comparison's tables for a paper."""
+    from kdcore.io import writer_lock
+
+    with writer_lock(cfg.output, "the 04_compare notebook"):  # run by kd study: its lock, inherited
+        return _compare(cfg, allow_mixed)
+
+
+def _compare(cfg: Config, allow_mixed: bool) -> Comparison:
     layout = Layout(cfg.output)
     evaluations = compare.load_evaluations(cfg, layout)
     mixed = compare.consistency(evaluations, allow_mixed)

@@ -22,7 +22,14 @@ from pathlib import Path
 from kdcore import steps
 from kdcore.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.errors import KDError
-from kdcore.io import link_tree, read_json, remove_stray_temporaries, write_json, write_text
+from kdcore.io import (
+    link_tree,
+    read_json,
+    remove_stray_temporaries,
+    write_json,
+    write_text,
+    writer_lock,
+)
 from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -127,7 +134,7 @@ class Study:
                  jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
                  show_code: bool = False, slurm: dict | None = None, overrides: dict | None = None,
                  compare: bool = True, keep_results: bool = False, name: str | None = None,
-                 donors: list[Study] | None = None):
+                 donors: list[Study] | None = None, wait: bool = True, who: str = "kd study"):
         """``name``: its reports' folder (default: the params file's name); ``donors``: studies whose
         finished stages this one takes instead of running them again, where the stage's digest and
         code are the same (a sweep's earlier sub-studies)."""
@@ -137,6 +144,7 @@ class Study:
         self.layout = Layout(self.cfg.output)
         self.name = name or self.params.stem  # a study's reports live in their own folder, named by its params file
         self.donors = donors or []
+        self.wait, self.who = wait, who  # the output's writer lock: wait for another writer, or refuse
         self.reports_root = Path(reports)
         self.pages = Reports(reports, self.name)
         self.reports = self.pages.folder
@@ -246,8 +254,14 @@ class Study:
     def run(self, progress=print) -> list[dict]:
         """Run what is not finished, in dependency order; return one line of status per stage.
 
+        One writer per output: the run holds the output's writer lock (another ``kd study`` on it
+        waits, or with ``wait=False`` refuses); the stage kernels it starts write under it.
         Stages finished by other code stop the run before anything starts, unless ``force`` (run
         them again) or ``keep_results`` (accept them)."""
+        with writer_lock(self.layout.root, self.who, self.wait):
+            return self._run(progress)
+
+    def _run(self, progress) -> list[dict]:
         stale = [s for s in self.stages if self.status(s)[0] == "stale"]
         if stale and not self.force:
             if not self.keep_results:

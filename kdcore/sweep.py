@@ -66,7 +66,14 @@ class Sweep:
                 for point, study in zip(self.points, self.studies, strict=True) for row in study.plan_table()]
 
     def run(self, progress=print) -> list[dict]:
-        """Every sub-study in turn (a later one shares what an earlier one ran), then the page."""
+        """Every sub-study in turn (a later one shares what an earlier one ran), then the page;
+        under the sweep's writer lock."""
+        from kdcore.io import writer_lock
+
+        with writer_lock(self.layout.root, "kd study", self.studies[0].wait if self.studies else True):
+            return self._run(progress)
+
+    def _run(self, progress) -> list[dict]:
         ran = []
         for point, study in zip(self.points, self.studies, strict=True):
             progress(f"sweep: {point_label(point)}")

@@ -135,3 +135,25 @@ def test_flame2_folder_without_any_pair(kd, tmp_path):
     code, _, err = kd("import-flame2", "--root", root, "--out", tmp_path / "labels.csv")
     _one_error_line(code, err, "no labelled frame pairs found")
     assert not (tmp_path / "labels.csv").exists()
+
+
+def test_kd_check_never_ends_in_a_traceback(kd, tmp_path):
+    """A small synth set, the same without its video column, and one whose fire label is 0
+    everywhere: every mode's table, or one line saying why it cannot be made and what to change."""
+    import pandas as pd
+
+    from kdcore.data import synth
+
+    csv = synth(tmp_path / "s", frames=300, size=32, seed=1, progress=False)
+    code, out, _ = kd("check", "--csv", csv)
+    assert code == 0 and out.count("0 frames left out") == 3  # separate camera passes: no gap anywhere
+    frames = pd.read_csv(csv)
+    frames.drop(columns="video").to_csv(tmp_path / "s" / "one_video.csv", index=False)
+    code, out, _ = kd("check", "--csv", tmp_path / "s" / "one_video.csv")
+    assert code == 0 and "stratified: near-duplicates of test" in out
+    assert "block: not possible: the block split leaves test without a frame: lower gap_frames (now 30" in out
+    one_class = frames.head(150).assign(fire=0)
+    one_class.to_csv(tmp_path / "s" / "no_fire.csv", index=False)
+    code, out, err = kd("check", "--csv", tmp_path / "s" / "no_fire.csv")
+    assert code == 0 and "label 'fire' is 0 on all 150 frames" in err
+    assert all(f"  {mode}: near-duplicates of test" in out for mode in ("stratified", "group", "block"))

@@ -60,5 +60,9 @@ def test_one_rule_for_what_shapes_results(tmp_path):
     changed = load_config(None, teachers=["resnet-18"], seeds=[1], kd_temperature=2.0)
     assert result_settings(base.to_dict()) == result_settings(moved.to_dict()) != result_settings(changed.to_dict())
     assert base.digest() == moved.digest() != changed.digest()
+    reached = []
     for a, b, c in zip(plan(base), plan(moved), plan(changed), strict=True):
-        assert stage_digest(base, a) == stage_digest(moved, b) != stage_digest(changed, c)
+        assert stage_digest(base, a) == stage_digest(moved, b)
+        assert (stage_digest(base, a) != stage_digest(changed, c)) == ("kd_temperature" not in a.step.ignores)
+        reached += [a.notebook] if stage_digest(base, a) != stage_digest(changed, c) else []
+    assert reached == ["02_student", "03_compress", "04_compare"]  # a temperature cannot reach data or teacher

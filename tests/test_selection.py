@@ -91,8 +91,8 @@ def test_a_flat_validation_curve_is_flagged_on_the_page(tmp_path):
 
 
 def test_headline_f1_is_at_the_tuned_threshold_and_the_half_threshold_f1_stands_beside_it():
-    from kdcore.records import metric_value
     from kdcore.pipeline.evaluation import constant_flags
+    from kdcore.records import metric_value
 
     y = np.array([[1, 1], [0, 0]] * 20)
     rank_perfectly_below_half = np.where(y == 1, 0.3, 0.1)  # perfect ranking, nothing reaches 0.5

@@ -98,3 +98,23 @@ def test_leakage_counts_near_duplicates():
     audit = leakage(hashes, split)
     assert audit["near_duplicate_share"] == 0.5
     assert audit["val_near_duplicate_share"] is None  # no val frames: nothing to measure
+
+
+def test_gap_frames_are_left_out_only_where_parts_meet_inside_one_video():
+    combos = np.repeat(np.array(["NN", "YN", "YY"] * 6), 40)  # 18 segments of 40 frames
+    groups = np.repeat(np.arange(18), 40)
+    one_video = make_split(combos, groups, "block", 0, block_frames=40, gap_frames=10)
+    passes = make_split(combos, groups, "block", 0, block_frames=40, gap_frames=10, videos=groups)
+    assert one_video.left_out > 0 and passes.left_out == 0  # separate camera passes touch nowhere
+    videos = np.repeat([0, 1], 360)  # segments 0-8 are one video, 9-17 another
+    whole = make_split(combos, groups, "block", 0, block_frames=40, gap_frames=0, videos=videos)
+    part = np.empty(720, int)
+    for p, ix in enumerate(whole.parts().values()):
+        part[ix] = p
+    expected = set()  # five frames each side of every change of part inside one video, within that video
+    for row in range(1, 720):
+        if part[row] != part[row - 1] and videos[row] == videos[row - 1]:
+            expected |= {r for r in range(row - 5, row + 5) if videos[r] == videos[row]}
+    split = make_split(combos, groups, "block", 0, block_frames=40, gap_frames=10, videos=videos)
+    left = set(range(720)) - set(np.concatenate(list(split.parts().values())).tolist())
+    assert left == expected and split.left_out == len(expected) > 0

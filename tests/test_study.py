@@ -260,36 +260,83 @@ def test_a_record_of_an_older_digest_formula_is_stale_not_changed(smoke_study, t
     assert old.status(stage)[0] == "finished"
 
 
-def test_a_sweep_of_two_values_makes_two_sub_studies_and_a_page_and_shares_what_the_value_cannot_reach(tmp_path):
+def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_for_the_first(tmp_path, kd):
+    """A sweep of two temperatures, started twice on one output: the second waits for the first,
+    then finds every stage finished. Two sub-studies, one page; data and teacher run once."""
     import os
+    import subprocess
+    import sys
+    import time
 
     from kdcore.sweep import Sweep
 
-    overrides = {"output": str(tmp_path / "out"), "csv": str(tmp_path / "data" / "frame_labels.csv"), "seeds": [1],
-                 "teachers": [{"name": "resnet-18"}], "compress": False, "embeddings": [],
-                 "sweep": {"kd_temperature": [2, 4]}}
-    sweep = Sweep(SMOKE, reports=tmp_path / "reports", overrides=overrides)
+    out = tmp_path / "out"
+    settings = [f"output={out}", f"csv={tmp_path / 'data' / 'frame_labels.csv'}", "seeds=[1]", "teachers=[resnet-18]",
+                "compress=false", "embeddings=[]", "sweep={kd_temperature: [2, 4]}"]
+    command = ["study", str(SMOKE), *settings, "--reports", str(tmp_path / "reports")]
+    first = subprocess.Popen([sys.executable, "-m", "kdcore", *command], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "TQDM_DISABLE": "1"})
+    lock = out / ".kdcore-writer"
+    while not (lock.exists() and f'"pid": {first.pid}' in lock.read_text()):
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(0.2)
+    code, second, waited = kd(*command)  # the same study again, while the first writes
+    assert first.wait() == 0 and code == 0
+    assert f"waiting for kd study (pid {first.pid}, started " in waited and f"on {out}" in waited
+    log = first.stdout.read()
+    ran = [line.split()[1] for line in log.splitlines() if line.startswith("finished ")]
+    assert ran == ["data/seed_1/00_data", "resnet-18/seed_1/01_teacher", "resnet-18/seed_1/02_student", "compare",
+                   "resnet-18/seed_1/02_student", "compare"]  # the second temperature trains its student only
+    assert "shared data/seed_1/00_data from smoke/kd_temperature=2.0" in log
+    assert not any(line.startswith("finished ") for line in second.splitlines())  # the second ran nothing
+
+    sweep = Sweep(SMOKE, reports=tmp_path / "reports", overrides=kd_settings(settings))
+    first_study, second_study = sweep.studies
     assert [s.cfg.kd_temperature for s in sweep.studies] == [2.0, 4.0]
-    ran = [r["stage"] for r in sweep.run(progress=lambda line: None)]
-    assert ran == ["kd_temperature=2.0/data/seed_1/00_data", "kd_temperature=2.0/resnet-18/seed_1/01_teacher",
-                   "kd_temperature=2.0/resnet-18/seed_1/02_student", "kd_temperature=2.0/compare",
-                   "kd_temperature=4.0/resnet-18/seed_1/02_student", "kd_temperature=4.0/compare"]
-    first, second = sweep.studies
-    assert all(second.finished(s) for s in second.stages)
+    assert all(second_study.finished(s) for s in second_study.stages)
     for shared in ("data/seed_1/00_data", "resnet-18/seed_1/01_teacher"):  # the temperature cannot reach them
-        stage = next(s for s in second.stages if s.key == shared)
-        assert json.loads(second.record_path(stage).read_text())["shared_from"] == str(first.record_path(stage))
-        assert second.report(stage).samefile(first.report(stage))
-    teacher = [Path(s.cfg.output) / "models" / "resnet-18" / "run_seed_1" / "teacher_best.pth" for s in (first, second)]
+        stage = next(s for s in second_study.stages if s.key == shared)
+        record = json.loads(second_study.record_path(stage).read_text())
+        assert record["shared_from"] == str(first_study.record_path(stage))
+        assert second_study.report(stage).samefile(first_study.report(stage))
+    teacher = [Path(s.cfg.output) / "models" / "resnet-18" / "run_seed_1" / "teacher_best.pth" for s in sweep.studies]
     assert teacher[0].samefile(teacher[1]) and os.stat(teacher[0]).st_nlink == 2  # one file, two names
-    students = [json.loads((Path(s.cfg.output) / "metrics" / "resnet-18" / "run_seed_1" / "final_evaluation.json")
-                           .read_text())["provenance"]["config"]["kd_temperature"] for s in (first, second)]
-    assert students == [2.0, 4.0]
+    temperatures = [json.loads((Path(s.cfg.output) / "metrics" / "resnet-18" / "run_seed_1" / "final_evaluation.json")
+                               .read_text())["provenance"]["config"]["kd_temperature"] for s in sweep.studies]
+    assert temperatures == [2.0, 4.0]
     page = sweep.page().read_text()
     assert "kd_temperature" in page and page.count("data:image/png;base64") >= 2 and 'class="kd-summary"' in page
     index = sweep.index().read_text()
     assert 'href="kd_temperature=2.0/index.html"' in index and 'href="sweep.html"' in index
-    assert sweep.run(progress=lambda line: None) == []  # finished: nothing again
+
+
+def kd_settings(words: list[str]) -> dict:
+    from kdcore.cli import _settings
+
+    return _settings(words)
+
+
+def test_a_writer_refused_with_no_wait_and_a_killed_holder_taken_over(tmp_path, kd):
+    import signal
+    import subprocess
+    import sys
+
+    from kdcore.io import writer_lock
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from kdcore.io import writer_lock
+with writer_lock({str(out)!r}, "kd study"):
+    print("held", flush=True)
+    time.sleep(300)"""], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    code, _, err = kd("study", SMOKE, f"output={out}", "--no-wait", "--reports", tmp_path / "reports")
+    assert code == 2 and err.startswith(f"error: another writer holds the output: kd study (pid {holder.pid}, started ")
+    holder.send_signal(signal.SIGKILL)  # no cleanup at all: the lock file stays, naming the dead holder
+    holder.wait()
+    with writer_lock(out, "a test", wait=False):  # taken over at once
+        assert json.loads((out / ".kdcore-writer").read_text())["who"] == "a test"
 
 
 @pytest.mark.parametrize("notebook, teacher, unloaded", [("02_student", "resnet-18", ("timm", "torchvision")),

@@ -1,22 +1,25 @@
 """The data layer: CSV schema, FLAME2 import, synthetic data, splits, cache and Dataset.
 
-Names load their module on first use: reading a CSV or a split needs no torch, only the Dataset does.
+Everything but the Dataset is plain numpy, pandas and PIL; the Dataset (torch) loads on first use,
+so that reading a CSV or a split needs no model library.
 """
 
-from importlib import import_module
+from kdcore.data.cache import decoded_frames, frame_hashes, normalization_stats
+from kdcore.data.flame2 import import_flame2, parse_label_ranges
+from kdcore.data.schema import COMBOS, LABELS, FrameTable, describe, read_frame_csv
+from kdcore.data.splits import SPLIT_MODES, Split, leakage, make_split
+from kdcore.data.synth import synth
 
-_WHERE = {
-    "decoded_frames": "cache", "frame_hashes": "cache", "normalization_stats": "cache",
-    "FrameDataset": "dataset", "normalize": "dataset",
-    "import_flame2": "flame2", "parse_label_ranges": "flame2",
-    "COMBOS": "schema", "LABELS": "schema", "FrameTable": "schema", "describe": "schema", "read_frame_csv": "schema",
-    "SPLIT_MODES": "splits", "Split": "splits", "leakage": "splits", "make_split": "splits",
-    "synth": "synth",
-}
-__all__ = sorted(_WHERE)
+__all__ = [
+    "COMBOS", "LABELS", "SPLIT_MODES", "FrameDataset", "FrameTable", "Split", "decoded_frames",
+    "frame_hashes", "import_flame2", "leakage", "make_split", "normalization_stats", "normalize",
+    "parse_label_ranges", "read_frame_csv", "describe", "synth",
+]
 
 
 def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'kdcore.data' has no attribute {name!r}")
-    return getattr(import_module(f"kdcore.data.{_WHERE[name]}"), name)
+    if name in ("FrameDataset", "normalize"):
+        from kdcore.data import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'kdcore.data' has no attribute {name!r}")

@@ -1,4 +1,6 @@
-"""The CSV the study reads: ``id, rgb_frame, ir_frame, fire, smoke`` and an optional ``group``.
+"""The CSV the study reads: ``id, rgb_frame, ir_frame, fire, smoke``, an optional ``group`` (the
+label range a frame belongs to) and an optional ``video`` (the continuous camera pass it belongs
+to: frames of different videos never touch in time; without it, the whole table is one video).
 
 Image paths are relative to a base folder (by default the CSV's own folder) or absolute.
 Validation follows scikit-learn's habit: check at the boundary, and say what was expected,
@@ -29,7 +31,7 @@ TRUTH_COLUMNS = ("fire_rgb_visible",)  # optional per-frame truth (kd synth writ
 class FrameTable:
     """A validated frame table with resolved image paths."""
 
-    frames: pd.DataFrame  # id (str), rgb_path, ir_path, fire, smoke, group (int or absent)
+    frames: pd.DataFrame  # id (str), rgb_path, ir_path, fire, smoke, group and video (int or absent)
     csv: Path
     base_path: Path
     image_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -45,6 +47,10 @@ class FrameTable:
     @property
     def groups(self) -> np.ndarray | None:
         return self.frames["group"].to_numpy() if "group" in self.frames else None
+
+    @property
+    def videos(self) -> np.ndarray | None:
+        return self.frames["video"].to_numpy() if "video" in self.frames else None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -81,8 +87,9 @@ def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None =
         "ir_path": [str(_resolve(base, p)) for p in df["ir_frame"]],
         "fire": df["fire"].astype(int), "smoke": df["smoke"].astype(int),
     })
-    if "group" in df:
-        frames["group"] = _check_groups(df["group"], rows, csv)
+    for column in ("group", "video"):
+        if column in df:
+            frames[column] = _check_integers(df[column], column, rows, csv)
     for column in TRUTH_COLUMNS:
         if column in df:
             _check_binary(df[column], column, rows, csv)
@@ -112,7 +119,7 @@ def _check_columns(df: pd.DataFrame, csv: Path) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise KDError(f"{csv}: missing column(s) {', '.join(missing)} "
-                      f"(expected {', '.join(REQUIRED_COLUMNS)}[, group]; found {', '.join(df.columns)})")
+                      f"(expected {', '.join(REQUIRED_COLUMNS)}[, group, video]; found {', '.join(df.columns)})")
 
 
 def _check_binary(values: pd.Series, name: str, rows, csv: Path) -> None:
@@ -123,12 +130,12 @@ def _check_binary(values: pd.Series, name: str, rows, csv: Path) -> None:
     values.update(values.str.strip())
 
 
-def _check_groups(values: pd.Series, rows, csv: Path) -> pd.Series:
+def _check_integers(values: pd.Series, name: str, rows, csv: Path) -> pd.Series:
     numbers = pd.to_numeric(values.str.strip(), errors="coerce")
     bad = numbers.isna() | (numbers != numbers.round())
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise KDError(f"{csv}: row {rows[i]}: column 'group' must be an integer, found {values.iloc[i]!r}")
+        raise KDError(f"{csv}: row {rows[i]}: column {name!r} must be an integer, found {values.iloc[i]!r}")
     return numbers.astype(int).to_numpy()
 
 

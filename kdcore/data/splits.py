@@ -6,8 +6,9 @@ matters more than the fractions. Three modes:
 - ``block`` (the default when the CSV has groups): each group (a label range, a contiguous stretch
   of video in the table's row order) is cut into contiguous blocks of about ``block_frames``
   frames; whole blocks go to one part, every part gets every label combination present, and
-  ``gap_frames`` frames are left out at every boundary where the part changes, so no test frame
-  has a training frame right beside it in the video.
+  ``gap_frames`` frames are left out at every boundary where the part changes inside one video
+  (the CSV's ``video`` column; without it, the whole table is one video in row order, as FLAME2's
+  label ranges are), so no test frame has a training frame right beside it in the video.
 - ``group``: whole groups to one part. On FLAME2 (one fire-negative range) this leaves val and
   test without a single negative frame; kept for data with many short groups.
 - ``stratified``: the reference codebase's 49/21/30 frame-level split by label combination. On
@@ -51,8 +52,11 @@ class Split:
 
 
 def make_split(combos: np.ndarray, groups: np.ndarray | None, mode: str, seed: int,
-               block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES) -> Split:
-    """Indices of each part; the same inputs and seed always give the same split."""
+               block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES,
+               videos: np.ndarray | None = None) -> Split:
+    """Indices of each part; the same inputs and seed always give the same split. ``videos`` says
+    which rows are one continuous video (None: all of them, in row order): gap frames are left
+    out only where two parts meet inside one video, never between separate camera passes."""
     if mode not in SPLIT_MODES:
         raise KDError(f"split must be one of {', '.join(SPLIT_MODES)} (got {mode!r})")
     combos = np.asarray(combos)
@@ -65,8 +69,17 @@ def make_split(combos: np.ndarray, groups: np.ndarray | None, mode: str, seed: i
     groups = np.asarray(groups)
     units = cut_blocks(groups, block_frames) if mode == "block" else _dense(groups)
     part_of = _assign(units, combos, seed, strict=mode == "block")
-    part_of = _leave_gaps(part_of, gap_frames)
-    return Split(mode, *(np.flatnonzero(part_of == p) for p in range(len(PARTS))), units=units)
+    part_of = _leave_gaps(part_of, gap_frames, videos)
+    split = Split(mode, *(np.flatnonzero(part_of == p) for p in range(len(PARTS))), units=units)
+    empty = [part for part, ix in split.parts().items() if not len(ix)]
+    if empty:
+        fixes = [f"lower gap_frames (now {gap_frames}: frames left out where parts meet inside one video), or "
+                 "give the CSV a 'video' column saying which frames are separate camera passes"] if gap_frames else []
+        fixes += [f"lower block_frames (now {block_frames})"] if mode == "block" else \
+            [f"use the block split (the data has {len(np.unique(groups))} groups)"]
+        fix = "; or ".join(fixes)
+        raise KDError(f"the {mode} split leaves {' and '.join(empty)} without a frame: {fix}")
+    return split
 
 
 def _stratified_split(combos: np.ndarray, seed: int) -> Split:
@@ -145,14 +158,18 @@ def _ensure_every_part(part_of_unit: dict, sizes: dict) -> None:
             part_of_unit[min(donors, key=lambda u: sizes[u])] = part
 
 
-def _leave_gaps(part_of: np.ndarray, gap_frames: int) -> np.ndarray:
-    """Mark ``gap_frames`` frames (-1) around every row where the part changes, half on each side."""
+def _leave_gaps(part_of: np.ndarray, gap_frames: int, videos: np.ndarray | None = None) -> np.ndarray:
+    """Mark ``gap_frames`` frames (-1) around every row where the part changes inside one video,
+    half on each side (within that video)."""
     part_of = part_of.copy()
     if gap_frames <= 0:
         return part_of
+    videos = np.zeros(len(part_of), int) if videos is None else np.asarray(videos)
     before, after = (gap_frames + 1) // 2, gap_frames // 2
-    for row in np.flatnonzero(part_of[1:] != part_of[:-1]) + 1:
-        part_of[max(0, row - before):row + after] = -1
+    changes = np.flatnonzero((part_of[1:] != part_of[:-1]) & (videos[1:] == videos[:-1])) + 1
+    for row in changes:
+        rows = np.arange(max(0, row - before), min(len(part_of), row + after))
+        part_of[rows[videos[rows] == videos[row]]] = -1
     return part_of
 
 
@@ -180,14 +197,15 @@ def labelled_mask(split: Split, combos: np.ndarray, fraction: float, seed: int) 
 
 
 def audit_modes(combos: np.ndarray, groups: np.ndarray | None, hashes: np.ndarray, seed: int,
-                block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES) -> list[dict]:
+                block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES,
+                videos: np.ndarray | None = None) -> list[dict]:
     """Every split mode the data allows: realized fractions per part and combination, and the
     share of val and test frames with a near-duplicate in train. A mode that cannot be made says why."""
     modes = ["stratified", "group", "block"] if groups is not None else ["stratified"]
     out = []
     for mode in modes:
         try:
-            split = make_split(combos, groups, mode, seed, block_frames, gap_frames)
+            split = make_split(combos, groups, mode, seed, block_frames, gap_frames, videos)
         except KDError as e:
             out.append({"mode": mode, "not_possible": str(e)})
             continue

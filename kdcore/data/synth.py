@@ -247,6 +247,7 @@ def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int
     import_flame2(out, csv, labels=out / LABEL_FILE)
     table = pd.read_csv(csv, dtype=str, keep_default_na=False)
     table["fire_rgb_visible"] = np.asarray(visible, int)[table["id"].astype(int).to_numpy() - 1]
+    table["video"] = table["group"]  # each segment is a camera pass of its own: none touches the next in time
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     return csv

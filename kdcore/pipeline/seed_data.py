@@ -60,19 +60,26 @@ class SeedData:
         return set(self.table.frames["id"].iloc[self.indices("labelled")]) if self.label_budget else None
 
 
+SYNTH_FORMAT = 2  # 2: the CSV says which frames are one camera pass (its video column)
+
+
 def ensure_data(cfg: Config) -> Path:
     """The CSV, generated first when the config asks for synthetic data and it is missing."""
     csv = Path(cfg.csv)
     recipe_path = synth_recipe(csv)
-    recipe = {"frames": cfg.synth_frames, "size": cfg.synth_size, "options": cfg.synth_options}
+    recipe = {"frames": cfg.synth_frames, "size": cfg.synth_size, "options": cfg.synth_options,
+              "format": SYNTH_FORMAT}
     if not csv.exists() and cfg.synth_frames > 0:
         synth(csv.parent, frames=cfg.synth_frames, size=cfg.synth_size, seed=0, options=cfg.synth_options)
         write_json(recipe_path, recipe)
     if not csv.exists():
         raise KDError(f"config key 'csv': no such file {csv}")
     if cfg.synth_frames > 0 and recipe_path.exists() and read_json(recipe_path) != recipe:
-        raise KDError(f"config key 'synth_options': the data at {csv.parent} was generated with other "
-                      f"settings ({read_json(recipe_path)}); remove that folder or point csv elsewhere")
+        found = read_json(recipe_path)
+        what = ("by an older kdcore, without the video column" if found.get("format") != SYNTH_FORMAT
+                else f"with other settings ({found})")
+        raise KDError(f"config key 'synth_options': the data at {csv.parent} was generated {what}; "
+                      "remove that folder (it is generated anew) or point csv elsewhere")
     return csv
 
 
@@ -83,7 +90,8 @@ def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
     with main_process_first():
         rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
         ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
-    split = make_split(table.combos, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames)
+    split = make_split(table.combos, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames,
+                       table.videos)
     labelled = labelled_mask(split, table.combos, cfg.labelled_fraction, seed)
     stats = normalization_stats(rgb, ir, split.train)
     if is_main_process():
@@ -108,7 +116,8 @@ def audit(cfg: Config, data: SeedData) -> list[dict]:
     from kdcore.data.splits import audit_modes
 
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
-    found = audit_modes(data.table.combos, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames)
+    found = audit_modes(data.table.combos, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames,
+                        data.table.videos)
     if is_main_process():
         write_json(Layout(cfg.output).audit(data.seed), found)
     return found
