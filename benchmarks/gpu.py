@@ -49,7 +49,8 @@ STUDENT = "student"
 def study_config(params: Path, size: int, smoke: bool, **overrides) -> Config:
     """The params' study at ``size``, teachers from random weights (the check needs no weights files)."""
     raw = yaml.safe_load(params.read_text())
-    teachers = [{k: v for k, v in t.items() if k != "pretrained"} for t in raw.get("teachers", [])]
+    teachers = [{k: v for k, v in t.items() if k != "pretrained"} if isinstance(t, dict) else t
+                for t in overrides.pop("teachers", raw.get("teachers", []))]
     shrink = {"eval_batch_size": 8, "latency_repeats": 1, "latency_batches": [1], "num_workers": 0} if smoke else {}
     return load_config(params, teachers=teachers, image_size=size, **{**shrink, **overrides})
 
@@ -251,34 +252,54 @@ def _rates(models: list[dict], loops: list[dict], name: str) -> tuple[float, flo
     return eager["train_images_per_s"] * efficiency, eager["infer_images_per_s"]
 
 
-def _fit_hours(epochs: int, rates: tuple[float, float], frames: dict = FLAME2_FRAMES) -> float:
-    """A fit: each epoch trains on the training frames and evaluates the validation frames; then
-    the best model is evaluated on validation and test."""
+def _fit_hours(epochs: int, rates: tuple[float, float], train_frames: float, frames: dict = FLAME2_FRAMES) -> float:
+    """A fit: each epoch trains on ``train_frames`` and evaluates the validation frames; then the
+    best model is evaluated on validation and test."""
     train, infer = rates
-    per_epoch = frames["train"] / train + frames["val"] / infer
+    per_epoch = train_frames / train + frames["val"] / infer
     return (epochs * per_epoch + (frames["val"] + frames["test"]) / infer) / 3600
 
 
+def arms(cfg: Config) -> list[tuple[str, Config]]:
+    """The study's arms: one per sweep point (its settings applied), or the study itself."""
+    import dataclasses
+
+    from kdcore.sweep import point_label, sweep_points
+
+    if not cfg.sweep:
+        return [("study", cfg)]
+    return [(point_label(p), dataclasses.replace(cfg, **p, sweep={}).validate()) for p in sweep_points(cfg)]
+
+
 def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -> dict:
-    """GPU-hours of the study on FLAME2's frame counts. Per seed: the no-KD student; per teacher and
-    seed: the teacher, its outputs on every frame, the distilled student and (where it is
-    compressed) the pruned student's fine-tune. Compression's CPU measurements are not counted."""
+    """GPU-hours of the study on FLAME2's frame counts, per arm (sweep point) and teacher. Per seed:
+    the no-KD student; per teacher (RGB twins too) and seed: the teacher on the labelled training
+    frames, its outputs on every frame, the distilled student on every training frame and (where it
+    is compressed) the pruned student's fine-tune. Under a label budget the teacher and the no-KD
+    student see ``labelled_fraction`` of the training frames. Compression's CPU measurements are
+    not counted."""
     student = _rates(models, loops, STUDENT)
     seeds = len(cfg.seeds)
-    out = {"frames": FLAME2_FRAMES, "seeds": seeds, "teachers": {}}
+    out = {"frames": FLAME2_FRAMES, "seeds": seeds, "arms": {}}
     for budget, epochs in (("full budget", None), ("early stop", stop)):
         te = epochs["teacher"] if epochs else cfg.epochs_teacher
         se = epochs["student"] if epochs else cfg.epochs_student
-        student_h = _fit_hours(se, student)
-        total = seeds * student_h
-        for t in cfg.teachers:
-            rates = _rates(models, loops, t.name)
-            if rates is None:  # out of memory at its batch: no projection
-                continue
-            teacher_h = _fit_hours(te, rates) + FLAME2_FRAMES["all"] / rates[1] / 3600
-            finetune_h = _fit_hours(min(cfg.finetune_epochs, se), student) if cfg.compresses(t.name) else 0.0
-            hours = seeds * (teacher_h + student_h + finetune_h)
-            out["teachers"].setdefault(t.name, {})[budget] = hours
+        total = 0.0
+        for label, arm in arms(cfg):
+            labelled = FLAME2_FRAMES["train"] * arm.labelled_fraction
+            own = out["arms"].setdefault(label, {"labelled_frames": labelled, "teachers": {}})
+            hours = seeds * _fit_hours(se, student, labelled)  # the no-KD student
+            for t in arm.teachers:
+                rates = _rates(models, loops, t.name)
+                if rates is None:  # out of memory at its batch: no projection
+                    continue
+                teacher_h = _fit_hours(te, rates, labelled) + FLAME2_FRAMES["all"] / rates[1] / 3600
+                student_h = _fit_hours(se, student, FLAME2_FRAMES["train"])
+                finetune_h = _fit_hours(min(arm.finetune_epochs, se), student, FLAME2_FRAMES["train"]) \
+                    if arm.compresses(t.name) else 0.0
+                own["teachers"].setdefault(t.name, {})[budget] = seeds * (teacher_h + student_h + finetune_h)
+                hours += own["teachers"][t.name][budget]
+            own[budget] = hours
             total += hours
         out[budget] = {"teacher_epochs": te, "student_epochs": se, "gpu_hours": total}
     return out
@@ -323,11 +344,14 @@ def _projection_lines(p: dict) -> list[str]:
     full, early = p["full budget"], p["early stop"]
     lines = ["", f"Projected GPU-hours of the study on FLAME2 ({p['frames']['train']:,} training frames, "
              f"{p['seeds']} seeds; compression's CPU measurements not counted):", "",
-             f"| teacher | full budget ({full['teacher_epochs']}/{full['student_epochs']} epochs) "
-             f"| early stop ({early['teacher_epochs']}/{early['student_epochs']} epochs, assumed) |", "|---|---:|---:|"]
-    for name, hours in p["teachers"].items():
-        lines.append(f"| {name} | {hours['full budget']:.1f} | {hours['early stop']:.1f} |")
-    lines.append(f"| total (with the no-KD students) | {full['gpu_hours']:.1f} | {early['gpu_hours']:.1f} |")
+             f"| arm | teacher | full budget ({full['teacher_epochs']}/{full['student_epochs']} epochs) "
+             f"| early stop ({early['teacher_epochs']}/{early['student_epochs']} epochs, assumed) |", "|---|---|---:|---:|"]
+    for arm, own in p["arms"].items():
+        for name, hours in own["teachers"].items():
+            lines.append(f"| {arm} | {name} | {hours['full budget']:.1f} | {hours['early stop']:.1f} |")
+        lines.append(f"| {arm} | all, with the no-KD students ({own['labelled_frames']:,.0f} labelled training frames) "
+                     f"| {own['full budget']:.1f} | {own['early stop']:.1f} |")
+    lines.append(f"| total | | {full['gpu_hours']:.1f} | {early['gpu_hours']:.1f} |")
     return lines
 
 

@@ -35,6 +35,13 @@ def point_label(point: dict) -> str:
     return ",".join(f"{key}={text(value)}" for key, value in point.items())
 
 
+def sweep_points(cfg: Config) -> list[dict]:
+    """Every combination of the swept values, typed as the config types them ([{}] without a sweep)."""
+    keys = list(cfg.sweep)
+    return [{k: typed(k, v) for k, v in zip(keys, combo, strict=True)}
+            for combo in itertools.product(*cfg.sweep.values())]
+
+
 class Sweep:
     """The sub-studies of a params file with ``sweep:``, run one after another."""
 
@@ -45,9 +52,7 @@ class Sweep:
         self.cfg = load_config(self.params, **self.overrides)
         self.name, self.force, self.show_code = self.params.stem, force, study_options.get("show_code", False)
         self.pages, self.layout = Reports(reports, self.name), Layout(self.cfg.output)
-        keys = list(self.cfg.sweep)
-        self.points = [{k: typed(k, v) for k, v in zip(keys, combo, strict=True)}
-                       for combo in itertools.product(*self.cfg.sweep.values())]
+        self.points = sweep_points(self.cfg)
         cache = self.cfg.cache_dir or str(self.layout.cache())  # one decoded-frame cache for all
         self.studies: list[Study] = []
         for point in self.points:

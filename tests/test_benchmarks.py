@@ -27,7 +27,7 @@ def test_gpu_check_smoke_mode_runs_every_part(tmp_path):
     assert pipeline["torchrun --nproc_per_node 1"]["ok"], pipeline["torchrun --nproc_per_node 1"].get("stderr_tail")
     assert not pipeline["compress"] and not pipeline["python -m kdcore.pipeline"]["compressed"]  # as its params say
     projection = result["projection"]
-    assert set(projection["teachers"]) == {"resnet-18", "swin-micro"}
+    assert set(projection["arms"]["study"]["teachers"]) == {"resnet-18", "swin-micro"}
     assert projection["full budget"]["gpu_hours"] >= projection["early stop"]["gpu_hours"] > 0
     table = next(tmp_path.glob("gpu-*.md")).read_text()
     assert "SMOKE MODE" in table and "| swin-micro |" in table and next(tmp_path.glob("gpu-*.json"))
@@ -51,8 +51,30 @@ def test_projection_adds_up_every_fit_of_the_study():
     fit = lambda epochs: epochs * (frames["train"] / 50 + frames["val"] / 1000) + (frames["val"] + frames["test"]) / 1000  # noqa: E731
     per_teacher = 2 * (fit(cfg.epochs_teacher) + frames["all"] / 1000 + fit(cfg.epochs_student)
                        + fit(cfg.finetune_epochs)) / 3600
-    assert p["teachers"]["resnet-18"]["full budget"] == pytest.approx(per_teacher)
+    assert p["arms"]["study"]["teachers"]["resnet-18"]["full budget"] == pytest.approx(per_teacher)
     assert p["full budget"]["gpu_hours"] == pytest.approx(2 * per_teacher + 2 * fit(cfg.epochs_student) / 3600)
+
+
+def test_projection_has_an_arm_per_sweep_point_with_fits_on_the_labelled_frames():
+    cfg = gpu.study_config(SMOKE, 64, smoke=False, teachers=[{"name": "resnet-18", "rgb_twin": True}],
+                           sweep={"labelled_fraction": [1.0, 0.1]})
+    names = ("resnet-18", "resnet-18-rgb", "student")
+    models = [{"model": m, "batch": 32, "eager": {"train_images_per_s": 100.0, "infer_images_per_s": 1000.0}}
+              for m in names]
+    loops = [{"model": m, "batch": 32, "loop_images_per_s": 100.0} for m in names]
+    p = gpu.projection(cfg, models, loops, {"teacher": 2, "student": 2})
+    assert list(p["arms"]) == ["labelled_fraction=1.0", "labelled_fraction=0.1"]
+    frames = gpu.FLAME2_FRAMES
+    def fit(epochs, train):
+        return (epochs * (train / 100 + frames["val"] / 1000) + (frames["val"] + frames["test"]) / 1000) / 3600
+
+    budget = p["arms"]["labelled_fraction=0.1"]
+    teacher = fit(cfg.epochs_teacher, 0.1 * frames["train"]) + frames["all"] / 1000 / 3600
+    student = fit(cfg.epochs_student, frames["train"])  # the distilled student sees every training frame
+    assert budget["teachers"]["resnet-18-rgb"]["full budget"] == pytest.approx(2 * (teacher + student))  # a twin: no compression
+    assert budget["full budget"] == pytest.approx(
+        2 * fit(cfg.epochs_student, 0.1 * frames["train"]) + sum(t["full budget"] for t in budget["teachers"].values()))
+    assert p["full budget"]["gpu_hours"] == pytest.approx(sum(a["full budget"] for a in p["arms"].values()))
 
 
 def test_loader_items_scale_to_the_float_items_of_before():
