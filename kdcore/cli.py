@@ -162,11 +162,9 @@ def _study(args, params, teachers=None, compare=True):
                    show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results,
                    wait=not args.no_wait, who=f"kd {args.command}")
     if load_config(params, **overrides).sweep:
-        if teachers:
-            raise KDError(f"{params}: kd run takes one teacher of a study without sweep:; run kd study on a sweep")
         from kdcore.sweep import Sweep
 
-        return Sweep(params, **options)
+        return Sweep(params, teachers=teachers, compare=compare, **options)
     return Study(params, teachers=teachers, compare=compare, **options)
 
 

@@ -51,6 +51,7 @@ class Sweep:
         self.overrides = overrides or {}
         self.cfg = load_config(self.params, **self.overrides)
         self.name, self.force, self.show_code = self.params.stem, force, study_options.get("show_code", False)
+        self.compare = study_options.get("compare", True)  # kd run: one teacher's stages, no comparison or page
         self.pages, self.layout = Reports(reports, self.name), Layout(self.cfg.output)
         self.points = sweep_points(self.cfg)
         cache = self.cfg.cache_dir or str(self.layout.cache())  # one decoded-frame cache for all
@@ -83,7 +84,7 @@ class Sweep:
         for point, study in zip(self.points, self.studies, strict=True):
             progress(f"sweep: {point_label(point)}")
             ran += [{**r, "stage": f"{point_label(point)}/{r['stage']}"} for r in study.run(progress)]
-        if ran or self.force or not self.page().exists():
+        if self.compare and (ran or self.force or not self.page().exists()):
             run_stage({"notebook": str(NOTEBOOKS / f"{PAGE}.ipynb"), "executed": str(self.layout.executed(PAGE)),
                        "report": str(self.page()), "key": PAGE, "show_code": self.show_code,
                        "parameters": {"params": str(self.params), "overrides": self.overrides}})

@@ -37,7 +37,8 @@ def test_gpu_check_times_the_default_study_at_its_batch_sizes():
     cfg = gpu.study_config(DEFAULT, 224, smoke=False)
     assert all(t.pretrained is False for t in cfg.teachers)  # no weights files needed
     assert gpu._batch_sizes(cfg) == [("resnet-152", 32), ("efficientnet-b7", 8), ("efficientnet-b7", 32),
-                                     ("vit-b-16", 32), ("swin-tiny", 32), ("student", 32)]
+                                     ("vit-b-16", 32), ("swin-tiny", 32), ("resnet-152-rgb", 32), ("student", 32)]
+    assert [label for label, _ in gpu.arms(cfg)] == ["labelled_fraction=1.0", "labelled_fraction=0.1"]
 
 
 def test_projection_adds_up_every_fit_of_the_study():
