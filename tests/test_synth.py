@@ -90,3 +90,14 @@ def test_knobs_change_what_rgb_and_ir_show_and_truth_is_written(tmp_path):
     assert visible[table.frames["fire"] == 0].sum() == 0 and 0 < visible.sum() < table.frames["fire"].sum()
     with pytest.raises(Exception, match="unknown synth option 'rgb'"):
         SynthOptions.from_dict({"rgb": 1})
+
+
+def test_passes_cut_the_frames_into_that_many_camera_passes():
+    import numpy as np
+
+    from kdcore.data.synth import plan_segments
+
+    segments = plan_segments(np.random.default_rng(0), 3000, passes=300)
+    assert len(segments) == 300 and sum(n for _, n in segments) == 3000
+    assert {c for c, _ in segments} == {"NN", "YN", "NY", "YY"}
+    assert len(plan_segments(np.random.default_rng(0), 3000)) == 100  # the default: one per 30 frames, at most 100

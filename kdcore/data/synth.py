@@ -71,6 +71,7 @@ class SynthOptions:
     distractors: int = 3  # 1 to this many orange, cold patches per segment (0: none)
     smoke_opacity: float = 1.0  # thick haze's opacity, as a share of the default (lower: harder)
     ir_fire: bool = True  # False: fires carry no heat in IR (IR knows nothing RGB does not)
+    passes: int = 0  # camera passes (segments) to cut the frames into; 0: one per 30 frames, 16 to 100
 
     @classmethod
     def from_dict(cls, values: dict) -> SynthOptions:
@@ -80,7 +81,7 @@ class SynthOptions:
             raise KDError(f"unknown synth option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         options = cls(**values)
         if not (0 <= options.rgb_fire <= 1 and 0 <= options.rgb_fire_alpha <= 1 and options.distractors >= 0
-                and 0 < options.smoke_opacity <= 1.2):
+                and 0 < options.smoke_opacity <= 1.2 and options.passes >= 0):
             raise KDError(f"synth options out of range: {asdict(options)}")
         return options
 
@@ -182,10 +183,14 @@ class Segment:
         return Frame(np.clip(rgb, 0, 255).astype(np.uint8), ir, smoke, visible)
 
 
-def plan_segments(rng: np.random.Generator, frames: int) -> list[tuple[str, int]]:
+def plan_segments(rng: np.random.Generator, frames: int, passes: int = 0) -> list[tuple[str, int]]:
     """(combo, length) runs: NN first as in FLAME2, then a shuffled mix with at least three runs of
-    every combination, so that a group split can give each part some of each."""
-    count = int(np.clip(frames // 30, 16, 100))
+    every combination, so that a group split can give each part some of each. ``passes`` runs in
+    all (0: one per 30 frames, 16 to 100). More, shorter passes give every part more independent
+    stretches of video: a label budget's blocks and a test set's blocks vary less between seeds."""
+    count = passes or int(np.clip(frames // 30, 16, 100))
+    if count < 16:
+        raise KDError(f"synth option 'passes' must be 0 or at least 16 (got {count})")
     if frames < 2 * count:
         raise KDError(f"--frames must be at least {2 * count} (got {frames})")
     names, weights = zip(*_COMBO_WEIGHTS.items(), strict=True)
@@ -232,7 +237,7 @@ def synth(out: str | os.PathLike, frames: int = 2000, size: int = 128, seed: int
     out = Path(out)
     (out / RGB_DIR).mkdir(parents=True, exist_ok=True)
     (out / IR_DIR).mkdir(parents=True, exist_ok=True)
-    segments = plan_segments(np.random.default_rng(seed), frames)
+    segments = plan_segments(np.random.default_rng(seed), frames, options.passes)
     firsts = np.cumsum([1] + [length for _, length in segments[:-1]])
     jobs = [(out, size, seed, i, combo, length, int(first), options)
             for i, ((combo, length), first) in enumerate(zip(segments, firsts, strict=True))]
