@@ -55,7 +55,7 @@ def cmd_check(args) -> None:
     print(f"groups: {summary['groups'] if summary['groups'] is not None else 'none (no group column)'}")
     print("image sizes: " + ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items()))
     print(f"splits (seed {args.seed}; block: {args.block_frames} frames a block, {args.gap_frames} left out "
-          f"where parts meet). Leakage: share of frames with a near-duplicate in train "
+          f"where parts meet inside one video). Leakage: share of frames with a near-duplicate in train "
           f"(difference hash, <= {NEAR_DUPLICATE_BITS} of {HASH_SIZE**2} bits apart)")
     for audit in audits:
         _print_audit(audit)
@@ -332,7 +332,7 @@ def _data_commands(sub) -> None:
     p.add_argument("--block_frames", type=int, default=BLOCK_FRAMES,
                    help=f"block split: frames a block (default {BLOCK_FRAMES})")
     p.add_argument("--gap_frames", type=int, default=GAP_FRAMES,
-                   help=f"block split: frames left out where parts meet (default {GAP_FRAMES})")
+                   help=f"block split: frames left out where parts meet inside one video (default {GAP_FRAMES})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_check)
 
