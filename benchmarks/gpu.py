@@ -179,6 +179,7 @@ def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
         settings = fit_settings(cfg, 1, STUDENT if name == STUDENT else "teacher",
                                 None if name == STUDENT else name)
         settings.epochs, settings.patience, settings.batch_size, settings.progress = 2, 2, batch, False
+        settings.select_on = "bce"  # defined on any validation frames, the smoke mode's few included
         train, val = (data.indices(p)[:2 * batch] if smoke else data.indices(p) for p in ("train", "val"))
         folder = work / "loop" / name
         from kdcore.distill import BCE

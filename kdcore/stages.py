@@ -34,14 +34,24 @@ def configure(params: str, output: str | None = None, teacher: str | None = None
     ``threads`` > 0 caps torch's CPU threads (``kd study --jobs`` shares the cores out).
     """
     if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
+        _cap_threads(threads)
     cfg = load_config(params, **{**(overrides or {}), **({"output": output} if output else {})})
     if teacher and teacher not in [t.name for t in cfg.teachers]:
         cfg.teachers.append(TeacherConfig(teacher))
         cfg.validate()
     return cfg
+
+
+def _cap_threads(threads: int) -> None:
+    """torch's CPU threads, without importing torch into a stage that never uses it: a torch
+    imported later reads its thread count from the environment."""
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
 # --- one teacher (or the seed's data) and one seed -------------------------------------------

@@ -257,9 +257,15 @@ class Study:
         One writer per output: the run holds the output's writer lock (another ``kd study`` on it
         waits, or with ``wait=False`` refuses); the stage kernels it starts write under it.
         Stages finished by other code stop the run before anything starts, unless ``force`` (run
-        them again) or ``keep_results`` (accept them)."""
+        them again) or ``keep_results`` (accept them). Bad params are refused before the lock is
+        taken: they leave the output exactly as it was."""
+        if todo := self.unfinished():
+            self.preflight(todo)
         with writer_lock(self.layout.root, self.who, self.wait):
             return self._run(progress)
+
+    def unfinished(self) -> list[Stage]:
+        return [s for s in self.stages if self.force or not self.finished(s)]
 
     def _run(self, progress) -> list[dict]:
         stale = [s for s in self.stages if self.status(s)[0] == "stale"]
@@ -272,7 +278,6 @@ class Study:
         done = {s.key for s in self.stages if not self.force and self.finished(s)}
         todo = [s for s in self.stages if s.key not in done]
         if todo:
-            self.preflight(todo)
             from kdcore.pipeline import ensure_data
 
             ensure_data(self.cfg)  # generated once here, not raced by concurrent stages

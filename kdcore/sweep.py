@@ -76,6 +76,9 @@ class Sweep:
         under the sweep's writer lock."""
         from kdcore.io import writer_lock
 
+        for study in self.studies:  # bad params are refused before any lock is taken
+            if todo := study.unfinished():
+                study.preflight(todo)
         with writer_lock(self.layout.root, "kd study", self.studies[0].wait if self.studies else True):
             return self._run(progress)
 
