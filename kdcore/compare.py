@@ -27,7 +27,7 @@ from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed,
 
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
 # metric key -> (whether it reads decisions at the model's tuned thresholds rather than scores, metric)
-BOOTSTRAP = {"fire_auroc": (False, lambda p, y: auroc(p[:, 0], y[:, 0])), "macro_f1": (True, macro_f1)}
+BOOTSTRAP = {"fire_auroc": (False, lambda p, y, w: auroc(p[:, 0], y[:, 0], w)), "macro_f1": (True, macro_f1)}
 
 
 @dataclass(frozen=True)

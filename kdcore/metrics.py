@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn import metrics as skm
 
 from kdcore.data.schema import LABELS
@@ -96,24 +95,41 @@ def _tuned(scores: np.ndarray, y: np.ndarray) -> float:
     return float((low + high) / 2)
 
 
-# --- fast versions for the bootstrap: thousands of resamples, no input validation --------------
+# --- weighted versions for the bootstrap: a resample is frame weights, all resamples at once ---
 
-def auroc(scores: np.ndarray, y: np.ndarray) -> float | None:
-    """Area under the ROC curve as the Mann-Whitney U statistic (ties count half); None for one class."""
-    positives = int(y.sum())
-    if positives == 0 or positives == len(y):
-        return None
-    ranks = rankdata(scores)
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * (len(y) - positives)))
+def auroc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float | None:
+    """Area under the ROC curve as the Mann-Whitney U statistic (ties count half). With
+    ``weights`` (resamples x frames: how often each frame was drawn), one AUROC per resample, NaN
+    where a resample holds one class; without, one value, None for one class."""
+    w = np.ones((1, len(y))) if weights is None else np.asarray(weights, dtype=float)
+    order = np.argsort(scores, kind="stable")
+    _, starts = np.unique(np.asarray(scores)[order], return_index=True)  # groups of tied scores
+    positive = np.asarray(y)[order] == 1
+    pos = np.add.reduceat(w[:, order] * positive, starts, axis=1)
+    neg = np.add.reduceat(w[:, order] * ~positive, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    pairs = pos.sum(1) * neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area = np.where(pairs > 0, (pos * (below + neg / 2)).sum(1) / pairs, np.nan)
+    if weights is not None:
+        return area
+    return None if np.isnan(area[0]) else float(area[0])
 
 
-def macro_f1(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> float | None:
-    """Macro-F1 over the classes with positives (as classification_metrics)."""
-    preds = probs >= threshold
-    tp = (preds & (targets == 1)).sum(0)
-    f1 = 2 * tp / np.maximum(preds.sum(0) + targets.sum(0), 1)
-    present = targets.sum(0) > 0
-    return float(f1[present].mean()) if present.any() else None
+def macro_f1(probs: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None,
+             threshold: float = 0.5) -> np.ndarray | float | None:
+    """Macro-F1 over the classes with positives (as classification_metrics); with ``weights``, one
+    per resample (NaN where no class has a positive)."""
+    w = np.ones((1, len(targets))) if weights is None else np.asarray(weights, dtype=float)
+    preds, truth = (probs >= threshold).astype(float), (targets == 1).astype(float)
+    tp, predicted, actual = w @ (preds * truth), w @ preds, w @ truth
+    f1 = np.where(actual > 0, 2 * tp / np.maximum(predicted + actual, 1), np.nan)
+    present = (actual > 0).sum(1)
+    with np.errstate(invalid="ignore"):
+        score = np.where(present > 0, np.nansum(f1, axis=1) / np.maximum(present, 1), np.nan)
+    if weights is not None:
+        return score
+    return None if np.isnan(score[0]) else float(score[0])
 
 
 def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: np.ndarray,

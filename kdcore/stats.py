@@ -128,39 +128,32 @@ def pairwise_differences(series: dict[str, list], bounds: tuple[float, float] = 
             for a, b in itertools.combinations(sorted(series), 2)]
 
 
-def block_bootstrap(seeds: Sequence[dict], metric: Callable[[np.ndarray, np.ndarray], float | None],
+def block_bootstrap(seeds: Sequence[dict], metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
                     resamples: int = 1000, rng_seed: int = 0) -> dict:
     """The mean over seeds of metric(a) - metric(b), with a percentile 95% interval from resampling
     each seed's test blocks with replacement. Each seed: {"a": scores, "b": scores, "y": targets,
-    "units": block per frame}. A resample where the metric is undefined (one class only) is skipped
-    and counted."""
+    "units": block per frame}. A resample is frame weights (how often each frame's block was
+    drawn), and ``metric(scores, y, weights)`` gives one value per resample at once (NaN where
+    undefined, e.g. one class only: such a resample is skipped and counted)."""
     if not seeds:
         return {"estimate": None, "ci95": [None, None], "resamples": 0, "undefined": 0, "seeds": 0, "blocks": []}
     rng = np.random.default_rng(rng_seed)
-    members = [_block_members(s["units"]) for s in seeds]
-    point = [_difference(metric, s, np.arange(len(s["y"]))) for s in seeds]
-    draws, undefined = [], 0
-    for _ in range(resamples):
-        per_seed = []
-        for s, blocks in zip(seeds, members, strict=True):
-            picked = rng.integers(0, len(blocks), len(blocks))
-            per_seed.append(_difference(metric, s, np.concatenate([blocks[i] for i in picked])))
-        if any(d is None for d in per_seed):
-            undefined += 1
-            continue
-        draws.append(float(np.mean(per_seed)))
-    estimate = None if any(d is None for d in point) else float(np.mean(point))
-    ci = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if draws else [None, None]
-    return {"estimate": estimate, "ci95": ci, "resamples": len(draws), "undefined": undefined,
-            "seeds": len(seeds), "blocks": [len(m) for m in members]}
+    per_seed, point, blocks = [], [], []
+    for s in seeds:
+        _, block = np.unique(s["units"], return_inverse=True)
+        n = int(block.max()) + 1
+        picked = rng.integers(0, n, (resamples, n)) + n * np.arange(resamples)[:, None]
+        drawn = np.bincount(picked.ravel(), minlength=resamples * n).reshape(resamples, n)
+        per_seed.append(_difference(metric, s, drawn[:, block]))
+        point.append(_difference(metric, s, np.ones((1, len(block))))[0])
+        blocks.append(n)
+    draws = np.mean(per_seed, axis=0)
+    draws = draws[~np.isnan(draws)]
+    estimate = None if np.isnan(point).any() else float(np.mean(point))
+    ci = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if len(draws) else [None, None]
+    return {"estimate": estimate, "ci95": ci, "resamples": len(draws), "undefined": resamples - len(draws),
+            "seeds": len(seeds), "blocks": blocks}
 
 
-def _block_members(units: np.ndarray) -> list[np.ndarray]:
-    order = np.argsort(units, kind="stable")
-    _, starts = np.unique(units[order], return_index=True)
-    return np.split(order, starts[1:])
-
-
-def _difference(metric, s: dict, rows: np.ndarray) -> float | None:
-    a, b = metric(s["a"][rows], s["y"][rows]), metric(s["b"][rows], s["y"][rows])
-    return None if a is None or b is None else a - b
+def _difference(metric, s: dict, weights: np.ndarray) -> np.ndarray:
+    return metric(s["a"], s["y"], weights) - metric(s["b"], s["y"], weights)

@@ -58,3 +58,10 @@ def test_fast_bootstrap_metrics_agree_with_scikit_learn():
     assert auroc(probs[:, 0], targets[:, 0]) == pytest.approx(roc_auc_score(targets[:, 0], probs[:, 0]))
     assert macro_f1(probs, targets) == pytest.approx(classification_metrics(probs, targets)["macro_f1"])
     assert auroc(probs[:, 0], np.zeros(300)) is None
+    # a resample as frame weights equals the metric of the frames repeated that often
+    weights = rng.integers(0, 3, (4, 300))
+    rows = [np.repeat(np.arange(300), w) for w in weights]
+    assert auroc(probs[:, 0], targets[:, 0], weights) == pytest.approx(
+        [roc_auc_score(targets[r, 0], probs[r, 0]) for r in rows])
+    assert macro_f1(probs, targets, weights) == pytest.approx(
+        [classification_metrics(probs[r], targets[r])["macro_f1"] for r in rows])

@@ -41,8 +41,8 @@ def test_block_bootstrap_resamples_blocks_and_finds_a_real_difference():
         bad = y + rng.normal(0, 2.0, len(y))
         seeds.append({"a": good, "b": bad, "y": y, "units": units})
 
-    def accuracy(scores, y):
-        return float(np.mean((scores > 0.5) == y))
+    def accuracy(scores, y, weights):  # one value per resample (row of frame weights)
+        return weights @ ((scores > 0.5) == y) / weights.sum(1)
 
     out = block_bootstrap(seeds, accuracy, resamples=300)
     assert out["blocks"] == [20, 20] and out["resamples"] == 300
