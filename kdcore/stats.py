@@ -19,7 +19,6 @@ Missing values (None) are never dropped silently: every record says which positi
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -120,12 +119,6 @@ def holm(p_values: Sequence) -> list:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
-
-
-def pairwise_differences(series: dict[str, list], bounds: tuple[float, float] = UNIT_RANGE) -> list[dict]:
-    """Every pair of named series over the same seeds (e.g. teachers' macro-F1)."""
-    return [{"a": a, "b": b, **paired_difference(series[a], series[b], bounds)}
-            for a, b in itertools.combinations(sorted(series), 2)]
 
 
 def block_bootstrap(seeds: Sequence[dict], metric: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],

@@ -25,8 +25,6 @@ from kdcore.io import atomic_path, exclusive, remove_stray_temporaries
 from kdcore.layout import cache_file
 from kdcore.progress import progress as progress_bar
 
-MODALITIES = ("rgb", "ir")
-
 
 def _workers() -> int:
     return min(8, os.cpu_count() or 1)
