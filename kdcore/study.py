@@ -259,8 +259,16 @@ class Study:
         Stages finished by other code stop the run before anything starts, unless ``force`` (run
         them again) or ``keep_results`` (accept them). Bad params are refused before the lock is
         taken: they leave the output exactly as it was."""
+        self.check()
+        return self.run_checked(progress)
+
+    def check(self) -> None:
+        """The preflight of what is left to run (nothing when every stage is finished)."""
         if todo := self.unfinished():
             self.preflight(todo)
+
+    def run_checked(self, progress=print) -> list[dict]:
+        """``run`` after ``check`` (a sweep checks every sub-study before it starts the first)."""
         with writer_lock(self.layout.root, self.who, self.wait):
             return self._run(progress)
 
@@ -275,8 +283,8 @@ class Study:
                 raise KDError(f"{len(stale)} finished stage(s) were produced by other code ({names}): "
                               "--force runs them again, --keep-results accepts them")
             self._keep(stale)
-        done = {s.key for s in self.stages if not self.force and self.finished(s)}
-        todo = [s for s in self.stages if s.key not in done]
+        todo = self.unfinished()
+        done = {s.key for s in self.stages} - {s.key for s in todo}
         if todo:
             from kdcore.pipeline import ensure_data
 

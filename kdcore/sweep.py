@@ -77,8 +77,7 @@ class Sweep:
         from kdcore.io import writer_lock
 
         for study in self.studies:  # bad params are refused before any lock is taken
-            if todo := study.unfinished():
-                study.preflight(todo)
+            study.check()
         with writer_lock(self.layout.root, "kd study", self.studies[0].wait if self.studies else True):
             return self._run(progress)
 
@@ -86,7 +85,7 @@ class Sweep:
         ran = []
         for point, study in zip(self.points, self.studies, strict=True):
             progress(f"sweep: {point_label(point)}")
-            ran += [{**r, "stage": f"{point_label(point)}/{r['stage']}"} for r in study.run(progress)]
+            ran += [{**r, "stage": f"{point_label(point)}/{r['stage']}"} for r in study.run_checked(progress)]
         if self.compare and (ran or self.force or not self.page().exists()):
             run_stage({"notebook": str(NOTEBOOKS / f"{PAGE}.ipynb"), "executed": str(self.layout.executed(PAGE)),
                        "report": str(self.page()), "key": PAGE, "show_code": self.show_code,
