@@ -211,9 +211,9 @@ def cmd_plan_seeds(args) -> None:
 
 
 def _pair(evaluation: dict) -> str:
-    m = evaluation["metrics"]
-    auroc = m["ranking"]["fire"]["auroc"]
-    f1 = m["macro_f1"]
+    from kdcore.records import metric_value
+
+    auroc, f1 = metric_value(evaluation, "fire_auroc"), metric_value(evaluation, "macro_f1")
     return f"{'n/a' if f1 is None else f'{f1:.3f}'} / {'n/a' if auroc is None else f'{auroc:.3f}'}"
 
 

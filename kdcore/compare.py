@@ -22,7 +22,7 @@ from kdcore.errors import KDError
 from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
-from kdcore.records import METRICS, ROLES, latency_header, latency_key, metric_value
+from kdcore.records import METRICS, ROLES, latency_header, latency_key, metric_value, with_aliases
 from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed, summarize
 
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
@@ -73,7 +73,7 @@ def model_table(cfg: Config, evaluations: dict) -> tuple[pd.DataFrame, dict]:
         agg = {role: {key: summarize([metric_value(r[role], key) for r in runs]) for key in METRICS}
                for role in ROLES}
         for role in ROLES:
-            agg[role]["f1_macro"] = agg[role]["macro_f1"]  # the reference codebase's name
+            agg[role] = with_aliases(agg[role])
             agg[role]["flags"] = flags(cfg, evaluations, Arm(t.name, role))
             rows.append({"teacher": t.name, "model": ROLES[role], "n": agg[role]["macro_f1"]["n"],
                          **{f"{METRICS[k][0]} {stat}": _stat(agg[role][k], stat)
@@ -324,8 +324,8 @@ def variant_table(cfg: Config, evaluations: dict, aggregated: dict) -> pd.DataFr
         runs = [evaluations[t.name, s] for s in cfg.seeds]
         for variant in variant_names(runs):
             variant_runs = [r["compression"]["variants"][variant] if "compression" in r else None for r in runs]
-            s = summarize([v["metrics"]["macro_f1"] if v else None for v in variant_runs])
-            aggregated[t.name][f"student_{variant}"] = {"macro_f1": s, "f1_macro": s}
+            s = summarize([metric_value(v, "macro_f1") if v else None for v in variant_runs])
+            aggregated[t.name][f"student_{variant}"] = with_aliases({"macro_f1": s})
             present = [v for v in variant_runs if v]
             rows.append({"teacher": t.name, "variant": variant, "n": s["n"], "macro-F1 mean": s["mean"],
                          "macro-F1 low": s["ci95"][0], "macro-F1 high": s["ci95"][1],

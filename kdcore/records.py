@@ -17,6 +17,8 @@ METRICS = {
     "smoke_auroc": ("smoke AUROC", ("ranking", "smoke", "auroc")),
     "fire_f1": ("fire F1", ("fire", "f1")),
     "smoke_f1": ("smoke F1", ("smoke", "f1")),
+    "fire_recall": ("fire recall", ("fire", "recall")),
+    "subset_accuracy": ("subset accuracy", ("subset_accuracy",)),
     "hamming_loss": ("Hamming loss", ("hamming_loss",)),
     "macro_f1_at_0.5": ("macro-F1 at 0.5", ("at_0.5", "macro_f1")),
     "fire_f1_at_0.5": ("fire F1 at 0.5", ("at_0.5", "fire", "f1")),
@@ -25,6 +27,7 @@ METRICS = {
     "fire_auroc_rgb_visible": ("fire AUROC, fires RGB shows", ("fire_by_rgb_visibility", "rgb_visible", "auroc")),
 }
 ROLES = {"teacher": "teacher", "student": "distilled student", "no_kd_student": "no-KD student"}
+ALIASES = {"f1_macro": "macro_f1"}  # aggregated results also carry the reference codebase's names
 
 
 def metric_value(evaluation: dict, key: str):
@@ -33,6 +36,16 @@ def metric_value(evaluation: dict, key: str):
     for step in METRICS[key][1]:
         value = value.get(step) if isinstance(value, dict) else None
     return value
+
+
+def with_aliases(summaries: dict) -> dict:
+    """Aggregated metric summaries, each also under its alias (``ALIASES``)."""
+    return {**summaries, **{alias: summaries[key] for alias, key in ALIASES.items() if key in summaries}}
+
+
+def labelled(evaluation: dict, keys) -> dict:
+    """``{label: value}`` of the metrics ``keys`` of an evaluation record, in that order."""
+    return {METRICS[k][0]: metric_value(evaluation, k) for k in keys}
 
 
 def latency_key(size: int, batch: int) -> str:

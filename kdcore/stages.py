@@ -56,8 +56,8 @@ def _cap_threads(threads: int) -> None:
 
 # --- one teacher (or the seed's data) and one seed -------------------------------------------
 
-# who -> (run folder: the teacher's or the no-KD student's, fit role)
-MODELS = {"teacher": (None, "teacher"), "student": (None, "student"), "no_kd": (NO_KD, "student")}
+# who (a role of records.ROLES) -> (run folder: the teacher's or the no-KD student's, fit role)
+MODELS = {"teacher": (None, "teacher"), "student": (None, "student"), "no_kd_student": (NO_KD, "student")}
 
 
 @dataclass
@@ -77,8 +77,7 @@ class Run:
         return Layout(self.cfg.output)
 
     def name(self, who: str) -> str:
-        return {"teacher": f"{self.teacher} teacher", "student": "distilled student",
-                "no_kd": "no-KD student"}[who]
+        return f"{self.teacher} teacher" if who == "teacher" else records.ROLES[who]
 
     def _where(self, who: str) -> tuple[str, str]:
         folder, role = MODELS[who]
@@ -114,13 +113,14 @@ def metrics_table(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows + [_baseline_row(run.evaluation(who[0]))])
 
 
+# the columns of a stage's metrics table, in order (records.METRICS)
+MODEL_TABLE = ("macro_f1", "macro_f1_at_0.5", "fire_auroc", "smoke_auroc", "fire_ap", "fire_f1", "smoke_f1",
+               "fire_recall", "subset_accuracy", "hamming_loss")
+
+
 def _metrics_row(name: str, evaluation: dict) -> dict:
-    m, t = evaluation["metrics"], evaluation["metrics"]["tuned_thresholds"]
-    return {"model": name, "macro-F1": m["macro_f1"], "macro-F1 at 0.5": m["at_0.5"]["macro_f1"],
-            "fire AUROC": m["ranking"]["fire"]["auroc"], "smoke AUROC": m["ranking"]["smoke"]["auroc"],
-            "fire AP": m["ranking"]["fire"]["average_precision"], "fire F1": m["fire"]["f1"],
-            "smoke F1": m["smoke"]["f1"], "fire recall": m["fire"]["recall"],
-            "subset accuracy": m["subset_accuracy"], "Hamming loss": m["hamming_loss"],
+    t = evaluation["metrics"]["tuned_thresholds"]
+    return {"model": name, **records.labelled(evaluation, MODEL_TABLE),
             "thresholds (fire / smoke)": " / ".join(f"{t[label]:.3f}" for label in LABELS),
             "params, M": evaluation["cost"]["params_total"] / 1e6, "GFLOPs": evaluation["cost"]["gflops"]}
 
@@ -137,10 +137,10 @@ def _baseline_row(evaluation: dict) -> dict:
 
 
 def model_sentence(name: str, evaluation: dict) -> str:
-    m = evaluation["metrics"]
-    base = m.get("baseline", {})
-    return (f"The {name} reaches test fire AUROC {number(m['ranking']['fire']['auroc'])} and macro-F1 "
-            f"{number(m['macro_f1'])} at thresholds tuned on validation ({number(m['at_0.5']['macro_f1'])} at 0.5) "
+    fire, f1, f1_at_half = (records.metric_value(evaluation, k) for k in ("fire_auroc", "macro_f1", "macro_f1_at_0.5"))
+    base = evaluation["metrics"].get("baseline", {})
+    return (f"The {name} reaches test fire AUROC {number(fire)} and macro-F1 "
+            f"{number(f1)} at thresholds tuned on validation ({number(f1_at_half)} at 0.5) "
             f"on {evaluation['test_frames']} test frames (always answering yes scores "
             f"macro-F1 {number(base.get('always_positive_macro_f1'))}; fire prevalence "
             f"{number(base.get('fire', {}).get('prevalence'))}).")
@@ -153,8 +153,7 @@ def flag_messages(run: Run, who: tuple[str, ...]) -> list[str]:
 
 def training_curves(run: Run, who: tuple[str, ...]) -> dict:
     """Loss and the selection criterion per epoch, the kept epoch marked."""
-    names = {"teacher": "teacher_curves", "student": "student_curves", "no_kd": "no_kd_curves"}
-    return run.save(**{names[w]: plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}")
+    return run.save(**{f"{w}_curves": plots.training_curves(run.log(w), f"{run.name(w)}, seed {run.seed}")
                        for w in who if not run.oracle(w)})
 
 
@@ -178,8 +177,7 @@ def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
 
 
 def confusion(run: Run, who: str) -> dict:
-    name = {"teacher": "teacher_confusion", "student": "student_confusion", "no_kd": "no_kd_confusion"}[who]
-    return run.save(**{name: plots.confusion(run.evaluation(who)["metrics"],
+    return run.save(**{f"{who}_confusion": plots.confusion(run.evaluation(who)["metrics"],
                                              f"{run.name(who)}, test, at thresholds tuned on validation")})
 
 
@@ -233,7 +231,7 @@ def data_stage(cfg: Config, seed: int) -> Run:
 
     data, _, origin = _step(cfg, "00_data", seed, progress=True)
     run = Run(cfg, seed, data, provenance=origin, extra={"audit": read_json(Layout(cfg.output).audit(seed))})
-    run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd",))
+    run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd_student",))
     return run
 
 
@@ -322,13 +320,13 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
     data, _, origin = _step(cfg, "02_student", seed, teacher)
     run = Run(cfg, seed, data, teacher, origin)
-    run.warnings = flag_messages(run, ("teacher", "student", "no_kd"))
+    run.warnings = flag_messages(run, ("teacher", "student", "no_kd_student"))
     return run
 
 
 def student_summary(run: Run) -> list[str]:
-    evaluation, baseline = run.evaluation("student"), run.evaluation("no_kd")
-    fire = [e["metrics"]["ranking"]["fire"]["auroc"] for e in (evaluation, baseline)]
+    evaluation, baseline = run.evaluation("student"), run.evaluation("no_kd_student")
+    fire = [records.metric_value(e, "fire_auroc") for e in (evaluation, baseline)]
     gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""
     lead = evaluation.get("teacher_lead")
     before = [f"Before the student trained: {lead['verdict']}."] if lead else []
@@ -350,9 +348,8 @@ def variants_table(run: Run) -> pd.DataFrame:
     rows = []
     for variant, v in run.extra["compression"]["variants"].items():
         latency = v["timing"]["latency"]
-        rows.append({"variant": variant, "macro-F1": v["metrics"]["macro_f1"],
-                     "macro-F1 at 0.5": v["metrics"]["at_0.5"]["macro_f1"], "fire F1": v["metrics"]["fire"]["f1"],
-                     "smoke F1": v["metrics"]["smoke"]["f1"], "params, M": v["cost"]["params_total"] / 1e6,
+        rows.append({"variant": variant, **records.labelled(v, ("macro_f1", "macro_f1_at_0.5", "fire_f1", "smoke_f1")),
+                     "params, M": v["cost"]["params_total"] / 1e6,
                      "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
                      **{records.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
     return pd.DataFrame(rows)
@@ -361,7 +358,8 @@ def variants_table(run: Run) -> pd.DataFrame:
 def compress_summary(run: Run) -> list[str]:
     v = run.extra["compression"]["variants"]
     fp32 = v["fp32"]
-    return [f"{variant}: macro-F1 {number(r['metrics']['macro_f1'])} (fp32 {number(fp32['metrics']['macro_f1'])}), "
+    f1 = {variant: records.metric_value(r, "macro_f1") for variant, r in v.items()}
+    return [f"{variant}: macro-F1 {number(f1[variant])} (fp32 {number(f1['fp32'])}), "
             f"{r['cost']['size_mb']:.2f} MB (fp32 {fp32['cost']['size_mb']:.2f}), "
             f"{compare.batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
             f"(fp32 {compare.batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
@@ -545,10 +543,11 @@ def tradeoff_figures(study: Comparison) -> dict:
         points, f"CPU latency at {cfg.image_size} px, batch 1 (ms)", "accuracy, latency and size (means over seeds)")})
 
 
-def _point(label: str, records: list[dict], cfg: Config) -> tuple:
+def _point(label: str, evaluations: list[dict], cfg: Config) -> tuple:
     """(label, median latency, mean macro-F1, mean file size) of one model over its seeds."""
-    return (label, float(np.median([compare.batch1_ms(r, cfg) for r in records])),
-            _mean([r["metrics"]["macro_f1"] for r in records]), float(np.mean([r["cost"]["size_mb"] for r in records])))
+    return (label, float(np.median([compare.batch1_ms(e, cfg) for e in evaluations])),
+            _mean([records.metric_value(e, "macro_f1") for e in evaluations]),
+            float(np.mean([e["cost"]["size_mb"] for e in evaluations])))
 
 
 def _save_compare(study: Comparison, figures: dict) -> dict:
