@@ -1,5 +1,5 @@
-"""The study's steps, each declared once: what it reads, what it makes, and which settings cannot
-change what it makes.
+"""The study's steps, each declared once: what it reads, what it makes, the function that does its
+work, and which settings cannot change what it makes.
 
 A step runs as one stage notebook per seed (``seed`` scope), per teacher and seed (``teacher``), or
 once (``study``). ``study.plan`` orders the stages from these declarations alone; ``kdcore.pipeline``
@@ -11,6 +11,7 @@ once). Ignoring a setting a step does read would reuse a wrong result: when in d
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,12 @@ class Step:
     applies: Callable[[Config, str | None], bool] = _always
     skipped_when: str = ""  # in words: when ``applies`` says no
     ignores: tuple[str, ...] = ()  # settings that cannot change what it makes (config keys)
+    work: str = ""  # "module:function" doing the work, (cfg, data, teacher) -> record; imported to run
+
+    def function(self) -> Callable:
+        """The function that does the step's work (its module loads only now: planning needs no torch)."""
+        module, name = self.work.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 TEACHER_FIT = ("epochs_teacher", "patience_teacher", "lr_teacher", "teacher_outputs", "crossfit_folds")
@@ -45,16 +52,17 @@ ARMS = ("rgb_teacher_arm",)  # which teachers a study has, not how any one is tr
 
 STEPS = (
     Step("00_data", "data", "seed", reads=(), makes=("split", "no_kd_student"),
-         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",)),
+         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.pipeline:data_step"),
     Step("01_teacher", "teacher", "teacher", reads=("split",), makes=("teacher",),
-         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS),
+         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.pipeline.fits:train_teacher"),
     # whether it writes the final evaluation depends on `compress`: that one is not ignored
     Step("02_student", "student", "teacher", reads=("split", "teacher", "no_kd_student"),
-         makes=("student", "final_evaluation"), ignores=("prune_sparsity", "finetune_epochs") + ARMS),
+         makes=("student", "final_evaluation"), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
+         work="kdcore.pipeline.fits:train_student"),
     Step("03_compress", "compression", "teacher", reads=("split", "student"),
          makes=("compressed_students", "final_evaluation"), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
-         ignores=ARMS),
+         ignores=ARMS, work="kdcore.pipeline.compression:compress_student"),
     Step("04_compare", "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}

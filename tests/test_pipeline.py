@@ -241,3 +241,12 @@ def test_comparison_of_a_study_without_compression(smoke, tmp_path):
     stages.tradeoff_figures(study)  # the teacher alone: no compressed student to place
     assert Layout(other.output).figure(None, None, "tradeoff").exists()
     assert len(study.models) == 3 and {p.suffix for p in study.paper_tables} == {".csv", ".md", ".tex"}
+
+
+def test_each_step_names_the_function_that_does_its_work():
+    """A step's work is found from its declaration alone (kdcore.steps): no table elsewhere."""
+    from kdcore.steps import STEPS
+
+    works = {s.notebook: s.function() for s in STEPS if s.scope != "study"}
+    assert works["01_teacher"] is train_teacher and works["02_student"] is train_student
+    assert all(callable(f) for f in works.values()) and len(set(works.values())) == len(works)

@@ -1,7 +1,7 @@
 """One teacher's pipeline for one seed, step by step, as the notebooks (and ``kd run``) call it.
 
-The steps and what each reads and makes are declared in ``kdcore.steps``; here each is bound to
-the work that does it. ``run_step`` checks that what a step reads is there, runs it, and, where it
+The steps, what each reads and makes, and the function that does its work are declared in
+``kdcore.steps``. ``run_step`` checks that what a step reads is there, runs it, and, where it
 is the last of the teacher's steps, writes the seed's final evaluation. Every fit resumes and
 every file is written atomically; a step whose outputs exist does nothing again.
 
@@ -45,14 +45,6 @@ def data_step(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
     return train_student(cfg, data, None)
 
 
-WORK = {  # step -> (cfg, data, teacher) -> its record
-    "00_data": data_step,
-    "01_teacher": train_teacher,
-    "02_student": train_student,
-    "03_compress": compress_student,
-}
-
-
 def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = None) -> dict:
     """One step for one seed (and teacher), once what it reads is there."""
     step = steps.step(notebook)
@@ -64,7 +56,7 @@ def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = N
         product, path = missing[0]
         raise KDError(f"{notebook} reads the {product.replace('_', ' ')} ({path}), which is not there: "
                       f"run {' or '.join(steps.makers(product))} first (kd study runs every step in order)")
-    record = WORK[notebook](cfg, data, teacher)
+    record = step.function()(cfg, data, teacher)
     if teacher and steps.finishes(cfg, teacher, notebook):
         return final_evaluation(cfg, data, teacher)
     return record
