@@ -17,7 +17,6 @@ import torch
 
 from kdcore.errors import KDError
 from kdcore.io import atomic_path
-from kdcore.layout import deployable_names
 from kdcore.models import Student
 
 ONNX_META_KEY = "kdcore"  # the ONNX metadata entry holding a student's metadata (JSON)
@@ -99,28 +98,3 @@ def stamp(path: str | os.PathLike, meta: dict) -> None:
     checkpoint.update(meta)
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)
-
-
-def load_deployable(path: str | os.PathLike):
-    """(model, meta) of any student file a run writes (``.safetensors``, ``.pth``, ``.onnx``),
-    with what inference needs; anything else is a clear error."""
-    from kdcore.compress import OnnxModel
-
-    path = Path(path)
-    if not path.is_file():
-        raise KDError(f"--model: no such file {path}")
-    if path.suffix == ".onnx":
-        import onnx
-
-        try:
-            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        except Exception as e:  # onnx's parser errors have no common base class
-            raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
-        if ONNX_META_KEY not in props:
-            raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
-                          f"use the {deployable_names()[-1]} files a kdcore run writes")
-        return OnnxModel(path), json.loads(props[ONNX_META_KEY])
-    model, meta = load_student(path)
-    if "normalization" not in meta:
-        raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
-    return model, meta

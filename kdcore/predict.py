@@ -7,6 +7,7 @@ An unreadable image is skipped, warned about and listed in the output, never dro
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,14 +15,39 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdcore.checkpoint import load_deployable
+from kdcore.checkpoint import ONNX_META_KEY, load_student
+from kdcore.compress import OnnxModel
 from kdcore.data.dataset import normalize
 from kdcore.data.schema import LABELS, load_rgb
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, ensure_folder
+from kdcore.layout import deployable_names
 from kdcore.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+def load_deployable(path: str | os.PathLike):
+    """(model, meta) of any student file a run writes (``.safetensors``, ``.pth``, ``.onnx``),
+    with what inference needs; anything else is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"--model: no such file {path}")
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception as e:  # onnx's parser errors have no common base class
+            raise KDError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
+        if ONNX_META_KEY not in props:
+            raise KDError(f"{path}: an ONNX file without kdcore's metadata (normalization, image size); "
+                          f"use the {deployable_names()[-1]} files a kdcore run writes")
+        return OnnxModel(path), json.loads(props[ONNX_META_KEY])
+    model, meta = load_student(path)
+    if "normalization" not in meta:
+        raise KDError(f"{path}: the checkpoint has no normalization statistics to predict with")
+    return model, meta
+
+
 def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None = None) -> pd.DataFrame:
     """id and path of every image: the files of a folder, or a CSV's ``rgb_frame`` column."""
     images = Path(images)
