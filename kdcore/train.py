@@ -31,6 +31,7 @@ from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import FitPaths
 from kdcore.metrics import classification_metrics, selection_metrics
 from kdcore.progress import progress
+from kdcore.seeds import torch_seed
 from kdcore.selection import DEFAULT as DEFAULT_SELECTION
 from kdcore.selection import criterion as selection_criterion
 
@@ -137,7 +138,7 @@ def _batches(dataset: Dataset, batch_size: int, epoch: int | None = None, seed: 
     """Shuffled (training, ``epoch`` given) or in order; a DDP rank sees its shard of the training set."""
     generator = sampler = None
     if epoch is not None:
-        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(torch_seed(seed, "shuffle", epoch))
         if dist.is_initialized():
             sampler = DistributedSampler(dataset, shuffle=True, seed=seed)
             sampler.set_epoch(epoch)
@@ -327,7 +328,7 @@ def _resume(parts: dict, last: Path, seed: int, device: torch.device) -> dict:
     """The loop's state from the last checkpoint (every part and the RNGs restored), or a fresh
     start seeded by ``seed``."""
     if not last.exists():
-        seed_everything(seed)
+        seed_everything(torch_seed(seed, "init"))
         return {"epoch": 0, "best_score": None, "best_epoch": 0, "bad_epochs": 0, "log": [], "train_s": 0.0}
     checkpoint = torch.load(last, weights_only=True, map_location=device)
     for name, part in parts.items():

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kdcore.errors import KDError
+from kdcore.seeds import numpy_rng
 
 FRACTIONS = {"train": 0.49, "val": 0.21, "test": 0.30}
 PARTS = tuple(FRACTIONS)
@@ -130,7 +131,7 @@ def _assign(units: np.ndarray, combos: np.ndarray, seed: int, strict: bool) -> n
     combo_of = {u: _most_common(combos[units == u]) for u in ids.tolist()}
     size = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
     order = sorted(range(len(PARTS)), key=lambda p: FRACTIONS[PARTS[p]])  # smallest part first
-    rng = np.random.default_rng(seed)
+    rng = numpy_rng(seed, "split")
     part_of_unit = {}
     for combo in sorted(set(combo_of.values())):
         members = [u for u in ids.tolist() if combo_of[u] == combo]
@@ -187,7 +188,7 @@ def labelled_mask(split: Split, combos: np.ndarray, fraction: float, seed: int) 
         return labelled
     train_units = split.units[split.train]
     labelled[split.train] = False
-    rng = np.random.default_rng([seed, 1])
+    rng = numpy_rng(seed, "label_budget")
     combo_of = {u: _most_common(combos[split.train][train_units == u]) for u in np.unique(train_units).tolist()}
     for combo in sorted(set(combo_of.values())):
         members = sorted(u for u, c in combo_of.items() if c == combo)

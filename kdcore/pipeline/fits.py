@@ -15,6 +15,7 @@ from kdcore.layout import NO_KD, Layout
 from kdcore.models.student import Student
 from kdcore.pipeline.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.pipeline.seed_data import SeedData
+from kdcore.seeds import numpy_rng, torch_seed
 from kdcore.train import FitSettings, finished, fit, is_main_process, load_best, predict
 
 
@@ -61,7 +62,7 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     if cfg.is_oracle(name):
         done = outputs_path.exists() and evaluation_path.exists()
         return read_json(evaluation_path) if done else oracle_teacher(cfg, data, name)
-    torch.manual_seed(seed)
+    torch.manual_seed(torch_seed(seed, "init"))
     teacher = build_teacher(cfg, name)
     with_ir = "ir" in teacher.modalities
     log = fit(teacher, BCE(), data.dataset("labelled", with_ir, augment=cfg.augment), data.dataset("val", with_ir),
@@ -109,7 +110,7 @@ def crossfit_folds(data: SeedData, folds: int) -> list[np.ndarray]:
     if len(np.unique(units)) < folds:
         raise KDError(f"teacher_outputs 'crossfit' needs at least {folds} labelled training blocks, "
                       f"found {len(np.unique(units))}: lower crossfit_folds or label more blocks")
-    rng = np.random.default_rng([data.seed, 2])
+    rng = numpy_rng(data.seed, "crossfit_folds")
     fold_of, dealt = {}, 0
     for combo in sorted(set(combos.tolist())):  # dealt round-robin across combinations: no fold is empty
         for u in rng.permutation(np.unique(units[combos == combo])).tolist():
@@ -127,7 +128,7 @@ def crossfit_outputs(cfg: Config, name: str, data: SeedData, outputs: TeacherOut
     row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
     seconds = 0.0
     for k, held_out in enumerate(folds):
-        torch.manual_seed(seed * 1000 + k + 1)
+        torch.manual_seed(torch_seed(seed, "crossfit_init", k))
         teacher = build_teacher(cfg, name)
         with_ir = "ir" in teacher.modalities
         rest = np.concatenate([f for j, f in enumerate(folds) if j != k])
@@ -190,7 +191,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> di
         lead = teacher_lead(read_json(layout.evaluation(teacher, seed, "teacher")),
                             read_json(layout.evaluation(NO_KD, seed, "student")))
         print(f"{teacher}, seed {seed}: {lead['verdict']}", flush=True)
-    torch.manual_seed(seed)
+    torch.manual_seed(torch_seed(seed, "init"))
     student = build_student(cfg)
     log = fit_student(cfg, data, teacher, student, "student",
                       {"normalization": data.stats["rgb"], "image_size": cfg.image_size})
