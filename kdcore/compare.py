@@ -274,8 +274,6 @@ def study_sentence(cfg: Config, differences: pd.DataFrame) -> str:
 
 
 def load_evaluations(cfg: Config, layout: Layout) -> dict:
-    from kdcore.errors import KDError
-
     evaluations = {}
     for t in cfg.teachers:
         for seed in cfg.seeds:

@@ -28,10 +28,11 @@ def binary_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temper
             + (1 - pt) * (F.logsigmoid(-zt) - F.logsigmoid(-zs)))
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = 4.0, alpha: float = 0.7, labelled: torch.Tensor | None = None) -> torch.Tensor:
-    """The soft term on every frame; the hard term on the ``labelled`` frames only (all if None),
-    averaged over them (zero in a batch without one)."""
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+                     temperature: float = 4.0, alpha: float = 0.7, labelled: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinton's distillation loss (the ``kd`` entry of ``LOSSES``): the soft term on every frame; the
+    hard term on the ``labelled`` frames only (all if None), averaged over them (zero in a batch
+    without one)."""
     soft = binary_kl(teacher_logits, student_logits, temperature).mean()
     if labelled is None:
         hard = F.binary_cross_entropy_with_logits(student_logits, targets)
@@ -154,7 +155,7 @@ class Distill(nn.Module):
         else:  # one pass through the (possibly DDP-wrapped) model for both outputs
             logits, features = model(rgb, with_features=True)
             logits = logits.float()
-        loss = kd_loss(logits, teacher_logits, targets, self.temperature, self.alpha, self.labelled(ids, rgb.device))
+        loss = soft_target_loss(logits, teacher_logits, targets, self.temperature, self.alpha, self.labelled(ids, rgb.device))
         if self.hint is not None:
             loss = loss + self.feature_weight * F.mse_loss(self.hint(features.float()), teacher_features)
         return loss, logits

@@ -17,7 +17,7 @@ COMPARE = "compare"  # the folder of the comparison's tables and figures
 # a compressed variant's file stem; a variant not listed is "student_<variant>"
 VARIANT_STEMS = {"fp32": "student", "pruned": "student_pruned", "int8": "student_quantized",
                  "pruned_int8": "student_pruned_quantized"}
-PAPER_TABLES = ("answer", "models", "differences", "baseline", "compressed_students")  # the comparison's
+PAPER_TABLES = ("answer", "models", "differences", "baseline", "compressed_students")  # the comparison's tables
 PAPER_TABLE_FORMATS = (".tex", ".md", ".csv")
 
 

@@ -57,7 +57,7 @@ def _cap_threads(threads: int) -> None:
 # --- one teacher (or the seed's data) and one seed -------------------------------------------
 
 # who (a role of records.ROLES) -> (run folder: the teacher's or the no-KD student's, fit role)
-MODELS = {"teacher": (None, "teacher"), "student": (None, "student"), "no_kd_student": (NO_KD, "student")}
+ROLE_FILES = {"teacher": (None, "teacher"), "student": (None, "student"), "no_kd_student": (NO_KD, "student")}
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Run:
         return f"{self.teacher} teacher" if who == "teacher" else records.ROLES[who]
 
     def _where(self, who: str) -> tuple[str, str]:
-        folder, role = MODELS[who]
+        folder, role = ROLE_FILES[who]
         return folder or self.teacher, role
 
     def evaluation(self, who: str) -> dict:

@@ -167,7 +167,8 @@ class Study:
     def record_path(self, stage: Stage) -> Path:
         return self.layout.stage_record(stage.key)
 
-    def code(self, stage: Stage) -> str:
+    def code_digest_of(self, stage: Stage) -> str:
+        """The digest of the code a stage runs: kdcore's source and the stage's notebook."""
         key = (self.source, stage.notebook)
         if key not in self._code:  # hashed once per study run, not at every status check
             self._code[key] = code_digest(self.source, NOTEBOOKS / f"{stage.notebook}.ipynb")
@@ -185,7 +186,7 @@ class Study:
             return "stale", "recorded by an older kdcore, whose settings digest is not comparable"
         if record.get("digest") != stage_digest(self.cfg, stage):
             return "to run", "a setting it depends on changed"
-        if record.get("code") != self.code(stage):
+        if record.get("code") != self.code_digest_of(stage):
             return "stale", "kdcore or its notebook changed since it ran"
         return "finished", "kept from an earlier code version" if record.get("kept_from_code") else ""
 
@@ -208,7 +209,7 @@ class Study:
         settings digest and code."""
         for donor in self.donors:
             theirs = next((s for s in donor.stages if s.key == stage.key), None)
-            if theirs and (planned or donor.finished(theirs)) and donor.code(theirs) == self.code(stage) \
+            if theirs and (planned or donor.finished(theirs)) and donor.code_digest_of(theirs) == self.code_digest_of(stage) \
                     and stage_digest(donor.cfg, theirs) == stage_digest(self.cfg, stage):
                 return donor
         return None
@@ -232,7 +233,7 @@ class Study:
         """Accept results of other code: recorded in the stage's record."""
         for stage in stages:
             record = read_json(self.record_path(stage))
-            code = self.code(stage)
+            code = self.code_digest_of(stage)
             write_json(self.record_path(stage), {**record, "code": code, "kept_from_code": record.get("code"),
                                                  "kept": time.time(), **self._digest(stage)})
 
@@ -247,7 +248,7 @@ class Study:
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         for folder in self.layout.step_folders(stage.step.scope, stage.teacher, stage.seed):
             remove_stray_temporaries(folder)
-        write_json(path, {"status": "started", **self._digest(stage), "code": self.code(stage), "started": time.time()})
+        write_json(path, {"status": "started", **self._digest(stage), "code": self.code_digest_of(stage), "started": time.time()})
 
     # --- running ---
 
@@ -354,7 +355,7 @@ class Study:
         else:
             self._submit(spec)
         write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
-                                             "code": self.code(stage), "seconds": time.perf_counter() - start,
+                                             "code": self.code_digest_of(stage), "seconds": time.perf_counter() - start,
                                              "finished": time.time()})
         return time.perf_counter() - start
 

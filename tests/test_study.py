@@ -197,7 +197,7 @@ def test_changed_code_stops_the_study_and_names_the_stale_stages(smoke_study, tm
     kept.source = edited.source
     assert kept.run(progress=lambda line: None) == []  # accepted, nothing ran
     record = json.loads(kept.record_path(kept.stages[0]).read_text())
-    assert record["kept_from_code"] == study.code(study.stages[0]) != record["code"]
+    assert record["kept_from_code"] == study.code_digest_of(study.stages[0]) != record["code"]
     restored = _study(tmp, keep_results=True)  # back to this code for the other tests
     assert restored.run(progress=lambda line: None) == [] and all(restored.finished(s) for s in restored.stages)
 
@@ -223,7 +223,7 @@ def test_force_reruns_a_stale_stage(smoke_study, tmp_path):
     forced.record_path(forced.stages[0]).write_text(json.dumps({**record, "digest": stage_digest(forced.cfg, forced.stages[0])}))
     assert forced.status(forced.stages[0])[0] == "stale"
     assert [r["stage"] for r in forced.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
-    assert json.loads(forced.record_path(forced.stages[0]).read_text())["code"] == forced.code(forced.stages[0])
+    assert json.loads(forced.record_path(forced.stages[0]).read_text())["code"] == forced.code_digest_of(forced.stages[0])
 
 
 def test_the_plan_follows_what_each_step_reads(tmp_path):

@@ -11,7 +11,7 @@ from scipy.special import expit, rel_entr
 from torch.utils.data import Dataset
 
 from kdcore.config import Config
-from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, kd_loss
+from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, soft_target_loss
 from kdcore.models import Student, create_teacher
 from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit
 
@@ -67,7 +67,7 @@ def test_kd_loss_matches_an_independent_computation():
     q = expit(zs)
     bce = -(y * np.log(q) + (1 - y) * np.log(1 - q))
     expected = alpha * T**2 * kl.mean() + (1 - alpha) * bce.mean()
-    got = kd_loss(torch.tensor(zs), torch.tensor(zt), torch.tensor(y), T, alpha)
+    got = soft_target_loss(torch.tensor(zs), torch.tensor(zt), torch.tensor(y), T, alpha)
     assert got.item() == pytest.approx(expected, rel=1e-9)
 
 
@@ -76,7 +76,7 @@ def test_kd_gradient_pulls_the_student_towards_the_teacher_with_t_squared_scalin
     zt = torch.tensor([[-1.0, 1.0], [2.0, 3.0]], dtype=torch.float64)
     for T in (1.0, 4.0):
         zs.grad = None
-        kd_loss(zs, zt, torch.zeros_like(zt), T, alpha=1.0).backward()
+        soft_target_loss(zs, zt, torch.zeros_like(zt), T, alpha=1.0).backward()
         gap = torch.sigmoid(zs / T) - torch.sigmoid(zt / T)
         # d/dzs of T^2 * mean(KL) = T * (ps - pt) / N: the student moves towards the teacher
         assert torch.allclose(zs.grad, T * gap.detach() / zs.numel())
@@ -85,7 +85,7 @@ def test_kd_gradient_pulls_the_student_towards_the_teacher_with_t_squared_scalin
 
 def test_extreme_logits_stay_finite():
     zs = torch.tensor([[80.0, -80.0]], requires_grad=True)
-    loss = kd_loss(zs, torch.tensor([[-80.0, 80.0]]), torch.tensor([[0.0, 1.0]]), 1.0, 0.5)
+    loss = soft_target_loss(zs, torch.tensor([[-80.0, 80.0]]), torch.tensor([[0.0, 1.0]]), 1.0, 0.5)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(zs.grad).all()
 
@@ -192,18 +192,18 @@ def test_label_mask_drops_unlabelled_frames_from_bce_and_keeps_their_kd_term():
     student, teacher = torch.randn(6, 2, generator=g), 3 * torch.randn(6, 2, generator=g)
     targets = (torch.rand(6, 2, generator=g) > 0.5).float()
     mask = torch.tensor([1.0, 1, 0, 0, 1, 0])
-    masked = kd_loss(student, teacher, targets, 4.0, 0.7, labelled=mask)
+    masked = soft_target_loss(student, teacher, targets, 4.0, 0.7, labelled=mask)
     flipped = targets.clone()
     flipped[mask == 0] = 1 - flipped[mask == 0]  # other labels on unlabelled frames: no change
-    assert torch.equal(masked, kd_loss(student, teacher, flipped, 4.0, 0.7, labelled=mask))
+    assert torch.equal(masked, soft_target_loss(student, teacher, flipped, 4.0, 0.7, labelled=mask))
     hard_on_labelled = torch.nn.functional.binary_cross_entropy_with_logits(student[mask == 1], targets[mask == 1])
     soft_on_all = binary_kl(teacher, student, 4.0).mean()
     torch.testing.assert_close(masked, 0.7 * 16 * soft_on_all + 0.3 * hard_on_labelled)
     moved = teacher.clone()
     moved[2] += 5  # an unlabelled frame's teacher output still pulls the student
-    assert not torch.equal(masked, kd_loss(student, moved, targets, 4.0, 0.7, labelled=mask))
-    torch.testing.assert_close(kd_loss(student, teacher, targets, 4.0, 0.7, labelled=torch.ones(6)),
-                               kd_loss(student, teacher, targets, 4.0, 0.7))
+    assert not torch.equal(masked, soft_target_loss(student, moved, targets, 4.0, 0.7, labelled=mask))
+    torch.testing.assert_close(soft_target_loss(student, teacher, targets, 4.0, 0.7, labelled=torch.ones(6)),
+                               soft_target_loss(student, teacher, targets, 4.0, 0.7))
 
 
 def _ddp_worker(rank, world, folder, port):

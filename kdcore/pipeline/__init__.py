@@ -15,29 +15,24 @@ from kdcore import steps
 from kdcore.config import Config
 from kdcore.errors import KDError
 from kdcore.layout import Layout
-from kdcore.pipeline.compression import VARIANTS, compress_student
-from kdcore.pipeline.evaluation import evaluate, final_evaluation, measure, provenance
+from kdcore.pipeline.evaluation import final_evaluation, provenance
 from kdcore.pipeline.fits import (
     build_student,
     build_teacher,
     crossfit_folds,
     fit_settings,
-    online_teacher,
-    student_criterion,
     teacher_outputs,
     train_student,
     train_teacher,
-    trained_teacher,
 )
 from kdcore.pipeline.seed_data import SeedData, audit, ensure_data, prepare_data
 from kdcore.train import synchronize
 
-__all__ = [
-    "VARIANTS", "SeedData", "build_student", "build_teacher", "compress_student", "crossfit_folds", "ensure_data",
-    "evaluate", "final_evaluation", "fit_settings", "measure", "online_teacher", "prepare_data",
-    "provenance", "run_step", "run_teacher_pipeline", "student_criterion", "teacher_outputs", "train_student",
-    "train_teacher", "trained_teacher",
+__all__ = [  # what the notebooks, the CLI and the tests import from here
+    "SeedData", "build_student", "build_teacher", "crossfit_folds", "ensure_data", "fit_settings", "prepare_data",
+    "provenance", "run_step", "run_teacher_pipeline", "teacher_outputs", "train_student", "train_teacher",
 ]
+
 
 def data_step(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
     """The seed's leakage audit, and its no-KD student (RGB only, BCE), shared by every teacher."""

@@ -26,7 +26,7 @@ from kdcore.train import is_main_process, load_best
 
 
 @dataclass
-class Made:
+class CompressedModel:
     """A variant: what runs, whose parameters and MACs it has, and the files it is deployed as."""
 
     model: torch.nn.Module
@@ -37,13 +37,13 @@ class Made:
 
 
 @dataclass
-class Workshop:
-    """What a recipe may use: the run, and the variants made before it."""
+class CompressionRun:
+    """What a recipe may use: the run, and the variants built before it."""
 
     cfg: Config
     data: SeedData
     teacher: str
-    made: dict[str, Made] = field(default_factory=dict)
+    built: dict[str, CompressedModel] = field(default_factory=dict)
 
     @property
     def layout(self) -> Layout:
@@ -52,19 +52,19 @@ class Workshop:
     def file(self, variant: str, suffix: str) -> Path:
         return self.layout.variant_file(self.teacher, self.data.seed, variant, suffix)
 
-    def torch_variant(self, variant: str, model: torch.nn.Module, file: Path) -> Made:
+    def torch_variant(self, variant: str, model: torch.nn.Module, file: Path) -> CompressedModel:
         from kdcore.compress import export_onnx
 
         onnx = export_onnx(model, self.file(variant, ".onnx"), self.cfg.image_size)
-        return Made(model, model, file, onnx, self.file(variant, ".safetensors"))
+        return CompressedModel(model, model, file, onnx, self.file(variant, ".safetensors"))
 
-    def quantized(self, variant: str, source: str) -> Made:
+    def quantized(self, variant: str, source: str) -> CompressedModel:
         """Static int8 (ONNX Runtime QDQ) of an earlier variant's ONNX export."""
         from kdcore.compress import OnnxModel, quantize_onnx
 
-        base = self.made[source]
+        base = self.built[source]
         file = quantize_onnx(base.onnx, self.file(variant, ".onnx"), self.calibration)
-        return Made(OnnxModel(file), base.architecture, file)
+        return CompressedModel(OnnxModel(file), base.architecture, file)
 
     def student(self) -> torch.nn.Module:
         """The distilled student as trained."""
@@ -87,11 +87,11 @@ class Workshop:
 
 @dataclass(frozen=True)
 class Recipe:
-    make: Callable[[Workshop], Made]
+    make: Callable[[CompressionRun], CompressedModel]
     trains: bool = False  # under torchrun every rank runs it (rank 0 alone makes the rest)
 
 
-VARIANTS: dict[str, Recipe] = {}  # in the order they are made
+VARIANTS: dict[str, Recipe] = {}  # in the order they are built
 
 
 def variant(name: str, trains: bool = False):
@@ -102,74 +102,74 @@ def variant(name: str, trains: bool = False):
 
 
 @variant("fp32")
-def _fp32(shop: Workshop) -> Made:
-    return shop.torch_variant("fp32", shop.student(), shop.student_file())
+def _fp32(run: CompressionRun) -> CompressedModel:
+    return run.torch_variant("fp32", run.student(), run.student_file())
 
 
 @variant("int8")
-def _int8(shop: Workshop) -> Made:
-    return shop.quantized("int8", "fp32")
+def _int8(run: CompressionRun) -> CompressedModel:
+    return run.quantized("int8", "fp32")
 
 
 @variant("pruned", trains=True)
-def _pruned(shop: Workshop) -> Made:
+def _pruned(run: CompressionRun) -> CompressedModel:
     """``prune_sparsity`` of the channels removed by L1 norm, then fine-tuned with the student's own
     objective (KD on every frame, BCE where labelled)."""
     from kdcore.checkpoint import save_student
     from kdcore.compress import prune_student
 
-    cfg, data = shop.cfg, shop.data
-    best = shop.layout.fit_paths(shop.teacher, data.seed, "student_pruned").best
-    pruned = prune_student(shop.student(), cfg.prune_sparsity, cfg.image_size)
+    cfg, data = run.cfg, run.data
+    best = run.layout.fit_paths(run.teacher, data.seed, "student_pruned").best
+    pruned = prune_student(run.student(), cfg.prune_sparsity, cfg.image_size)
     if cfg.finetune_epochs > 0:
-        fit_student(cfg, data, shop.teacher, pruned, "student_pruned", shop.meta)
+        fit_student(cfg, data, run.teacher, pruned, "student_pruned", run.meta)
     if not is_main_process():
-        return Made(pruned, pruned, best)  # the other ranks only help fine-tune
+        return CompressedModel(pruned, pruned, best)  # the other ranks only help fine-tune
     if cfg.finetune_epochs > 0:
         load_best(pruned, best)
     else:
-        save_student(pruned, best, **shop.meta)
-    return shop.torch_variant("pruned", pruned, best)
+        save_student(pruned, best, **run.meta)
+    return run.torch_variant("pruned", pruned, best)
 
 
 @variant("pruned_int8")
-def _pruned_int8(shop: Workshop) -> Made:
-    return shop.quantized("pruned_int8", "pruned")
+def _pruned_int8(run: CompressionRun) -> CompressedModel:
+    return run.quantized("pruned_int8", "pruned")
 
 
 def compress_student(cfg: Config, data: SeedData, teacher: str) -> dict:
-    """Every variant of the distilled student, made, checked (ONNX parity), measured and stamped;
+    """Every variant of the distilled student, built, checked (ONNX parity), measured and stamped;
     the record beside the other metrics (``Layout.compression``)."""
     result_path = Layout(cfg.output).compression(teacher, data.seed)
     if result_path.exists():
         return read_json(result_path)
-    shop = Workshop(cfg, data, teacher)
+    run = CompressionRun(cfg, data, teacher)
     for name, recipe in VARIANTS.items():
         if is_main_process() or recipe.trains:
-            shop.made[name] = recipe.make(shop)
+            run.built[name] = recipe.make(run)
     if not is_main_process():
         return {}
-    fp32 = shop.made["fp32"]
+    fp32 = run.built["fp32"]
     result = {"variants": {}, "parity": onnx_parity(fp32.model, fp32.onnx, data)}
-    for name, made in shop.made.items():
-        result["variants"][name] = measure(made.model, cfg, data, made.file, architecture=made.architecture,
+    for name, built in run.built.items():
+        result["variants"][name] = measure(built.model, cfg, data, built.file, architecture=built.architecture,
                                            deployable=True)[0]
-    for name, made in shop.made.items():
-        stamp(made, name, {**shop.meta, "thresholds": result["variants"][name]["metrics"]["tuned_thresholds"]})
+    for name, built in run.built.items():
+        stamp(built, name, {**run.meta, "thresholds": result["variants"][name]["metrics"]["tuned_thresholds"]})
     write_json(result_path, result)
     return result
 
 
-def stamp(made: Made, variant: str, meta: dict) -> None:
+def stamp(built: CompressedModel, variant: str, meta: dict) -> None:
     """What ``kd predict`` needs, inside each file of a variant: normalization, image size, tuned
     thresholds, and which variant it is."""
     from kdcore.checkpoint import load_student, save_student_safetensors, stamp
 
-    stamp(made.file, {**meta, "variant": variant})
-    if made.onnx:
-        stamp(made.onnx, {**meta, "variant": f"{variant}_onnx"})
-    if made.safetensors:
-        save_student_safetensors(load_student(made.file)[0], made.safetensors, **meta,
+    stamp(built.file, {**meta, "variant": variant})
+    if built.onnx:
+        stamp(built.onnx, {**meta, "variant": f"{variant}_onnx"})
+    if built.safetensors:
+        save_student_safetensors(load_student(built.file)[0], built.safetensors, **meta,
                                  variant=f"{variant}_safetensors")
 
 
