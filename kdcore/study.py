@@ -5,23 +5,25 @@ Stages per seed: ``00_data`` (split, audit, the no-KD student); per teacher and 
 finished when its completion record exists with the stage's config digest; the record is written
 last, after the executed notebook and its HTML report. A stage whose config changed, or every
 stage with ``force``, starts over from clean outputs; an interrupted one resumes its training.
+
+Here: the plan, the records and the scheduling of stages; running one stage is
+``kdcore.execution``'s, the index page ``kdcore.index_page``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import os
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdcore import steps
 from kdcore.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.errors import KDError
+from kdcore.execution import run_stage, submit, threads_per_kernel
 from kdcore.io import (
     link_tree,
     read_json,
@@ -30,7 +32,7 @@ from kdcore.io import (
     write_text,
     writer_lock,
 )
-from kdcore.layout import COMPARE, DATA, PAPER_TABLE_FORMATS, PAPER_TABLES, Layout, Reports
+from kdcore.layout import COMPARE, DATA, Layout, Reports
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SOURCE = Path(__file__).resolve().parent  # the kdcore package: its code is part of every result
@@ -78,25 +80,6 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
     for i, stage in enumerate(stages):
         stage.deps = [earlier.key for earlier in stages[:i] if stage.reads_from(earlier)]
     return stages
-
-
-@contextmanager
-def _threads_per_kernel(threads: int):
-    """The kernels started meanwhile get ``threads`` OpenMP/BLAS threads. torch's own count is set
-    in the kernel, but OpenMP reads its variable once, at start; two kernels on two cores with two
-    spinning OpenMP threads each ran 4-5x slower than with one each."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    saved = {n: os.environ.get(n) for n in names}
-    if threads > 0:
-        os.environ.update(dict.fromkeys(names, str(threads)))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _priority(stage: Stage) -> int:
@@ -296,7 +279,7 @@ class Study:
                 progress(f"  {row['status']:<16} {row['stage']:<40} {row['reason']}")
         ran = []
         try:
-            with _threads_per_kernel(self.threads if self.executor == "inline" else 0), \
+            with threads_per_kernel(self.threads if self.executor == "inline" else 0), \
                     ThreadPoolExecutor(self.jobs) as pool:
                 running = {}
                 while todo or running:
@@ -353,7 +336,7 @@ class Study:
         if self.executor == "inline":
             run_stage(spec)
         else:
-            self._submit(spec)
+            submit(spec, self.executor, self.layout.submitit(), self.slurm)
         write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
                                              "code": self.code_digest_of(stage), "seconds": time.perf_counter() - start,
                                              "finished": time.time()})
@@ -367,125 +350,10 @@ class Study:
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
                                "overrides": self.overrides, "threads": self.threads}}
 
-    def _submit(self, spec: dict) -> None:
-        """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine."""
-        import submitit
-
-        folder = self.layout.submitit()
-        if self.executor == "slurm":
-            executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-            executor.update_parameters(**self.slurm)
-        elif self.executor == "submitit-local":
-            executor = submitit.LocalExecutor(folder=folder)
-            executor.update_parameters(timeout_min=self.slurm.get("timeout_min", 60))
-        else:
-            raise KDError(f"--executor must be inline, slurm or submitit-local (got {self.executor!r})")
-        job = executor.submit(run_stage, spec)
-        try:
-            job.result()
-        except submitit.core.utils.FailedJobError as e:
-            raise KDError(f"stage {spec['key']}: the submitted job failed: {str(e).strip().splitlines()[-1]}") from None
-
     # --- reports ---
 
     def write_index(self) -> Path:
         """This study's index, then the index of every study under the reports folder."""
-        pages = self.pages
-        comparison = pages.page(None)
-        start = f"Start with the {_link(comparison, pages.folder, 'comparison')}; " if comparison.exists() else ""
-        page = INDEX.format(name=html.escape(self.name), params=html.escape(str(self.params)),
-                            overrides=self._overrides_line(), output=html.escape(str(self.cfg.output)),
-                            grid=self._grid(), compare=start,
-                            studies=_link(pages.studies(), pages.folder, "all studies"), tables=self._paper_tables())
-        write_text(pages.index(), page)
-        studies = [Reports(pages.root, p.parent.relative_to(pages.root).as_posix())
-                   for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
-        links = "\n".join(f"<li>{_link(s.index(), pages.root, s.folder.name)}"
-                          + (f" ({_link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
-                          + "</li>" for s in studies)
-        write_text(pages.studies(), STUDIES.format(links=links))
-        return pages.index()
+        from kdcore import index_page
 
-    def _grid(self) -> str:
-        """A row per teacher (the seeds' data first), a column per seed; each cell its stages'
-        pages and how far they got."""
-        cells: dict[str, dict[int, list[str]]] = {}
-        for stage in (s for s in self.stages if s.step.scope != "study"):
-            page = self.report(stage)
-            title = _link(page, self.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
-            mark = {"finished": "&#10003;", "stale": "(stale)"}.get(self.status(stage)[0], "(not finished)")
-            cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
-        head = "".join(f"<th>seed {s}</th>" for s in self.cfg.seeds)
-        rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
-            f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in self.cfg.seeds) + "</tr>"
-            for run, by_seed in cells.items())
-        return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
-
-    def _overrides_line(self) -> str:
-        if not self.overrides:
-            return ""
-        return "; settings given on the command line: <code>" + html.escape(
-            " ".join(f"{k}={v}" for k, v in self.overrides.items())) + "</code>"
-
-    def _paper_tables(self) -> str:
-        """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
-        items = []
-        for name in PAPER_TABLES:
-            files = [self.layout.paper_table(name, suffix) for suffix in PAPER_TABLE_FORMATS]
-            links = ", ".join(_link(f, self.reports, f.suffix[1:]) for f in files if f.exists())
-            if links:
-                items.append(f"<li>{html.escape(name.replace('_', ' '))}: {links}</li>")
-        if not items:
-            return ""
-        return (f"<h2>Tables for a paper</h2><p>In <code>{html.escape(str(self.layout.compare_tables()))}</code>:"
-                f"</p><ul>{''.join(items)}</ul>")
-
-
-def _link(target: Path, start: Path, text: str) -> str:
-    """An HTML link to ``target`` from a page in folder ``start``."""
-    return f'<a href="{html.escape(os.path.relpath(target, start))}">{html.escape(text)}</a>'
-
-
-INDEX = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>kdcore study {name}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 12px;text-align:left}}
-tr:nth-child(even){{background:#f2f2f2}}td{{vertical-align:top}}</style></head>
-<body><h1>kdcore study: {name}</h1>
-<p>params: <code>{params}</code>{overrides}; outputs: <code>{output}</code>.
-{compare}{studies}.</p>
-{grid}
-{tables}
-</body></html>
-"""
-
-STUDIES = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>kdcore studies</title>
-<style>body{{font-family:sans-serif;margin:2em}}</style></head>
-<body><h1>kdcore studies</h1>
-<p>One folder per study (named by its params file); a study never touches another's pages.</p>
-<ul>
-{links}
-</ul></body></html>
-"""
-
-
-def run_stage(spec: dict) -> None:
-    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node)."""
-    import nbformat
-    import papermill
-    from nbconvert import HTMLExporter
-
-    executed = Path(spec["executed"])
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars have no reader in a batch-run report
-    try:
-        papermill.execute_notebook(spec["notebook"], str(executed), parameters=spec["parameters"],
-                                   kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()),
-                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # failures come back through papermill
-    except papermill.PapermillExecutionError as e:
-        raise KDError(f"stage {spec['key']}: notebook {Path(spec['notebook']).name} failed in cell "
-                      f"{e.exec_count} ({e.ename}: {e.evalue}); executed notebook kept at {executed}") from None
-    exporter = HTMLExporter(exclude_input=not spec["show_code"], exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    write_text(spec["report"], body)
+        return index_page.write(self)

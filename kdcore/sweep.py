@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from kdcore.config import Config, load_config, typed
+from kdcore.execution import run_stage
 from kdcore.layout import Layout, Reports
-from kdcore.study import NOTEBOOKS, Study, run_stage
+from kdcore.study import NOTEBOOKS, Study
 
 PAGE = "05_sweep"  # the sweep page's notebook
 GAIN, LEAD = "gain", "lead"  # the answer table's columns (compare.answer_table)

@@ -1,0 +1,99 @@
+"""A study's index page (a row per teacher, a column per seed, each cell its stages' pages and
+status, then the tables for a paper) and the page listing every study under the reports folder."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kdcore.io import write_text
+from kdcore.layout import PAPER_TABLE_FORMATS, PAPER_TABLES, Reports
+
+if TYPE_CHECKING:
+    from kdcore.study import Study
+
+
+def write(study: Study) -> Path:
+    """This study's index, then the index of every study under the reports folder."""
+    pages = study.pages
+    comparison = pages.page(None)
+    start = f"Start with the {link(comparison, pages.folder, 'comparison')}; " if comparison.exists() else ""
+    page = INDEX.format(name=html.escape(study.name), params=html.escape(str(study.params)),
+                        overrides=_overrides_line(study), output=html.escape(str(study.cfg.output)),
+                        grid=_grid(study), compare=start,
+                        studies=link(pages.studies(), pages.folder, "all studies"), tables=_paper_tables(study))
+    write_text(pages.index(), page)
+    studies = [Reports(pages.root, p.parent.relative_to(pages.root).as_posix())
+               for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
+    links = "\n".join(f"<li>{link(s.index(), pages.root, s.folder.name)}"
+                      + (f" ({link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
+                      + "</li>" for s in studies)
+    write_text(pages.studies(), STUDIES.format(links=links))
+    return pages.index()
+
+
+def _grid(study: Study) -> str:
+    """A row per teacher (the seeds' data first), a column per seed; each cell its stages'
+    pages and how far they got."""
+    cells: dict[str, dict[int, list[str]]] = {}
+    for stage in (s for s in study.stages if s.step.scope != "study"):
+        page = study.report(stage)
+        title = link(page, study.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
+        mark = {"finished": "&#10003;", "stale": "(stale)"}.get(study.status(stage)[0], "(not finished)")
+        cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
+    head = "".join(f"<th>seed {s}</th>" for s in study.cfg.seeds)
+    rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
+        f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in study.cfg.seeds) + "</tr>"
+        for run, by_seed in cells.items())
+    return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
+
+
+def _overrides_line(study: Study) -> str:
+    if not study.overrides:
+        return ""
+    return "; settings given on the command line: <code>" + html.escape(
+        " ".join(f"{k}={v}" for k, v in study.overrides.items())) + "</code>"
+
+
+def _paper_tables(study: Study) -> str:
+    """Links to the comparison's tables for a paper (CSV, Markdown, LaTeX), where they exist."""
+    items = []
+    for name in PAPER_TABLES:
+        files = [study.layout.paper_table(name, suffix) for suffix in PAPER_TABLE_FORMATS]
+        links = ", ".join(link(f, study.reports, f.suffix[1:]) for f in files if f.exists())
+        if links:
+            items.append(f"<li>{html.escape(name.replace('_', ' '))}: {links}</li>")
+    if not items:
+        return ""
+    return (f"<h2>Tables for a paper</h2><p>In <code>{html.escape(str(study.layout.compare_tables()))}</code>:"
+            f"</p><ul>{''.join(items)}</ul>")
+
+
+def link(target: Path, start: Path, text: str) -> str:
+    """An HTML link to ``target`` from a page in folder ``start``."""
+    return f'<a href="{html.escape(os.path.relpath(target, start))}">{html.escape(text)}</a>'
+
+
+INDEX = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>kdcore study {name}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 12px;text-align:left}}
+tr:nth-child(even){{background:#f2f2f2}}td{{vertical-align:top}}</style></head>
+<body><h1>kdcore study: {name}</h1>
+<p>params: <code>{params}</code>{overrides}; outputs: <code>{output}</code>.
+{compare}{studies}.</p>
+{grid}
+{tables}
+</body></html>
+"""
+
+STUDIES = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>kdcore studies</title>
+<style>body{{font-family:sans-serif;margin:2em}}</style></head>
+<body><h1>kdcore studies</h1>
+<p>One folder per study (named by its params file); a study never touches another's pages.</p>
+<ul>
+{links}
+</ul></body></html>
+"""
