@@ -132,7 +132,7 @@ class Distill(nn.Module):
         return cls(teacher, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student_dim, teacher_dim,
                    labelled_ids)
 
-    def teacher_outputs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def teacher_logits_and_features(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         rgb, ir, _, ids = batch
         if isinstance(self._teacher, TeacherOutputs):
             return self._teacher.lookup(ids, rgb.device)
@@ -149,7 +149,7 @@ class Distill(nn.Module):
 
     def forward(self, model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
         rgb, _, targets, ids = batch
-        teacher_logits, teacher_features = self.teacher_outputs(batch)
+        teacher_logits, teacher_features = self.teacher_logits_and_features(batch)
         if self.hint is None:
             logits = model(rgb).float()
         else:  # one pass through the (possibly DDP-wrapped) model for both outputs

@@ -79,7 +79,7 @@ class Layout:
         return FitPaths(models / f"{role}_best.pth", models / f"{role}_last.pth",
                         self.metrics(run, seed) / f"{role}_train_log.json")
 
-    def teacher_outputs(self, teacher: str, seed: int) -> Path:
+    def teacher_outputs_file(self, teacher: str, seed: int) -> Path:
         return self.models(teacher, seed) / "teacher_outputs.pt"
 
     def evaluation(self, run: str, seed: int, role: str) -> Path:
@@ -120,7 +120,7 @@ class Layout:
         return {
             "split": lambda: [self.split(seed)],
             "no_kd_student": lambda: [self.evaluation(NO_KD, seed, "student")],
-            "teacher": lambda: [self.evaluation(teacher, seed, "teacher"), self.teacher_outputs(teacher, seed)],
+            "teacher": lambda: [self.evaluation(teacher, seed, "teacher"), self.teacher_outputs_file(teacher, seed)],
             "student": lambda: [self.evaluation(teacher, seed, "student")],
             "compressed_students": lambda: [self.compression(teacher, seed)],
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],

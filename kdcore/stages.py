@@ -192,7 +192,7 @@ def embeddings(run: Run, who: str) -> dict:
     if who == "teacher":
         from kdcore.distill import TeacherOutputs
 
-        outputs = TeacherOutputs.load(run.layout.teacher_outputs(run.teacher, run.seed))
+        outputs = TeacherOutputs.load(run.layout.teacher_outputs_file(run.teacher, run.seed))
         row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
         features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
     else:

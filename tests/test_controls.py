@@ -113,7 +113,7 @@ def test_the_oracle_teacher_outputs_the_labels_of_every_frame_and_says_kd_can_pa
     with one_torch_thread():
         train_student(cfg, data, None)
         record = train_teacher(cfg, data, "oracle")
-    outputs = TeacherOutputs.load(Layout(cfg.output).teacher_outputs("oracle", 1))
+    outputs = TeacherOutputs.load(Layout(cfg.output).teacher_outputs_file("oracle", 1))
     assert outputs.ids == data.table.frames["id"].tolist()  # every frame, labelled or not
     assert data.label_budget and len(data.split.train) > len(data.indices("labelled"))
     labels = torch.tensor(data.table.labels)

@@ -64,20 +64,20 @@ def test_full_size_teacher_trains_in_bf16_channels_last(name, tmp_path):
 
 
 def test_cached_teacher_outputs_equal_online_ones_on_the_device(tmp_path):
-    from kdcore.pipeline import teacher_outputs
+    from kdcore.pipeline import predict_teacher_outputs
 
     data = _frames(16, 64)
     torch.manual_seed(0)
     teacher = create_teacher("resnet-18", img_size=64).eval().to(DEVICE)
     with torch.no_grad():
         teacher.head.bias.fill_(17.0)  # confident: any rounding through probabilities would show
-    teacher_outputs(teacher, data, batch_size=8, device=DEVICE).save(tmp_path / "outputs.pt")
+    predict_teacher_outputs(teacher, data, batch_size=8, device=DEVICE).save(tmp_path / "outputs.pt")
     cached = TeacherOutputs.load(tmp_path / "outputs.pt")
     batch = data.on_device(torch.utils.data.default_collate([data[i] for i in range(8)]), torch.device(DEVICE),
                            torch.channels_last)
     with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):  # as inside a bf16 fit
-        online = Distill(teacher, 4.0, 0.7).teacher_outputs(batch)
-    offline = Distill(cached, 4.0, 0.7).teacher_outputs(batch)
+        online = Distill(teacher, 4.0, 0.7).teacher_logits_and_features(batch)
+    offline = Distill(cached, 4.0, 0.7).teacher_logits_and_features(batch)
     assert online[0].dtype == torch.float32 and online[0].abs().max() > 15
     torch.testing.assert_close(offline[0], online[0], atol=1e-3, rtol=0)
 

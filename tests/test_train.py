@@ -171,17 +171,17 @@ def test_distillation_leaves_the_teacher_untouched(tmp_path):
 
 
 def test_cached_teacher_outputs_equal_online_ones_for_a_confident_teacher(tmp_path):
-    from kdcore.pipeline import teacher_outputs
+    from kdcore.pipeline import predict_teacher_outputs
 
     data = Pairs(48, 0)
     teacher = create_teacher("resnet-18", img_size=32).eval()
     with torch.no_grad():  # logits near 17: a round trip through fp32 sigmoid gives about 16.6
         teacher.head.bias.fill_(17.0)
-    teacher_outputs(teacher, data, batch_size=16).save(tmp_path / "outputs.pt")
+    predict_teacher_outputs(teacher, data, batch_size=16).save(tmp_path / "outputs.pt")
     cached = TeacherOutputs.load(tmp_path / "outputs.pt")
     batch = (data.rgb[:8], data.ir[:8], data.labels[:8], data.ids[:8])
-    online = Distill(teacher, 4.0, 0.7).teacher_outputs(batch)
-    offline = Distill(cached, 4.0, 0.7).teacher_outputs(batch)
+    online = Distill(teacher, 4.0, 0.7).teacher_logits_and_features(batch)
+    offline = Distill(cached, 4.0, 0.7).teacher_logits_and_features(batch)
     assert online[0].abs().max() > 15
     torch.testing.assert_close(offline[0], online[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(offline[1], online[1], atol=1e-5, rtol=0)

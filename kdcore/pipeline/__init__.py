@@ -21,7 +21,7 @@ from kdcore.pipeline.fits import (
     build_teacher,
     crossfit_folds,
     fit_settings,
-    teacher_outputs,
+    predict_teacher_outputs,
     train_student,
     train_teacher,
 )
@@ -29,8 +29,9 @@ from kdcore.pipeline.seed_data import SeedData, audit, ensure_data, prepare_data
 from kdcore.train import synchronize
 
 __all__ = [  # what the notebooks, the CLI and the tests import from here
-    "SeedData", "build_student", "build_teacher", "crossfit_folds", "ensure_data", "fit_settings", "prepare_data",
-    "provenance", "run_step", "run_teacher_pipeline", "teacher_outputs", "train_student", "train_teacher",
+    "SeedData", "build_student", "build_teacher", "crossfit_folds", "ensure_data", "fit_settings",
+    "predict_teacher_outputs", "prepare_data", "provenance", "run_step", "run_teacher_pipeline", "train_student",
+    "train_teacher",
 ]
 
 

@@ -55,7 +55,7 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     outputs for every frame (out-of-fold on its own training frames under ``crossfit``)."""
     layout, seed = Layout(cfg.output), data.seed
     paths = layout.fit_paths(name, seed, "teacher")
-    outputs_path = layout.teacher_outputs(name, seed)
+    outputs_path = layout.teacher_outputs_file(name, seed)
     evaluation_path = layout.evaluation(name, seed, "teacher")
     if finished(paths) and outputs_path.exists() and evaluation_path.exists():
         return read_json(evaluation_path)
@@ -70,7 +70,7 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     if not is_main_process() and cfg.teacher_outputs != "crossfit":
         return {}
     load_best(teacher, paths.best)
-    outputs = teacher_outputs(teacher, data.dataset("all", with_ir), cfg.eval_batch_size, cfg.device)
+    outputs = predict_teacher_outputs(teacher, data.dataset("all", with_ir), cfg.eval_batch_size, cfg.device)
     crossfit = crossfit_outputs(cfg, name, data, outputs) if cfg.teacher_outputs == "crossfit" else None
     if not is_main_process():
         return {}
@@ -89,13 +89,13 @@ def oracle_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     outputs = TeacherOutputs.oracle(data.table.frames["id"].tolist(), torch.tensor(data.table.labels))
     if not is_main_process():
         return {}
-    outputs.save(layout.teacher_outputs(name, seed))
+    outputs.save(layout.teacher_outputs_file(name, seed))
     evaluation = oracle_evaluation(data, outputs, layout.predictions(name, seed, "teacher"))
     write_json(layout.evaluation(name, seed, "teacher"), evaluation)
     return evaluation
 
 
-def teacher_outputs(teacher: torch.nn.Module, dataset, batch_size: int = 64, device: str = "auto") -> TeacherOutputs:
+def predict_teacher_outputs(teacher: torch.nn.Module, dataset, batch_size: int = 64, device: str = "auto") -> TeacherOutputs:
     """The teacher's fp32 logits (not a round trip through sigmoid, which saturates) and pooled
     features for every frame of ``dataset``."""
     out = predict(teacher, dataset, batch_size, device, features=True, bf16=False)
@@ -139,7 +139,7 @@ def crossfit_outputs(cfg: Config, name: str, data: SeedData, outputs: TeacherOut
         if not is_main_process():
             continue
         load_best(teacher, paths.best)
-        fold_out = teacher_outputs(teacher, data.dataset(held_out, with_ir), cfg.eval_batch_size, cfg.device)
+        fold_out = predict_teacher_outputs(teacher, data.dataset(held_out, with_ir), cfg.eval_batch_size, cfg.device)
         rows = torch.tensor([row_of[i] for i in fold_out.ids])
         outputs.logits[rows], outputs.features[rows] = fold_out.logits, fold_out.features
     return {"mode": "crossfit", "folds": len(folds), "frames": [len(f) for f in folds], "train_s": seconds}
@@ -158,7 +158,7 @@ def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student:
         source = trained_teacher(cfg, teacher, data.seed)
         teacher_dim = source.num_features
     else:
-        source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs(teacher, data.seed))
+        source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs_file(teacher, data.seed))
         teacher_dim = source.features.shape[1]
     return build_criterion(cfg, source, student.num_features, teacher_dim, data.labelled_ids())
 
