@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kdcore import compare, plots, records, report
+from kdcore import compare, plots, records, report, steps
 from kdcore.config import Config, TeacherConfig, load_config
 from kdcore.data.schema import COMBOS, LABELS, combo_names
 from kdcore.io import read_json, write_json
@@ -229,7 +229,7 @@ def data_stage(cfg: Config, seed: int) -> Run:
     """The seed's split, normalization and leakage audit of every split mode; the seed's no-KD student."""
     from kdcore.data.splits import one_valued_labels
 
-    data, _, origin = _step(cfg, "00_data", seed, progress=True)
+    data, _, origin = _step(cfg, steps.DATA_STEP, seed, progress=True)
     run = Run(cfg, seed, data, provenance=origin, extra={"audit": read_json(Layout(cfg.output).audit(seed))})
     run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd_student",))
     return run
@@ -289,7 +289,7 @@ def data_figures(run: Run) -> dict:
 # --- 01_teacher -------------------------------------------------------------------------------
 
 def teacher_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data, _, origin = _step(cfg, "01_teacher", seed, teacher)
+    data, _, origin = _step(cfg, steps.TEACHER_STEP, seed, teacher)
     run = Run(cfg, seed, data, teacher, origin)
     run.warnings = flag_messages(run, ("teacher",))
     return run
@@ -318,7 +318,7 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 # --- 02_student -------------------------------------------------------------------------------
 
 def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data, _, origin = _step(cfg, "02_student", seed, teacher)
+    data, _, origin = _step(cfg, steps.STUDENT_STEP, seed, teacher)
     run = Run(cfg, seed, data, teacher, origin)
     run.warnings = flag_messages(run, ("teacher", "student", "no_kd_student"))
     return run
@@ -337,7 +337,7 @@ def student_summary(run: Run) -> list[str]:
 # --- 03_compress ------------------------------------------------------------------------------
 
 def compress_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data, final, _ = _step(cfg, "03_compress", seed, teacher)
+    data, final, _ = _step(cfg, steps.COMPRESS_STEP, seed, teacher)
     return Run(cfg, seed, data, teacher, final["provenance"], extra={"compression": final["compression"]},
                warnings=[f"{variant}: {f['message']}" for variant, v in final["compression"]["variants"].items()
                          for f in v.get("flags", [])])

@@ -50,20 +50,24 @@ DISTILLATION = ("kd_temperature", "kd_alpha", "kd_feature_weight", "kd_loss")
 COMPRESSION = ("compress", "prune_sparsity", "finetune_epochs")
 ARMS = ("rgb_teacher_arm",)  # which teachers a study has, not how any one is trained
 
+# the steps' notebooks, named once: code that means a particular step says which by these
+DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
+    "00_data", "01_teacher", "02_student", "03_compress", "04_compare")
+
 STEPS = (
-    Step("00_data", "data", "seed", reads=(), makes=("split", "no_kd_student"),
+    Step(DATA_STEP, "data", "seed", reads=(), makes=("split", "no_kd_student"),
          ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.pipeline:data_step"),
-    Step("01_teacher", "teacher", "teacher", reads=("split",), makes=("teacher",),
+    Step(TEACHER_STEP, "teacher", "teacher", reads=("split",), makes=("teacher",),
          ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.pipeline.fits:train_teacher"),
     # whether it writes the final evaluation depends on `compress`: that one is not ignored
-    Step("02_student", "student", "teacher", reads=("split", "teacher", "no_kd_student"),
+    Step(STUDENT_STEP, "student", "teacher", reads=("split", "teacher", "no_kd_student"),
          makes=("student", "final_evaluation"), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
          work="kdcore.pipeline.fits:train_student"),
-    Step("03_compress", "compression", "teacher", reads=("split", "student"),
+    Step(COMPRESS_STEP, "compression", "teacher", reads=("split", "student"),
          makes=("compressed_students", "final_evaluation"), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
          ignores=ARMS, work="kdcore.pipeline.compression:compress_student"),
-    Step("04_compare", "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
+    Step(COMPARE_STEP, "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
 

@@ -84,7 +84,7 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
 
 def _priority(stage: Stage) -> int:
     """Teachers first: the longest stages start early, and the short ones fill the cores at the end."""
-    return 0 if stage.notebook == "01_teacher" else 1
+    return 0 if stage.notebook == steps.TEACHER_STEP else 1
 
 
 DIGEST_FORMULA = 3  # stage_digest's formula: a record of another formula is judged stale, never "changed"
@@ -323,7 +323,7 @@ class Study:
         from kdcore.models.weights import pretrained_kind
         from kdcore.pipeline import build_teacher
 
-        for name in sorted({s.teacher for s in todo if s.notebook == "01_teacher" and not self.cfg.is_oracle(s.teacher)}):
+        for name in sorted({s.teacher for s in todo if s.notebook == steps.TEACHER_STEP and not self.cfg.is_oracle(s.teacher)}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
                 build_teacher(self.cfg, name)  # raises, naming the file, when the weights do not fit
             else:
