@@ -269,6 +269,10 @@ class Study:
             self._keep(stale)
         todo = self.unfinished()
         done = {s.key for s in self.stages} - {s.key for s in todo}
+        planned = {s.key for s in self.stages}
+        outside = [(s.key, d) for s in todo for d in s.deps if d not in planned]
+        if outside:  # it would wait forever: say so instead
+            raise KDError(f"stage {outside[0][0]} reads what stage {outside[0][1]} makes, which is not part of this run")
         if todo:
             from kdcore.pipeline import ensure_data
 

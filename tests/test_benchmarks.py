@@ -15,7 +15,7 @@ DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
 
 def test_gpu_check_smoke_mode_runs_every_part(tmp_path):
-    result = gpu.main(["--device", "cpu", "--size", "64", "--params", str(SMOKE), "--out", str(tmp_path)])
+    result = gpu.main(["--device", "cpu", "--size", "32", "--frames", "120", "--params", str(SMOKE), "--out", str(tmp_path)])
     assert result["smoke"] and "CPU" in result["device"]
     assert [r["model"] for r in result["models"]] == ["resnet-18", "swin-micro", "student"]
     for row in result["models"]:

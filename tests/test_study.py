@@ -132,13 +132,16 @@ def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
 
 
 def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
+    """A copy of the finished smoke study whose comparison has no record: that stage alone runs,
+    as a submitit job on this machine (the cheapest stage shows the round trip)."""
     tmp, _, _ = smoke_study
-    study = Study(SMOKE, reports=tmp_path / "reports", executor="submitit-local", teachers=["resnet-18"],
-                  compare=False, overrides={"output": str(tmp_path / "out"), "seeds": [1],
-                                            "csv": str(tmp / "data" / "frame_labels.csv")})
-    study.stages = study.stages[:1]  # the data stage is enough to show the round trip
-    assert [r["stage"] for r in study.run(progress=lambda line: None)] == ["data/seed_1/00_data"]
-    assert (study.reports / "data" / "seed_1" / "00_data.html").exists()
+    shutil.copytree(tmp / "out", tmp_path / "out")
+    study = Study(SMOKE, reports=tmp_path / "reports", executor="submitit-local",
+                  overrides={"output": str(tmp_path / "out"), "csv": str(tmp / "data" / "frame_labels.csv")})
+    compare = next(s for s in study.stages if s.key == "compare")
+    study.record_path(compare).unlink()
+    assert [r["stage"] for r in study.run(progress=lambda line: None)] == ["compare"]
+    assert study.finished(compare) and study.report(compare).exists()
 
 
 def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
@@ -226,6 +229,14 @@ def test_force_reruns_a_stale_stage(smoke_study, tmp_path):
     assert json.loads(forced.record_path(forced.stages[0]).read_text())["code"] == forced.code_digest_of(forced.stages[0])
 
 
+def test_a_stage_whose_input_is_not_in_the_run_is_refused_not_awaited(tmp_path):
+    study = Study(SMOKE, reports=tmp_path / "reports", overrides={"output": str(tmp_path / "out"),
+                                                                  "csv": str(tmp_path / "data" / "frame_labels.csv")})
+    study.stages = [s for s in study.stages if s.key == "compare"]
+    with pytest.raises(KDError, match=r"stage compare reads what stage \S+ makes, which is not part of this run"):
+        study.run(progress=lambda line: None)
+
+
 def test_the_plan_follows_what_each_step_reads(tmp_path):
     """Dependencies come from the steps' declarations; a study without compression ends each
     teacher's chain at 02_student, which then writes the final evaluation."""
@@ -260,9 +271,10 @@ def test_a_record_of_an_older_digest_formula_is_stale_not_changed(smoke_study, t
     assert old.status(stage)[0] == "finished"
 
 
-def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_for_the_first(tmp_path, kd):
+def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_for_the_first(smoke_study, tmp_path, kd):
     """A sweep of two temperatures, started twice on one output: the second waits for the first,
-    then finds every stage finished. Two sub-studies, one page; data and teacher run once."""
+    then finds every stage finished. Two sub-studies, one page; data and teacher run once.
+    It reads the smoke study's frames (never writing there) and trains the cheaper teacher."""
     import os
     import subprocess
     import sys
@@ -271,7 +283,7 @@ def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_fo
     from kdcore.sweep import Sweep
 
     out = tmp_path / "out"
-    settings = [f"output={out}", f"csv={tmp_path / 'data' / 'frame_labels.csv'}", "seeds=[1]", "teachers=[resnet-18]",
+    settings = [f"output={out}", f"csv={smoke_study[0] / 'data' / 'frame_labels.csv'}", "seeds=[1]", "teachers=[swin-micro]",
                 "compress=false", "embeddings=[]", "sweep={kd_temperature: [2, 4]}"]
     command = ["study", str(SMOKE), *settings, "--reports", str(tmp_path / "reports")]
     first = subprocess.Popen([sys.executable, "-m", "kdcore", *command], stdout=subprocess.PIPE, text=True,
@@ -285,8 +297,8 @@ def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_fo
     assert f"waiting for kd study (pid {first.pid}, started " in waited and f"on {out}" in waited
     log = first.stdout.read()
     ran = [line.split()[1] for line in log.splitlines() if line.startswith("finished ")]
-    assert ran == ["data/seed_1/00_data", "resnet-18/seed_1/01_teacher", "resnet-18/seed_1/02_student", "compare",
-                   "resnet-18/seed_1/02_student", "compare"]  # the second temperature trains its student only
+    assert ran == ["data/seed_1/00_data", "swin-micro/seed_1/01_teacher", "swin-micro/seed_1/02_student", "compare",
+                   "swin-micro/seed_1/02_student", "compare"]  # the second temperature trains its student only
     assert "shared data/seed_1/00_data from smoke/kd_temperature=2.0" in log
     assert not any(line.startswith("finished ") for line in second.splitlines())  # the second ran nothing
 
@@ -294,14 +306,14 @@ def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_fo
     first_study, second_study = sweep.studies
     assert [s.cfg.kd_temperature for s in sweep.studies] == [2.0, 4.0]
     assert all(second_study.finished(s) for s in second_study.stages)
-    for shared in ("data/seed_1/00_data", "resnet-18/seed_1/01_teacher"):  # the temperature cannot reach them
+    for shared in ("data/seed_1/00_data", "swin-micro/seed_1/01_teacher"):  # the temperature cannot reach them
         stage = next(s for s in second_study.stages if s.key == shared)
         record = json.loads(second_study.record_path(stage).read_text())
         assert record["shared_from"] == str(first_study.record_path(stage))
         assert second_study.report(stage).samefile(first_study.report(stage))
-    teacher = [Path(s.cfg.output) / "models" / "resnet-18" / "run_seed_1" / "teacher_best.pth" for s in sweep.studies]
+    teacher = [Path(s.cfg.output) / "models" / "swin-micro" / "run_seed_1" / "teacher_best.pth" for s in sweep.studies]
     assert teacher[0].samefile(teacher[1]) and os.stat(teacher[0]).st_nlink == 2  # one file, two names
-    temperatures = [json.loads((Path(s.cfg.output) / "metrics" / "resnet-18" / "run_seed_1" / "final_evaluation.json")
+    temperatures = [json.loads((Path(s.cfg.output) / "metrics" / "swin-micro" / "run_seed_1" / "final_evaluation.json")
                                .read_text())["provenance"]["config"]["kd_temperature"] for s in sweep.studies]
     assert temperatures == [2.0, 4.0]
     page = sweep.page().read_text()
