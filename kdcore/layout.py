@@ -115,6 +115,11 @@ class Layout:
 
     # --- what the steps make ---
 
+    def product_record(self, product: str, teacher: str | None, seed: int) -> Path:
+        """A product with no files of its own naming: its step's JSON record in the run's metrics
+        folder (the teacher's, or for a seed's step, the seed's no-KD run's)."""
+        return self.metrics(teacher or NO_KD, seed) / f"{product}.json"
+
     def evidence(self, product: str, teacher: str | None, seed: int | None) -> list[Path]:
         """The files whose presence shows that ``product`` was made."""
         return {
@@ -124,7 +129,7 @@ class Layout:
             "student": lambda: [self.evaluation(teacher, seed, "student")],
             "compressed_students": lambda: [self.compression(teacher, seed)],
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
-        }[product]()
+        }.get(product, lambda: [self.product_record(product, teacher, seed)])()
 
     def missing(self, products, teacher: str | None, seed: int | None) -> list[tuple[str, Path]]:
         return [(p, path) for p in products for path in self.evidence(p, teacher, seed) if not path.exists()]
@@ -145,7 +150,7 @@ class Layout:
                                             *run[0].glob("*.onnx"), *run[0].glob("*.safetensors")],
             "comparison": lambda: [self.compare_graphs(), self.compare_tables(),
                                    *self.root.glob("metrics/*/aggregated_results.json")],
-        }[product]()
+        }.get(product, lambda: [self.product_record(product, teacher, seed)])()
         return [p for p in found if p.exists()]
 
     def step_folders(self, scope: str, teacher: str | None, seed: int | None) -> list[Path]:

@@ -225,6 +225,12 @@ def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, pro
     return data, record, run_provenance(cfg, data)
 
 
+def step_stage(cfg: Config, notebook: str, seed: int, teacher: str | None = None) -> Run:
+    """The stage of a step with no stage function of its own: its record in ``run.extra["record"]``."""
+    data, record, origin = _step(cfg, notebook, seed, teacher)
+    return Run(cfg, seed, data, teacher, origin, extra={"record": record})
+
+
 def data_stage(cfg: Config, seed: int) -> Run:
     """The seed's split, normalization and leakage audit of every split mode; the seed's no-KD student."""
     from kdcore.data.splits import one_valued_labels
