@@ -128,12 +128,14 @@ def _metrics_row(name: str, evaluation: dict) -> dict:
 def _baseline_row(evaluation: dict) -> dict:
     """What always answering "positive" scores on the same test frames: the floor a model must beat."""
     base = evaluation["metrics"].get("baseline")
+    row = {"model": "always positive (baseline)"}
     if not base:
-        return {"model": "always positive (baseline)"}
-    return {"model": "always positive (baseline)", "macro-F1": base["always_positive_macro_f1"],
-            "macro-F1 at 0.5": base["always_positive_macro_f1"], "fire AUROC": 0.5, "smoke AUROC": 0.5,
-            "fire AP": base["fire"]["average_precision"], "fire F1": base["fire"]["always_positive_f1"],
-            "smoke F1": base["smoke"]["always_positive_f1"], "fire recall": 1.0}
+        return row
+    values = {"macro_f1": base["always_positive_macro_f1"], "macro_f1_at_0.5": base["always_positive_macro_f1"],
+              "fire_auroc": 0.5, "smoke_auroc": 0.5, "fire_ap": base["fire"]["average_precision"],
+              "fire_f1": base["fire"]["always_positive_f1"], "smoke_f1": base["smoke"]["always_positive_f1"],
+              "fire_recall": 1.0}
+    return {**row, **{records.METRICS[key][0]: value for key, value in values.items()}}
 
 
 def model_sentence(name: str, evaluation: dict) -> str:
