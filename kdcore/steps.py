@@ -50,6 +50,8 @@ DISTILLATION = ("kd_temperature", "kd_alpha", "kd_feature_weight", "kd_loss")
 COMPRESSION = ("compress", "prune_sparsity", "finetune_epochs")
 ARMS = ("rgb_teacher_arm",)  # which teachers a study has, not how any one is trained
 
+FINAL_EVALUATION = "final_evaluation"  # a seed's record of a teacher's run: its chain's last step writes it
+
 # the steps' notebooks, named once: code that means a particular step says which by these
 DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
     "00_data", "01_teacher", "02_student", "03_compress", "04_compare")
@@ -59,15 +61,15 @@ STEPS = (
          ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.pipeline:data_step"),
     Step(TEACHER_STEP, "teacher", "teacher", reads=("split",), makes=("teacher",),
          ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.pipeline.fits:train_teacher"),
-    # whether it writes the final evaluation depends on `compress`: that one is not ignored
+    # whether it is the last, and so writes the final evaluation, depends on `compress`: not ignored
     Step(STUDENT_STEP, "student", "teacher", reads=("split", "teacher", "no_kd_student"),
-         makes=("student", "final_evaluation"), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
+         makes=("student",), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
          work="kdcore.pipeline.fits:train_student"),
     Step(COMPRESS_STEP, "compression", "teacher", reads=("split", "student"),
-         makes=("compressed_students", "final_evaluation"), applies=_compressed,
+         makes=("compressed_students",), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
          ignores=ARMS, work="kdcore.pipeline.compression:compress_student"),
-    Step(COMPARE_STEP, "comparison", "study", reads=("final_evaluation",), makes=("comparison",)),
+    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",)),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
 
@@ -83,10 +85,17 @@ def chain(cfg: Config, teacher: str) -> list[Step]:
 
 def finishes(cfg: Config, teacher: str, notebook: str) -> bool:
     """Whether ``notebook`` is the last step of the teacher's chain: the one that writes the
-    seed's final evaluation (every step that may be last declares that it makes it)."""
+    seed's final evaluation."""
     return chain(cfg, teacher)[-1].notebook == notebook
 
 
+def products(cfg: Config, teacher: str | None, step: Step) -> tuple[str, ...]:
+    """What ``step`` makes for ``teacher``: what it declares, and the final evaluation where it is
+    the last of the teacher's steps (so a step added at the end of the chain needs no word on it)."""
+    last = step.scope == "teacher" and finishes(cfg, teacher, step.notebook)
+    return step.makes + ((FINAL_EVALUATION,) if last else ())
+
+
 def makers(product: str) -> list[str]:
-    """The steps that make ``product``."""
-    return [s.notebook for s in STEPS if product in s.makes]
+    """The steps that make ``product`` (the final evaluation: whichever is a teacher's last)."""
+    return [s.notebook for s in STEPS if product in s.makes] or ["the teacher's last step"]

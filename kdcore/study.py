@@ -60,12 +60,12 @@ class Stage:
         """The key of its report page (None: the comparison's)."""
         return None if self.step.scope == "study" else self.key
 
-    def reads_from(self, other: Stage) -> bool:
-        """Whether this stage reads what ``other`` makes: a product of its step, for a seed and
-        teacher this stage covers."""
+    def reads_from(self, other: Stage, made: tuple[str, ...]) -> bool:
+        """Whether this stage reads what ``other`` makes (``made``), for a seed and teacher this
+        stage covers."""
         covers = all(mine is None or theirs is None or mine == theirs
                      for mine, theirs in ((self.seed, other.seed), (self.teacher, other.teacher)))
-        return covers and bool(set(self.step.reads) & set(other.step.makes))
+        return covers and bool(set(self.step.reads) & set(made))
 
 
 def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -> list[Stage]:
@@ -77,8 +77,9 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
               for step in steps.STEPS if step.scope == scope and step.applies(cfg, teacher)]
     if compare:
         stages += [Stage(step.notebook) for step in steps.STEPS if step.scope == "study"]
+    made = {s.key: steps.products(cfg, s.teacher, s.step) for s in stages}
     for i, stage in enumerate(stages):
-        stage.deps = [earlier.key for earlier in stages[:i] if stage.reads_from(earlier)]
+        stage.deps = [earlier.key for earlier in stages[:i] if stage.reads_from(earlier, made[earlier.key])]
     return stages
 
 
@@ -200,7 +201,7 @@ class Study:
     def _share(self, stage: Stage, donor: Study) -> None:
         """Take a donor's finished stage: its products, executed notebook and page, hard-linked."""
         self._start(stage, clean=True)
-        theirs = [(donor.layout.product_files(p, stage.teacher, stage.seed), p) for p in stage.step.makes]
+        theirs = [(donor.layout.product_files(p, stage.teacher, stage.seed), p) for p in steps.products(self.cfg, stage.teacher, stage.step)]
         for files, _ in theirs:
             for source in files:
                 link_tree(source, self.layout.root / source.relative_to(donor.layout.root))
@@ -226,7 +227,7 @@ class Study:
         path = self.record_path(stage)
         previous = read_json(path) if path.exists() else None
         if clean or self.force or (previous and previous.get("digest") != stage_digest(self.cfg, stage)):
-            for product in stage.step.makes:
+            for product in steps.products(self.cfg, stage.teacher, stage.step):
                 for p in self.layout.product_files(product, stage.teacher, stage.seed):
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
         for folder in self.layout.step_folders(stage.step.scope, stage.teacher, stage.seed):

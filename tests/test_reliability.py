@@ -1,9 +1,9 @@
 """Killed anywhere, a study completes when run again, with the numbers of an uninterrupted run.
 
 The smoke study of the session (conftest.smoke_study) is the killed one: `kd study` was SIGKILLed
-with its kernels during a teacher's training (a student's fit resumes by the same loop), compression
-and report rendering, and run again each time. The uninterrupted reference is the same pipeline run from scratch in this
-process (conftest.smoke). Their metrics must agree byte for byte once the timing fields and the
+with its kernels during a teacher's training (a student's fit resumes by the same loop) and during
+compression, and run again each time. The uninterrupted reference is the same pipeline run from
+scratch in this process (conftest.smoke). Their metrics must agree byte for byte once the timing fields and the
 folder names, the only things that may differ, are set aside: the same seed from scratch in another
 process gives the same numbers, and so does a run resumed after a kill.
 """

@@ -252,6 +252,8 @@ def test_the_plan_follows_what_each_step_reads(tmp_path):
     assert steps.finishes(cfg, "resnet-18", "02_student")
     full = load_config(SMOKE, seeds=[1])
     assert steps.finishes(full, "resnet-18", "03_compress") and not steps.finishes(full, "resnet-18", "02_student")
+    assert sorted(next(s for s in plan(full) if s.key == "compare").deps) == [  # whichever step is last
+        "resnet-18/seed_1/03_compress", "swin-micro/seed_1/03_compress"]
     assert [s.notebook for s in steps.chain(full, "resnet-18")] == ["00_data", "01_teacher", "02_student", "03_compress"]
 
 
