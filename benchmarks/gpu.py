@@ -7,7 +7,8 @@ study would cost. One command, no network, no papermill; a few minutes on one GP
 2. loop: kdcore's own fit on synthetic frames from the decoded cache, two epochs per model; loop
    images/s over model-only images/s is the loader's efficiency;
 3. pipeline: one teacher's whole pipeline (teacher, cached outputs, distilled student, compression)
-   through ``python -m kdcore.pipeline``, and again under ``torchrun --nproc_per_node 1``;
+   through ``python -m kdcore.pipeline``, and again under ``torchrun --nproc_per_node 1`` (smoke mode:
+   under torchrun only);
 4. projection: GPU-hours of the params' study on FLAME2's frame counts, at the full epoch budget
    and at an assumed early stop, per teacher and in total.
 
@@ -222,6 +223,8 @@ def part_pipeline(cfg: Config, work: Path, smoke: bool, models: list[dict] | Non
     runs = {"python -m kdcore.pipeline": [sys.executable, "-m", "kdcore.pipeline"],
             "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                                             "-m", "kdcore.pipeline"]}
+    if smoke:  # one process runs the same code either way: smoke mode checks the launcher, once
+        runs = {label: command for label, command in runs.items() if label.startswith("torchrun")}
     result = {"teacher": teacher, "compress": _compresses(smoke),
               "compress_note": "" if _compresses(smoke) else "smoke mode" if smoke else "torch-pruning or onnxscript not installed"}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
