@@ -22,7 +22,16 @@ from kdcore.errors import KDError
 from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.metrics import auroc, macro_f1
-from kdcore.records import METRICS, ROLES, latency_header, latency_key, metric_value, with_aliases
+from kdcore.records import (
+    BASELINE,
+    METRICS,
+    ROLES,
+    baseline_value,
+    latency_header,
+    latency_key,
+    metric_value,
+    with_aliases,
+)
 from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed, summarize
 
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
@@ -172,13 +181,13 @@ def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:
     """What a constant scorer gets on each seed's test set: a high F1 below this line is free."""
     rows = []
     for seed in cfg.seeds:
-        base = evaluations[cfg.teachers[0].name, seed]["no_kd_student"]["metrics"].get("baseline")
-        if base:
-            rows.append({"seed": seed, "test frames": evaluations[cfg.teachers[0].name, seed]["no_kd_student"]["test_frames"],
-                         "fire prevalence": base["fire"]["prevalence"], "smoke prevalence": base["smoke"]["prevalence"],
-                         "always-positive macro-F1": base["always_positive_macro_f1"],
-                         "always-positive fire F1": base["fire"]["always_positive_f1"],
-                         "fire AP of a constant": base["fire"]["average_precision"], "fire AUROC of a constant": 0.5})
+        evaluation = evaluations[cfg.teachers[0].name, seed]["no_kd_student"]
+        if evaluation["metrics"].get("baseline"):
+            base = {key: baseline_value(evaluation, key) for key in BASELINE}
+            rows.append({"seed": seed, "test frames": evaluation["test_frames"],
+                         "fire prevalence": base["fire_prevalence"], "smoke prevalence": base["smoke_prevalence"],
+                         "always-positive macro-F1": base["macro_f1"], "always-positive fire F1": base["fire_f1"],
+                         "fire AP of a constant": base["fire_ap"], "fire AUROC of a constant": 0.5})
     return pd.DataFrame(rows)
 
 

@@ -30,12 +30,32 @@ ROLES = {"teacher": "teacher", "student": "distilled student", "no_kd_student": 
 ALIASES = {"f1_macro": "macro_f1"}  # aggregated results also carry the reference codebase's names
 
 
-def metric_value(evaluation: dict, key: str):
-    """The value of metric ``key`` in an evaluation record (None where the record lacks it)."""
-    value = evaluation["metrics"]
-    for step in METRICS[key][1]:
+# what a constant scorer (always "yes") gets on the same test frames: key -> where it sits in an
+# evaluation's "metrics.baseline"
+BASELINE = {
+    "macro_f1": ("always_positive_macro_f1",),
+    "fire_f1": ("fire", "always_positive_f1"),
+    "smoke_f1": ("smoke", "always_positive_f1"),
+    "fire_ap": ("fire", "average_precision"),
+    "fire_prevalence": ("fire", "prevalence"),
+    "smoke_prevalence": ("smoke", "prevalence"),
+}
+
+
+def _walk(value, path: tuple[str, ...]):
+    for step in path:
         value = value.get(step) if isinstance(value, dict) else None
     return value
+
+
+def metric_value(evaluation: dict, key: str):
+    """The value of metric ``key`` in an evaluation record (None where the record lacks it)."""
+    return _walk(evaluation["metrics"], METRICS[key][1])
+
+
+def baseline_value(evaluation: dict, key: str):
+    """What always answering "yes" scores in ``key`` (``BASELINE``) on the record's test frames."""
+    return _walk(evaluation["metrics"].get("baseline"), BASELINE[key])
 
 
 def with_aliases(summaries: dict) -> dict:

@@ -127,25 +127,22 @@ def _metrics_row(name: str, evaluation: dict) -> dict:
 
 def _baseline_row(evaluation: dict) -> dict:
     """What always answering "positive" scores on the same test frames: the floor a model must beat."""
-    base = evaluation["metrics"].get("baseline")
     row = {"model": "always positive (baseline)"}
-    if not base:
+    if not evaluation["metrics"].get("baseline"):
         return row
-    values = {"macro_f1": base["always_positive_macro_f1"], "macro_f1_at_0.5": base["always_positive_macro_f1"],
-              "fire_auroc": 0.5, "smoke_auroc": 0.5, "fire_ap": base["fire"]["average_precision"],
-              "fire_f1": base["fire"]["always_positive_f1"], "smoke_f1": base["smoke"]["always_positive_f1"],
-              "fire_recall": 1.0}
+    base = {key: records.baseline_value(evaluation, key) for key in records.BASELINE}
+    values = {"macro_f1": base["macro_f1"], "macro_f1_at_0.5": base["macro_f1"], "fire_auroc": 0.5, "smoke_auroc": 0.5,
+              "fire_ap": base["fire_ap"], "fire_f1": base["fire_f1"], "smoke_f1": base["smoke_f1"], "fire_recall": 1.0}
     return {**row, **{records.METRICS[key][0]: value for key, value in values.items()}}
 
 
 def model_sentence(name: str, evaluation: dict) -> str:
     fire, f1, f1_at_half = (records.metric_value(evaluation, k) for k in ("fire_auroc", "macro_f1", "macro_f1_at_0.5"))
-    base = evaluation["metrics"].get("baseline", {})
+    always, prevalence = (records.baseline_value(evaluation, k) for k in ("macro_f1", "fire_prevalence"))
     return (f"The {name} reaches test fire AUROC {number(fire)} and macro-F1 "
             f"{number(f1)} at thresholds tuned on validation ({number(f1_at_half)} at 0.5) "
             f"on {evaluation['test_frames']} test frames (always answering yes scores "
-            f"macro-F1 {number(base.get('always_positive_macro_f1'))}; fire prevalence "
-            f"{number(base.get('fire', {}).get('prevalence'))}).")
+            f"macro-F1 {number(always)}; fire prevalence {number(prevalence)}).")
 
 
 def flag_messages(run: Run, who: tuple[str, ...]) -> list[str]:
