@@ -36,7 +36,9 @@ class Step:
     applies: Callable[[Config, str | None], bool] = _always
     skipped_when: str = ""  # in words: when ``applies`` says no
     ignores: tuple[str, ...] = ()  # settings that cannot change what it makes (config keys)
-    work: str = ""  # "module:function" doing the work, (cfg, data, teacher) -> record; imported to run
+    # "module:function" doing the work, imported when it runs: (cfg, data, teacher) -> record; a
+    # study-scope step's (cfg, **the notebook's options) -> what its page shows
+    work: str = ""
 
     def function(self) -> Callable:
         """The function that does the step's work (its module loads only now: planning needs no torch)."""
@@ -69,7 +71,8 @@ STEPS = (
          makes=("compressed_students",), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
          ignores=ARMS, work="kdcore.pipeline.compression:compress_student"),
-    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",)),
+    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",),
+         work="kdcore.comparison:compare_runs"),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
 

@@ -213,7 +213,7 @@ def test_a_step_that_does_not_apply_says_why(smoke, tmp_path):
 def test_comparison_of_a_study_without_compression(smoke, tmp_path):
     """A KD-only study (compress: false, as the control studies run): no compressed rows, every
     table and figure still made."""
-    from kdcore import stages
+    from kdcore import comparison, stages
 
     cfg, _ = smoke
     shutil.copytree(cfg.output, tmp_path / "out", ignore=shutil.ignore_patterns("*.onnx", "*.safetensors"))
@@ -222,7 +222,7 @@ def test_comparison_of_a_study_without_compression(smoke, tmp_path):
     final = Layout(other.output).final_evaluation("resnet-18", 1)
     final.write_text(json.dumps({k: v for k, v in json.loads(final.read_text()).items() if k != "compression"}))
     study = stages.compare_stage(other)
-    assert study.variants.empty and stages.compressed_table(study).empty
+    assert study.variants.empty and comparison.compressed_table(study).empty
     stages.tradeoff_figures(study)  # the teacher alone: no compressed student to place
     assert Layout(other.output).figure(None, None, "tradeoff").exists()
     assert len(study.models) == 3 and {p.suffix for p in study.paper_tables} == {".csv", ".md", ".tex"}
@@ -230,8 +230,10 @@ def test_comparison_of_a_study_without_compression(smoke, tmp_path):
 
 def test_each_step_names_the_function_that_does_its_work():
     """A step's work is found from its declaration alone (kdcore.steps): no table elsewhere."""
+    from kdcore.comparison import compare_runs
     from kdcore.steps import STEPS
 
-    works = {s.notebook: s.function() for s in STEPS if s.scope != "study"}
+    works = {s.notebook: s.function() for s in STEPS}
     assert works["01_teacher"] is train_teacher and works["02_student"] is train_student
+    assert works["04_compare"] is compare_runs
     assert all(callable(f) for f in works.values()) and len(set(works.values())) == len(works)
