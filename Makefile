@@ -14,8 +14,12 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile $(TORCH)
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	@# pip byte-compiles every file it installs on one core; this does it on all of them, skipping the
+	@# packages' own test suites, which nothing imports. A file that does not compile is left to
+	@# Python to compile when imported, as pip leaves it, hence the `|| true`.
+	$(BIN)/python -m compileall -qq -j 0 -x '/tests?/' $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || true
 	$(BIN)/python -m ipykernel install --sys-prefix --name kdcore --display-name "kdcore" > /dev/null
 	touch $@
 
