@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	@# pip byte-compiles every file it installs on one core; this does it on all of them, skipping the
 	@# packages' own test suites, which nothing imports. A file that does not compile is left to
 	@# Python to compile when imported, as pip leaves it, hence the `|| true`.
-	$(BIN)/python -m compileall -qq -j 0 -x '/tests?/' $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') || true
+	$(BIN)/python -m compileall -qq -j 0 -x '/tests?/' $(VENV)/lib || true
 	$(BIN)/python -m ipykernel install --sys-prefix --name kdcore --display-name "kdcore" > /dev/null
 	touch $@
 
