@@ -1,5 +1,5 @@
 """The benchmarks run (they assert no timing): the GPU check in its CPU smoke mode, its projection's
-arithmetic, and the loader benchmark's two item formats."""
+arithmetic, the loader benchmark's two item formats, and the start-up benchmark's pieces."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ import torch
 from conftest import SMOKE
 from torch.utils.data import default_collate
 
-from benchmarks import gpu, loader
+from benchmarks import gpu, loader, startup
 
 DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
@@ -90,3 +90,16 @@ def test_loader_items_scale_to_the_float_items_of_before():
     b = old.on_device(default_collate([old[i] for i in range(6)]), cpu)
     assert new[0][0].dtype == torch.uint8 and old[0][0].dtype == torch.float32
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_startup_pieces_add_up_to_the_last_and_the_table_names_each():
+    """Two cheap rows and `kd --help`, once, without the papermill kernel (the real rows import torch:
+    the full run takes a minute of the suite's ten)."""
+    pieces = [("python itself", "pass"), ("kdcore", "import kdcore")]
+    result = startup.measure(1, pieces, kernel=False)
+    rows = result["imports"]
+    assert [r["what"] for r in rows] == ["python itself", "kdcore"]
+    assert sum(r["adds"] for r in rows) == pytest.approx(rows[-1]["seconds"])
+    assert result["kd_help_s"] > 0 and "kernel_s" not in result
+    text = startup.table(result)
+    assert all(r["what"] in text for r in rows) and "`kd --help`" in text and "cores" in text
