@@ -20,15 +20,13 @@ from pathlib import Path
 
 from benchmarks.machine import cpu_summary, publish
 
-# (what, code a fresh interpreter runs): each adds to the one before
+# (what, the statement that loads it): row i runs the statements of rows 0..i in one fresh interpreter
 IMPORTS = [
     ("python itself", "pass"),
     ("kdcore.report, kdcore.stages (pandas, sklearn, matplotlib)", "import kdcore.report, kdcore.stages"),
-    ("torch", "import kdcore.report, kdcore.stages, torch"),
-    ("torch.optim's first optimizer (imports torch._dynamo)",
-     "import kdcore.report, kdcore.stages, torch; torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"),
-    ("timm (stages that build a teacher)",
-     "import kdcore.report, kdcore.stages, torch, timm; torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"),
+    ("torch", "import torch"),
+    ("torch.optim's first optimizer (imports torch._dynamo)", "torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"),
+    ("timm (stages that build a teacher)", "import timm"),
 ]
 
 
@@ -59,7 +57,8 @@ def measure(repeats: int, imports: list[tuple[str, str]] = IMPORTS, kernel: bool
     """``kernel=False`` leaves out the papermill kernel (a few seconds a repeat)."""
     kd = [sys.executable, "-m", "kdcore", "--help"]
     rows, before = [], 0.0
-    for what, code in imports:
+    for i, (what, _) in enumerate(imports):
+        code = "; ".join(statement for _, statement in imports[:i + 1])
         seconds = median_wall([sys.executable, "-c", code], repeats)
         rows.append({"what": what, "seconds": seconds, "adds": seconds - before})
         before = seconds
