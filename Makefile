@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/ruff check kdcore tests benchmarks tools
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 study: setup

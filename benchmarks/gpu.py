@@ -7,7 +7,7 @@ study would cost. One command, no network, no papermill; a few minutes on one GP
 2. loop: kdcore's own fit on synthetic frames from the decoded cache, two epochs per model; loop
    images/s over model-only images/s is the loader's efficiency;
 3. pipeline: one teacher's whole pipeline (teacher, cached outputs, distilled student, compression)
-   through ``python -m kdcore.pipeline``, and again under ``torchrun --nproc_per_node 1`` (smoke mode:
+   through ``python -m kdcore.study.work``, and again under ``torchrun --nproc_per_node 1`` (smoke mode:
    under torchrun only);
 4. projection: GPU-hours of the params' study on FLAME2's frame counts, at the full epoch budget
    and at an assumed early stop, per teacher and in total.
@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout: benchmarks and kdcore importable
 
 from benchmarks.machine import RESULTS, device_summary, publish  # noqa: E402
-from kdcore.config import Config, load_config  # noqa: E402
-from kdcore.pipeline import build_student, build_teacher, fit_settings, prepare_data  # noqa: E402
-from kdcore.train import FitPaths, fit, resolve_device  # noqa: E402
+from kdcore.study.config import Config, load_config  # noqa: E402
+from kdcore.study.work import build_student, build_teacher, fit_settings, prepare_data  # noqa: E402
+from kdcore.training.loop import FitPaths, fit, resolve_device  # noqa: E402
 
 # FLAME2's default block split (seed 42; tests/test_flame2.py builds it from the published label file)
 FLAME2_FRAMES = {"train": 25_559, "val": 11_062, "test": 15_359, "all": 53_447}
@@ -183,7 +183,7 @@ def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
         settings.select_on = "bce"  # defined on any validation frames, the smoke mode's few included
         train, val = (data.indices(p)[:2 * batch] if smoke else data.indices(p) for p in ("train", "val"))
         folder = work / "loop" / name
-        from kdcore.distill import BCE
+        from kdcore.training.losses import BCE
 
         log = fit(model, BCE(), data.dataset(train, with_ir), data.dataset(val, with_ir), settings,
                   FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json"), desc=name)
@@ -220,9 +220,9 @@ def part_pipeline(cfg: Config, work: Path, smoke: bool, models: list[dict] | Non
     teacher that trained fastest model-only (the first one when the models part did not run)."""
     rates = {r["model"]: r["eager"].get("train_images_per_s", 0) for r in models or [] if r["model"] != STUDENT}
     teacher = max(rates, key=rates.get) if rates else cfg.teachers[0].name
-    runs = {"python -m kdcore.pipeline": [sys.executable, "-m", "kdcore.pipeline"],
+    runs = {"python -m kdcore.study.work": [sys.executable, "-m", "kdcore.study.work"],
             "torchrun --nproc_per_node 1": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
-                                            "-m", "kdcore.pipeline"]}
+                                            "-m", "kdcore.study.work"]}
     if smoke:  # one process runs the same code either way: smoke mode checks the launcher, once
         runs = {label: command for label, command in runs.items() if label.startswith("torchrun")}
     result = {"teacher": teacher, "compress": _compresses(smoke),
@@ -268,7 +268,7 @@ def arms(cfg: Config) -> list[tuple[str, Config]]:
     """The study's arms: one per sweep point (its settings applied), or the study itself."""
     import dataclasses
 
-    from kdcore.sweep import point_label, sweep_points
+    from kdcore.study.sweep import point_label, sweep_points
 
     if not cfg.sweep:
         return [("study", cfg)]

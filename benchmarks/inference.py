@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from benchmarks.machine import has_vnni, publish
-from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
+from kdcore.compression.onnx import OnnxModel, export_onnx, quantize_onnx
+from kdcore.compression.pruning import prune_student
 from kdcore.models import Student
-from kdcore.profile import count_macs, latency_ms
+from kdcore.models.profile import count_macs, latency_ms
 
 
 def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
@@ -81,7 +82,7 @@ def run(size: int = 224, repeats: int = 30) -> dict:
 def _size_mb(model: torch.nn.Module, file: Path | None) -> float:
     if file is not None:
         return file.stat().st_size / 1e6
-    from kdcore.profile import size_mb
+    from kdcore.models.profile import size_mb
 
     return size_mb(model)
 

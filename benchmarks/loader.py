@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader
 
 from benchmarks.machine import RESULTS, cpu_summary, publish
 from kdcore.data.dataset import FrameDataset, normalize
+from kdcore.models.profile import count_macs, example_inputs
 from kdcore.models.teachers import STUDY_TEACHERS, create_teacher
-from kdcore.profile import count_macs, example_inputs
 
 
 class FloatItems(FrameDataset):

@@ -23,7 +23,7 @@ from benchmarks.machine import cpu_summary, publish
 # (what, the statement that loads it): row i runs the statements of rows 0..i in one fresh interpreter
 IMPORTS = [
     ("python itself", "pass"),
-    ("kdcore.report, kdcore.stages (pandas, sklearn, matplotlib)", "import kdcore.report, kdcore.stages"),
+    ("kdcore.reports.display, kdcore.reports.stages (pandas, sklearn, matplotlib)", "import kdcore.reports.display, kdcore.reports.stages"),
     ("torch", "import torch"),
     ("torch.optim's first optimizer (imports torch._dynamo)", "torch.optim.AdamW([torch.zeros(1, requires_grad=True)])"),
     ("timm (stages that build a teacher)", "import timm"),

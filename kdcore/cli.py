@@ -117,7 +117,7 @@ def _overrides(args) -> dict:
     """The reference flags that were given; paths made absolute (notebooks run elsewhere)."""
     from pathlib import Path
 
-    from kdcore.config import PATHS
+    from kdcore.study.config import PATHS
 
     values = {k: getattr(args, k) for k in REFERENCE_FLAGS if getattr(args, k, None) is not None}
     for key in PATHS:
@@ -133,7 +133,7 @@ def _settings(pairs: list[str]) -> dict:
     the config validates them like the params file's own keys. Paths are made absolute."""
     import yaml
 
-    from kdcore.config import PATHS
+    from kdcore.study.config import PATHS
 
     values = {}
     for pair in pairs:
@@ -152,8 +152,8 @@ def _settings(pairs: list[str]) -> dict:
 
 
 def _study(args, params, teachers=None, compare=True):
-    from kdcore.config import load_config
-    from kdcore.study import Study
+    from kdcore.study.config import load_config
+    from kdcore.study.scheduler import Study
 
     slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("gpus_per_node", args.slurm_gpus),
                                ("timeout_min", args.slurm_timeout_min)) if v is not None}
@@ -162,7 +162,7 @@ def _study(args, params, teachers=None, compare=True):
                    show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results,
                    wait=not args.no_wait, who=f"kd {args.command}")
     if load_config(params, **overrides).sweep:
-        from kdcore.sweep import Sweep
+        from kdcore.study.sweep import Sweep
 
         return Sweep(params, teachers=teachers, compare=compare, **options)
     return Study(params, teachers=teachers, compare=compare, **options)
@@ -177,14 +177,16 @@ def _run_or_show(study, dry_run: bool) -> None:
         counts = {s: sum(r["status"] == s for r in rows) for s in dict.fromkeys(r["status"] for r in rows)}
         print(", ".join(f"{n} {s}" for s, n in counts.items()) + " (dry run: nothing ran)")
         return
-    study.run()
+    from kdcore.reports.index import run_and_publish
+
+    run_and_publish(study)
     _report(study)
 
 
 def _report(study) -> None:
-    from kdcore import steps
     from kdcore.io import read_json
     from kdcore.layout import Layout
+    from kdcore.study import steps
 
     for sub in getattr(study, "studies", []):  # a sweep: each sub-study, then its own index
         print(f"{sub.name}:")
@@ -200,7 +202,7 @@ def _report(study) -> None:
 
 
 def cmd_plan_seeds(args) -> None:
-    from kdcore.stats import detectable_difference, seeds_needed
+    from kdcore.evaluation.stats import detectable_difference, seeds_needed
 
     n = seeds_needed(args.effect, args.sd, args.alpha, args.power)
     if n is None:
@@ -211,14 +213,14 @@ def cmd_plan_seeds(args) -> None:
 
 
 def _pair(evaluation: dict) -> str:
-    from kdcore.records import metric_value
+    from kdcore.evaluation.records import metric_value
 
     auroc, f1 = metric_value(evaluation, "fire_auroc"), metric_value(evaluation, "macro_f1")
     return f"{'n/a' if f1 is None else f'{f1:.3f}'} / {'n/a' if auroc is None else f'{auroc:.3f}'}"
 
 
 def cmd_study(args) -> None:
-    from kdcore.study import NOTEBOOKS
+    from kdcore.study.notebooks import NOTEBOOKS
 
     if args.params and "=" in args.params and not args.params.endswith((".yaml", ".yml")):
         args.settings, args.params = [args.params, *args.settings], None  # settings only: the demo's params
@@ -227,14 +229,14 @@ def cmd_study(args) -> None:
 
 
 def cmd_run(args) -> None:
-    from kdcore.study import NOTEBOOKS
+    from kdcore.study.notebooks import NOTEBOOKS
 
     params = args.params or str(NOTEBOOKS.parent / "params" / "default.yaml")
     _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args.dry_run)
 
 
 def cmd_predict(args) -> None:
-    from kdcore.predict import predict_images
+    from kdcore.compression.predict import predict_images
 
     out = predict_images(args.model, args.images, args.out, args.base_path, args.batch_size)
     skipped = out[out["status"] != "ok"]
@@ -285,6 +287,10 @@ EXAMPLES = """examples:
   kd check --csv data/flame2.csv             validate, and audit the leakage of every split mode
   kd run --teacher vit-b-16 --params params/default.yaml --seeds 42 123
   kd predict --model {model} --images frames/ --out predictions.csv
+
+the reference, in the checkout's docs/: data.md (the CSV, FLAME2, splits, label budgets), study.md
+(teachers, training, stages, settings, sweeps), reports.md (reading the pages), results.md,
+deployment.md (int8, pruning, kd predict), gpu.md, architecture.md, extending.md
 """
 
 
@@ -340,7 +346,7 @@ def _data_commands(sub) -> None:
 def _study_commands(sub) -> None:
     import typing
 
-    from kdcore.config import Config
+    from kdcore.study.config import Config
 
     p = sub.add_parser("study", help="the whole grid of stage notebooks and its HTML reports")
     p.add_argument("params", nargs="?", help="params YAML (default: params/demo.yaml)")

@@ -3,7 +3,7 @@
 Plain paths only (no torch), so that ``kd study`` and ``kd`` read them without loading a model
 library. A *run* is a teacher's name, or ``NO_KD`` for the seed's student without a teacher (its
 figures go under ``DATA``); a *role* is what was fitted in a run (``teacher``, ``student``,
-``student_pruned``, a crossfit fold); a *product* is what a step makes (``kdcore.steps``).
+``student_pruned``, a crossfit fold); a *product* is what a step makes (``kdcore.study.steps``).
 """
 
 from __future__ import annotations

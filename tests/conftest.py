@@ -59,7 +59,7 @@ def smoke_study(tmp_path_factory):
     import yaml
     from killing import KILL_POINTS, kd_study
 
-    from kdcore.study import Study
+    from kdcore.study.scheduler import Study
 
     tmp = tmp_path_factory.mktemp("study")
     out, csv, reports = tmp / "out", tmp / "data" / "frame_labels.csv", tmp / "reports"

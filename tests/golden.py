@@ -75,12 +75,12 @@ def run_smoke(root: Path):
     """The smoke config's pipeline for the golden teacher and seed, as the ``smoke`` fixture runs it."""
     from conftest import SMOKE, one_torch_thread
 
-    from kdcore.config import load_config
-    from kdcore.pipeline import run_teacher_pipeline
+    from kdcore.study.config import load_config
+    from kdcore.study.work import run_teacher_steps
 
     cfg = load_config(SMOKE, output=str(root / "out"), csv=str(root / "data" / "frame_labels.csv"))
     with one_torch_thread():
-        return cfg, run_teacher_pipeline(cfg, TEACHER, SEED, progress=False)
+        return cfg, run_teacher_steps(cfg, TEACHER, SEED, progress=False)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def test_gpu_check_smoke_mode_runs_every_part(tmp_path):
     pipeline = result["pipeline"]
     run = pipeline["torchrun --nproc_per_node 1"]  # smoke mode: the launcher once (one process: the same code)
     assert run["ok"], run.get("stderr_tail")
-    assert "python -m kdcore.pipeline" not in pipeline
+    assert "python -m kdcore.study.work" not in pipeline
     assert not pipeline["compress"] and not run["compressed"]  # as its params say
     projection = result["projection"]
     assert set(projection["arms"]["study"]["teachers"]) == {"resnet-18", "swin-micro"}

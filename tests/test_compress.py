@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from kdcore.checkpoint import load_student, save_student
-from kdcore.compress import OnnxModel, export_onnx, prune_student, quantize_onnx
+from kdcore.compression.onnx import OnnxModel, export_onnx, quantize_onnx
+from kdcore.compression.pruning import prune_student
 from kdcore.errors import KDError
 from kdcore.models import Student
-from kdcore.profile import profile
+from kdcore.models.checkpoint import load_student, save_student
+from kdcore.models.profile import profile
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
-from kdcore.config import Config, TeacherConfig, from_dict, load_config
 from kdcore.errors import KDError
+from kdcore.study.config import Config, TeacherConfig, from_dict, load_config
 
 
 def test_defaults_are_the_seeds():
@@ -52,8 +52,8 @@ def test_bad_files(tmp_path, kd):
 def test_one_rule_for_what_shapes_results(tmp_path):
     """Where results are written changes no digest; any other setting changes the study's digest,
     the stage digests that read it, and the comparison's check that runs share their config."""
-    from kdcore.config import result_settings
-    from kdcore.study import plan, stage_digest
+    from kdcore.study.config import result_settings
+    from kdcore.study.scheduler import plan, stage_digest
 
     base = load_config(None, teachers=["resnet-18"], seeds=[1])
     moved = load_config(None, teachers=["resnet-18"], seeds=[1], output=str(tmp_path), cache_dir=str(tmp_path))

@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import SMOKE, one_torch_thread
 
-from kdcore.config import load_config
-from kdcore.distill import TeacherOutputs
 from kdcore.layout import Layout
-from kdcore.pipeline import prepare_data, run_teacher_pipeline, train_student, train_teacher
-from kdcore.pipeline.fits import online_teacher
+from kdcore.study.config import load_config
+from kdcore.study.work import prepare_data, run_teacher_steps, train_student, train_teacher
+from kdcore.study.work.fits import online_teacher
+from kdcore.training.losses import TeacherOutputs
 
 QUICK = {"epochs_teacher": 1, "epochs_student": 1, "finetune_epochs": 1}
 
@@ -32,7 +32,7 @@ def test_online_kd_with_augmentation_runs_the_pipeline(tmp_path, csv):
     cfg = _cfg(tmp_path, csv, augment=True, compress=False)
     assert online_teacher(cfg)
     with one_torch_thread():
-        result = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
+        result = run_teacher_steps(cfg, "resnet-18", 1, progress=False)
     assert result["student"]["training"]["epochs_run"] == 1 and "compression" not in result
 
 
@@ -60,7 +60,7 @@ def test_label_budget_trains_teacher_and_no_kd_student_on_labelled_blocks_only(t
     assert 0 < len(labelled) < 0.6 * len(data.split.train)
     assert data.labelled_ids() == set(data.table.frames["id"].iloc[labelled])
     frames = []
-    from kdcore.pipeline import fits
+    from kdcore.study.work import fits
 
     real = fits.fit
 
@@ -93,14 +93,14 @@ def test_rgb_teacher_arm_adds_a_twin_that_never_reads_ir(tmp_path, csv):
         evaluation = train_teacher(cfg, data, "resnet-18-rgb")
     outputs = TeacherOutputs.load(Layout(cfg.output).models("resnet-18-rgb", 1) / "teacher_outputs.pt")
     assert torch.isfinite(outputs.logits).all() and evaluation["metrics"]["macro_f1"] is not None
-    from kdcore.train import TrainingDiverged
+    from kdcore.training.loop import TrainingDiverged
 
     with one_torch_thread(), pytest.raises(TrainingDiverged):  # the poison bites whoever reads IR
         train_teacher(cfg, data, "resnet-18")
 
 
 def test_crossfit_folds_are_never_empty_under_a_label_budget(tmp_path, csv):
-    from kdcore.pipeline import crossfit_folds
+    from kdcore.study.work import crossfit_folds
 
     cfg = _cfg(tmp_path, csv, labelled_fraction=0.1)  # one labelled block per label combination
     data = prepare_data(cfg, 1, progress=False)

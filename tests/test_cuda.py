@@ -18,11 +18,11 @@ import yaml
 from conftest import SMOKE
 from killing import kill_tree
 
-from kdcore.config import Config
 from kdcore.data import FrameDataset
-from kdcore.distill import BCE, Distill, TeacherOutputs
 from kdcore.models import STUDY_TEACHERS, Student, create_teacher
-from kdcore.train import FitPaths, FitSettings, fit
+from kdcore.study.config import Config
+from kdcore.training.loop import FitPaths, FitSettings, fit
+from kdcore.training.losses import BCE, Distill, TeacherOutputs
 
 DEVICE = os.environ.get("KD_CUDA_TESTS_DEVICE", "cuda")
 pytestmark = [pytest.mark.cuda,
@@ -64,7 +64,7 @@ def test_full_size_teacher_trains_in_bf16_channels_last(name, tmp_path):
 
 
 def test_cached_teacher_outputs_equal_online_ones_on_the_device(tmp_path):
-    from kdcore.pipeline import predict_teacher_outputs
+    from kdcore.study.work import predict_teacher_outputs
 
     data = _frames(16, 64)
     torch.manual_seed(0)
@@ -97,8 +97,8 @@ def test_compiled_fit_matches_the_eager_one(name, tmp_path):
 
 
 def _pipeline(params, teacher: str, until=None, timeout: float = 600) -> bool:
-    """``python -m kdcore.pipeline`` as its own process; killed (SIGKILL) once ``until()`` holds."""
-    command = [sys.executable, "-m", "kdcore.pipeline", "--params", str(params), "--teacher", teacher, "--seed", "1"]
+    """``python -m kdcore.study.work`` as its own process; killed (SIGKILL) once ``until()`` holds."""
+    command = [sys.executable, "-m", "kdcore.study.work", "--params", str(params), "--teacher", teacher, "--seed", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TQDM_DISABLE": "1"})
     deadline = time.monotonic() + timeout

@@ -74,11 +74,11 @@ def test_default_split_of_published_flame2_has_every_combination_in_every_part()
     """The published label file's 53,451 frames, labelled and grouped as import_flame2 does."""
     import numpy as np
 
-    from kdcore.config import Config
     from kdcore.data import make_split
     from kdcore.data.flame2 import ImportReport, label_frames
     from kdcore.data.schema import combo_names
     from kdcore.data.splits import FRACTIONS
+    from kdcore.study.config import Config
 
     labels, _ = label_frames(parse_label_ranges(PUBLISHED), ImportReport())
     frames = sorted(labels)  # the importer's row order

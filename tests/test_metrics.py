@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kdcore.metrics import (
+from kdcore.evaluation.metrics import (
     classification_metrics,
     final_metrics,
     prevalence_baseline,
@@ -50,7 +50,7 @@ def test_prevalence_baseline_is_what_always_positive_scores():
 def test_fast_bootstrap_metrics_agree_with_scikit_learn():
     from sklearn.metrics import roc_auc_score
 
-    from kdcore.metrics import auroc, macro_f1
+    from kdcore.evaluation.metrics import auroc, macro_f1
 
     rng = np.random.default_rng(1)
     targets = (rng.random((300, 2)) < 0.4).astype(int)

@@ -4,7 +4,7 @@ import torch
 
 from kdcore.errors import KDError
 from kdcore.models import STUDY_TEACHERS, TEACHERS, Student, create_teacher, save_backbone
-from kdcore.profile import count_macs, count_params, profile
+from kdcore.models.profile import count_macs, count_params, profile
 
 
 @pytest.mark.parametrize("name", STUDY_TEACHERS)

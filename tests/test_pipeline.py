@@ -9,9 +9,9 @@ from golden import GOLDEN, key_paths
 from golden import machine as golden_machine
 from golden import record as golden_record
 
-from kdcore.config import load_config
 from kdcore.layout import Layout
-from kdcore.pipeline import prepare_data, run_teacher_pipeline, train_student, train_teacher
+from kdcore.study.config import load_config
+from kdcore.study.work import prepare_data, run_teacher_steps, train_student, train_teacher
 
 
 def _strip_timing(obj):
@@ -62,7 +62,7 @@ def test_a_second_run_trains_nothing(smoke):
     cfg, first = smoke
     models = Layout(cfg.output).models("resnet-18", 1)
     stamps = {p.name: p.stat().st_mtime_ns for p in models.iterdir()}
-    again = run_teacher_pipeline(cfg, "resnet-18", 1, progress=False)
+    again = run_teacher_steps(cfg, "resnet-18", 1, progress=False)
     assert {p.name: p.stat().st_mtime_ns for p in models.iterdir()} == stamps
     assert _strip_timing(again["student"]) == _strip_timing(first["student"])
 
@@ -116,7 +116,7 @@ def test_torchrun_runs_the_whole_pipeline_on_two_ranks(smoke, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-               "-m", "kdcore.pipeline", "--params", str(tmp_path / "p.yaml"), "--teacher", "resnet-18", "--seed", "1"]
+               "-m", "kdcore.study.work", "--params", str(tmp_path / "p.yaml"), "--teacher", "resnet-18", "--seed", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -132,9 +132,9 @@ def test_int8_student_predicts_as_the_fp32_one(smoke):
     """7-bit weights keep x86's u8 x s8 pair sums from saturating (8-bit ones shifted probabilities by 0.8)."""
     import numpy as np
 
-    from kdcore.checkpoint import load_student
-    from kdcore.compress import OnnxModel
-    from kdcore.train import predict
+    from kdcore.compression.onnx import OnnxModel
+    from kdcore.models.checkpoint import load_student
+    from kdcore.training.loop import predict
 
     cfg, _ = smoke
     models = Layout(cfg.output).models("resnet-18", 1)
@@ -150,7 +150,7 @@ def test_safetensors_student_carries_its_metadata_without_pickle(smoke):
     import torch
     from safetensors import safe_open
 
-    from kdcore.checkpoint import load_student
+    from kdcore.models.checkpoint import load_student
 
     cfg, _ = smoke
     models = Layout(cfg.output).models("resnet-18", 1)
@@ -189,7 +189,7 @@ def test_smoke_results_equal_the_golden_numbers(smoke):
 def test_a_step_refuses_to_run_before_what_it_reads(smoke, tmp_path):
     """A student notebook opened before its teacher's ran says which file is missing and which step makes it."""
     from kdcore.errors import KDError
-    from kdcore.pipeline import run_step
+    from kdcore.study.work import run_step
 
     cfg, _ = smoke
     other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv)
@@ -202,7 +202,7 @@ def test_a_step_refuses_to_run_before_what_it_reads(smoke, tmp_path):
 
 def test_a_step_that_does_not_apply_says_why(smoke, tmp_path):
     from kdcore.errors import KDError
-    from kdcore.pipeline import run_step
+    from kdcore.study.work import run_step
 
     cfg, _ = smoke
     other = load_config(SMOKE, output=str(tmp_path / "out"), csv=cfg.csv, compress=False)
@@ -213,7 +213,8 @@ def test_a_step_that_does_not_apply_says_why(smoke, tmp_path):
 def test_comparison_of_a_study_without_compression(smoke, tmp_path):
     """A KD-only study (compress: false, as the control studies run): no compressed rows, every
     table and figure still made."""
-    from kdcore import comparison, stages
+    from kdcore.reports import stages
+    from kdcore.study.work import compare
 
     cfg, _ = smoke
     shutil.copytree(cfg.output, tmp_path / "out", ignore=shutil.ignore_patterns("*.onnx", "*.safetensors"))
@@ -222,16 +223,16 @@ def test_comparison_of_a_study_without_compression(smoke, tmp_path):
     final = Layout(other.output).final_evaluation("resnet-18", 1)
     final.write_text(json.dumps({k: v for k, v in json.loads(final.read_text()).items() if k != "compression"}))
     study = stages.compare_stage(other)
-    assert study.variants.empty and comparison.compressed_table(study).empty
+    assert study.variants.empty and compare.compressed_table(study).empty
     stages.tradeoff_figures(study)  # the teacher alone: no compressed student to place
     assert Layout(other.output).figure(None, None, "tradeoff").exists()
     assert len(study.models) == 3 and {p.suffix for p in study.paper_tables} == {".csv", ".md", ".tex"}
 
 
 def test_each_step_names_the_function_that_does_its_work():
-    """A step's work is found from its declaration alone (kdcore.steps): no table elsewhere."""
-    from kdcore.comparison import compare_runs
-    from kdcore.steps import STEPS
+    """A step's work is found from its declaration alone (kdcore.study.steps): no table elsewhere."""
+    from kdcore.study.steps import STEPS
+    from kdcore.study.work.compare import compare_runs
 
     works = {s.notebook: s.function() for s in STEPS}
     assert works["01_teacher"] is train_teacher and works["02_student"] is train_student

@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import SMOKE
 from killing import KILL_POINTS
 
-from kdcore.study import Study
+from kdcore.study.scheduler import Study
 
 COMPARED = ("resnet-18/run_seed_1", "no_kd/run_seed_1")
 LOCATIONS = ("output", "csv", "cache_dir")

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from kdcore.config import Config
-from kdcore.train import FitPaths, FitSettings, fit
+from kdcore.study.config import Config
+from kdcore.training.loop import FitPaths, FitSettings, fit
 
 
 class Frames(Dataset):
@@ -77,26 +77,26 @@ def test_bce_selection_is_taken_against_the_labels_and_minimized(tmp_path):
 
 
 def test_a_flat_validation_curve_is_flagged_on_the_page(tmp_path):
-    from kdcore import report
-    from kdcore.pipeline.evaluation import selection_flags
+    from kdcore.reports import display
+    from kdcore.study.work.evaluation import selection_flags
 
     log, _ = _fit(tmp_path, PlantedScores(ranks_at=None, epochs=3), "macro_f1", epochs=3)
     assert log["selection"]["flat"]
     flags = selection_flags(log)
     assert [f["kind"] for f in flags] == ["flat_selection"]
-    page = str(report.summary(["a summary"], [f["message"] for f in flags]).data)
+    page = str(display.summary(["a summary"], [f["message"] for f in flags]).data)
     assert 'class="kd-warning"' in page and "selection had no signal" in page and "never moved over 3 epochs" in page
     moving, _ = _fit(tmp_path / "moving", PlantedScores(ranks_at=2, epochs=3), "mean_auroc", epochs=3)
     assert selection_flags(moving) == []
 
 
 def test_headline_f1_is_at_the_tuned_threshold_and_the_half_threshold_f1_stands_beside_it():
-    from kdcore.pipeline.evaluation import constant_flags
-    from kdcore.records import metric_value
+    from kdcore.evaluation.records import metric_value
+    from kdcore.study.work.evaluation import constant_flags
 
     y = np.array([[1, 1], [0, 0]] * 20)
     rank_perfectly_below_half = np.where(y == 1, 0.3, 0.1)  # perfect ranking, nothing reaches 0.5
-    from kdcore.metrics import final_metrics
+    from kdcore.evaluation.metrics import final_metrics
 
     m = final_metrics(rank_perfectly_below_half, y, rank_perfectly_below_half, y)
     assert m["ranking"]["smoke"]["auroc"] == 1.0
@@ -109,8 +109,8 @@ def test_headline_f1_is_at_the_tuned_threshold_and_the_half_threshold_f1_stands_
 
 
 def test_a_model_that_answers_one_value_on_every_test_frame_is_flagged():
-    from kdcore.metrics import final_metrics
-    from kdcore.pipeline.evaluation import constant_flags
+    from kdcore.evaluation.metrics import final_metrics
+    from kdcore.study.work.evaluation import constant_flags
 
     y = np.array([[1, 1], [0, 0]] * 20)
     val = np.where(y == 1, 0.8, 0.2)
@@ -123,8 +123,8 @@ def test_a_model_that_answers_one_value_on_every_test_frame_is_flagged():
 
 
 def test_select_on_is_validated_like_any_config_key():
-    from kdcore.config import load_config
     from kdcore.errors import KDError
+    from kdcore.study.config import load_config
 
     assert load_config(None).select_on == "mean_auroc"
     with pytest.raises(KDError, match="config key 'select_on': must be one of mean_auroc, mean_ap, bce, macro_f1"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kdcore.stats import FEW_SEEDS, block_bootstrap, holm, paired_difference, summarize
+from kdcore.evaluation.stats import FEW_SEEDS, block_bootstrap, holm, paired_difference, summarize
 
 
 def test_interval_stays_inside_the_metrics_range_and_needs_three_seeds():
@@ -59,7 +59,7 @@ def test_two_seeds_give_no_test_and_no_effect_size():
 def test_the_detectable_difference_is_what_a_paired_t_test_finds_80_percent_of_the_time():
     from scipy import stats
 
-    from kdcore.stats import detectable_difference, seeds_needed
+    from kdcore.evaluation.stats import detectable_difference, seeds_needed
 
     planted = np.array([0.03, -0.02, 0.05, 0.01, -0.04, 0.02])  # six seeds' paired differences
     d = paired_difference(0.5 + planted, np.full(6, 0.5))

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from kdcore.errors import KDError
-from kdcore.study import NOTEBOOKS, Study, stage_digest
+from kdcore.reports.index import run_and_publish
+from kdcore.study.notebooks import NOTEBOOKS
+from kdcore.study.scheduler import Study, stage_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -123,7 +125,7 @@ def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
                              "seeds": [1]})
     with pytest.raises(KDError, match=r"stage data/seed_1/00_data: notebook 00_data\.ipynb failed in cell \d+ "
                                       rf"\(KDError: unreadable or corrupt image .*{re.escape(broken.name)}"):
-        study.run(progress=lambda line: None)
+        run_and_publish(study, progress=lambda line: None)
     data = study.stages[0]
     assert not study.finished(data)
     assert (Path(study.cfg.output) / "executed" / f"{data.key}.ipynb").exists()  # kept, to read the traceback
@@ -145,8 +147,8 @@ def test_submitit_local_executor_runs_a_stage(smoke_study, tmp_path):
 
 
 def test_compare_refuses_runs_with_other_data_or_config(smoke_study, tmp_path):
-    from kdcore import stages
     from kdcore.io import read_json, write_json
+    from kdcore.reports import stages
 
     _, study, _ = smoke_study
     shutil.copytree(Path(study.cfg.output) / "metrics", tmp_path / "metrics")
@@ -180,7 +182,7 @@ def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_pa
 
 def _edited_source(tmp_path) -> Path:
     """A copy of kdcore with one source file changed, as after a code edit."""
-    from kdcore.study import SOURCE
+    from kdcore.study.scheduler import SOURCE
 
     source = tmp_path / "kdcore"
     shutil.copytree(SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
@@ -240,9 +242,9 @@ def test_a_stage_whose_input_is_not_in_the_run_is_refused_not_awaited(tmp_path):
 def test_the_plan_follows_what_each_step_reads(tmp_path):
     """Dependencies come from the steps' declarations; a study without compression ends each
     teacher's chain at 02_student, which then writes the final evaluation."""
-    from kdcore import steps
-    from kdcore.config import load_config
-    from kdcore.study import plan
+    from kdcore.study import steps
+    from kdcore.study.config import load_config
+    from kdcore.study.scheduler import plan
 
     cfg = load_config(SMOKE, seeds=[1], compress=False)
     stages = {s.key: s for s in plan(cfg)}
@@ -282,7 +284,7 @@ def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_fo
     import sys
     import time
 
-    from kdcore.sweep import Sweep
+    from kdcore.study.sweep import Sweep
 
     out = tmp_path / "out"
     settings = [f"output={out}", f"csv={smoke_study[0] / 'data' / 'frame_labels.csv'}", "seeds=[1]", "teachers=[swin-micro]",

@@ -10,10 +10,10 @@ import torch.multiprocessing as mp
 from scipy.special import expit, rel_entr
 from torch.utils.data import Dataset
 
-from kdcore.config import Config
-from kdcore.distill import BCE, Distill, TeacherOutputs, binary_kl, soft_target_loss
 from kdcore.models import Student, create_teacher
-from kdcore.train import FitPaths, FitSettings, TrainingDiverged, fit
+from kdcore.study.config import Config
+from kdcore.training.loop import FitPaths, FitSettings, TrainingDiverged, fit
+from kdcore.training.losses import BCE, Distill, TeacherOutputs, binary_kl, soft_target_loss
 
 
 class Pairs(Dataset):
@@ -171,7 +171,7 @@ def test_distillation_leaves_the_teacher_untouched(tmp_path):
 
 
 def test_cached_teacher_outputs_equal_online_ones_for_a_confident_teacher(tmp_path):
-    from kdcore.pipeline import predict_teacher_outputs
+    from kdcore.study.work import predict_teacher_outputs
 
     data = Pairs(48, 0)
     teacher = create_teacher("resnet-18", img_size=32).eval()
@@ -239,8 +239,8 @@ def test_a_training_set_one_frame_past_a_full_batch_trains(tmp_path):
 
 
 def test_a_new_kd_loss_is_one_registered_class_and_one_config_value(tmp_path):
-    from kdcore.config import load_config
-    from kdcore.distill import LOSSES, build_criterion, register
+    from kdcore.study.config import load_config
+    from kdcore.training.losses import LOSSES, build_criterion, register
 
     @register("soft_only")
     class SoftOnly(Distill):

@@ -1,7 +1,8 @@
 """The data layer: CSV schema, FLAME2 import, synthetic data, splits, cache and Dataset.
 
 Everything but the Dataset is plain numpy, pandas and PIL; the Dataset (torch) loads on first use,
-so that reading a CSV or a split needs no model library.
+so that reading a CSV or a split needs no model library. The lowest package: it may import the base
+modules (``kdcore.errors``, ``io``, ``layout``, ``progress``, ``seeds``) only.
 """
 
 from kdcore.data.cache import decoded_frames, frame_hashes, normalization_stats

@@ -1,7 +1,10 @@
-"""Teachers (dual-branch RGB+IR, four families) and the RGB-only student.
+"""Models: the teachers (dual-branch RGB+IR, four families over one mechanism), the RGB-only
+student, offline ImageNet weights, the student's file format (``checkpoint``) and the cost profile
+(params, MACs, size, latency: ``profile``).
 
 Names load their module on first use: the registry of teacher names needs no torch, the student
-no timm, and only building a teacher loads timm.
+no timm, and only building a teacher loads timm. May import ``kdcore.data`` and the base modules;
+nothing above.
 """
 
 from importlib import import_module

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from kdcore.models.profile import profile
 from kdcore.models.student import Student
 from kdcore.models.teachers import STUDY_TEACHERS, create_teacher
-from kdcore.profile import profile
 
 
 def model_table(img_size: int = 224) -> list[dict]:

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdcore.config import Config
+from kdcore.evaluation.metrics import final_metrics, visibility_breakdown
+from kdcore.evaluation.records import latency_key
 from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import NO_KD, Layout
-from kdcore.metrics import final_metrics, visibility_breakdown
-from kdcore.pipeline.seed_data import SeedData
-from kdcore.profile import example_inputs, latency_ms
-from kdcore.profile import profile as profile_model
+from kdcore.models.profile import example_inputs, latency_ms
+from kdcore.models.profile import profile as profile_model
 from kdcore.provenance import provenance as record_provenance
-from kdcore.records import latency_key
-from kdcore.train import is_main_process, predict, resolve_device
+from kdcore.study.config import Config
+from kdcore.study.work.seed_data import SeedData
+from kdcore.training.loop import is_main_process, predict, resolve_device
 
 DEPLOYMENT_SIZE = 224  # a deployable student is also timed at the frame size of a drone's camera feed
 

@@ -20,8 +20,8 @@ import yaml
 from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
 from kdcore.layout import synth_csv
-from kdcore.selection import CRITERIA
-from kdcore.selection import DEFAULT as SELECT_ON
+from kdcore.training.selection import CRITERIA
+from kdcore.training.selection import DEFAULT as SELECT_ON
 
 
 @dataclass
@@ -115,7 +115,7 @@ class Config:
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7
     kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
-    kd_loss: str = "kd"  # the student's objective: a name registered in kdcore.distill.LOSSES
+    kd_loss: str = "kd"  # the student's objective: a name registered in kdcore.training.losses.LOSSES
     teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
     crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
@@ -134,7 +134,7 @@ class Config:
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
     # reports
     embeddings: list[str] = field(default_factory=lambda: ["tsne", "umap"])  # feature maps drawn
-    # a sweep: config key -> values; one sub-study per combination of values (kdcore.sweep)
+    # a sweep: config key -> values; one sub-study per combination of values (kdcore.study.sweep)
     sweep: dict = field(default_factory=dict)
 
     def validate(self) -> Config:
@@ -247,7 +247,7 @@ def _kd_losses(name: str) -> tuple[str, ...]:
     """The registered KD losses; the default needs no look-up (the registry lives with torch)."""
     if name == Config.kd_loss:
         return (name,)
-    from kdcore.distill import LOSSES
+    from kdcore.training.losses import LOSSES
 
     return tuple(LOSSES)
 

@@ -1,8 +1,8 @@
-"""What a reader sees: summary sentences, tables for people, figures, provenance, paper tables.
+"""What a reader sees on a page: summary sentences, tables for people, figures, provenance.
 
 The notebooks call these to display what a stage returned; outside a notebook they print. Tables
-for people have no index column, readable headers with units, three decimals and "mean [CI]"
-cells; the paper tables go to disk as CSV (numbers), Markdown and LaTeX (as shown).
+for people have no index column, readable headers with units and three decimals (the cells'
+formats are ``kdcore.evaluation.tables``').
 """
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ from __future__ import annotations
 import html
 import io
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
-
-from kdcore.io import write_text
-from kdcore.layout import PAPER_TABLE_FORMATS, Layout
 
 
 def _display(obj) -> None:
@@ -44,27 +40,12 @@ def summary(lines: list[str], warnings: list[str] = ()):
     return _html(markup, "\n".join([*lines, *(f"warning: {w}" for w in warnings)]))
 
 
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def number(value, digits: int = 3) -> str:
-    return "n/a" if _missing(value) else f"{value:.{digits}f}"
 
 
-def pvalue(p) -> str:
-    return "n/a" if _missing(p) else f"{p:.3g}"
 
 
-def mean_ci(mean, low, high, signed: bool = False) -> str:
-    """'0.943 [0.912, 0.971]'; the mean alone where there is no interval (fewer than 3 seeds)."""
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-    if _missing(mean):
-        return "n/a"
-    text = fmt.format(mean)
-    if _missing(low) or _missing(high):
-        return text
-    return f"{text} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
 def table(frame: pd.DataFrame):
@@ -113,27 +94,6 @@ def files(paths: list[Path], root: Path | None = None):
     return _html(markup, "\n".join(names))
 
 
-def grouped(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The group's name on its first row only, as a paper table shows it."""
-    out = frame.copy()
-    out[column] = out[column].where(out[column].ne(out[column].shift()), "")
-    return out
 
 
-def _cell(value) -> str:
-    """As a table for people shows it: three decimals, 'n/a' for a missing number."""
-    if isinstance(value, float):
-        return number(value)
-    return "" if value is None else str(value)
 
-
-def write_paper_tables(layout: Layout, numbers: dict[str, pd.DataFrame], shown: dict[str, pd.DataFrame]) -> list[Path]:
-    """Each table as CSV (the numbers, for a spreadsheet) and as Markdown and LaTeX (as shown)."""
-    written = []
-    for name in shown:
-        text = shown[name].astype(object).map(_cell)
-        contents = {".csv": numbers[name].to_csv(index=False, float_format="%.4g"),
-                    ".md": text.to_markdown(index=False, disable_numparse=True) + "\n",
-                    ".tex": text.to_latex(index=False, escape=True)}
-        written += [write_text(layout.paper_table(name, suffix), contents[suffix]) for suffix in PAPER_TABLE_FORMATS]
-    return written

@@ -11,6 +11,8 @@ from pathlib import Path
 from kdcore.errors import KDError
 from kdcore.io import write_text
 
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # the stage notebooks, one per step
+
 
 @contextmanager
 def threads_per_kernel(threads: int):

@@ -16,13 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kdcore.config import Config, result_settings
 from kdcore.data.schema import LABELS
 from kdcore.errors import KDError
-from kdcore.io import read_json
-from kdcore.layout import NO_KD, Layout
-from kdcore.metrics import auroc, macro_f1
-from kdcore.records import (
+from kdcore.evaluation.metrics import auroc, macro_f1
+from kdcore.evaluation.records import (
     BASELINE,
     METRICS,
     ROLES,
@@ -32,7 +29,16 @@ from kdcore.records import (
     metric_value,
     with_aliases,
 )
-from kdcore.stats import block_bootstrap, holm, paired_difference, seeds_needed, summarize
+from kdcore.evaluation.stats import (
+    block_bootstrap,
+    holm,
+    paired_difference,
+    seeds_needed,
+    summarize,
+)
+from kdcore.io import read_json
+from kdcore.layout import NO_KD, Layout
+from kdcore.study.config import Config, result_settings
 
 PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
 # metric key -> (whether it reads decisions at the model's tuned thresholds rather than scores, metric)
@@ -57,6 +63,7 @@ class Arm:
 
 KD_GAIN, LEAD = "distilled - no-KD", "teacher - no-KD"  # the two comparisons every teacher has
 IR_GAIN, IR_LEAD = "IR-distilled - RGB-distilled", "IR teacher - RGB teacher"  # where it has an RGB twin
+LEAD, GAIN = "lead", "gain"  # the answer table's two parts: its columns are "<part> mean difference", ...
 
 
 def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
@@ -264,8 +271,8 @@ def _answer(name: str, lead, gain, noun: str = "gain") -> dict:
 
     sd = None if gain is None else gain["SD of differences"]
     needed = seeds_needed(gain["mean difference"], sd) if gain is not None and _present(sd) else None
-    return {"teacher": name, "seeds": None if gain is None else gain["n seeds"], **part(lead, "lead"),
-            **part(gain, "gain"), "detectable at 80% power": None if gain is None else gain["detectable at 80% power"],
+    return {"teacher": name, "seeds": None if gain is None else gain["n seeds"], **part(lead, LEAD),
+            **part(gain, GAIN), "detectable at 80% power": None if gain is None else gain["detectable at 80% power"],
             "seeds to detect the observed gain": needed, "verdict": verdict(gain, lead, noun)}
 
 

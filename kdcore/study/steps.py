@@ -2,7 +2,7 @@
 work, and which settings cannot change what it makes.
 
 A step runs as one stage notebook per seed (``seed`` scope), per teacher and seed (``teacher``), or
-once (``study``). ``study.plan`` orders the stages from these declarations alone; ``kdcore.pipeline``
+once (``study``). ``study.plan`` orders the stages from these declarations alone; ``kdcore.study.work``
 runs one step after checking that what it reads is there; ``Layout.product_files`` says which files
 a product is. A stage's digest leaves out the settings its step ``ignores``, so that the sub-studies
 of a sweep share the stages a swept setting cannot reach (a temperature sweep trains each teacher
@@ -15,7 +15,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kdcore.config import Config
+from kdcore.study.config import Config
 
 
 def _always(cfg: Config, teacher: str | None) -> bool:
@@ -60,19 +60,19 @@ DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
 
 STEPS = (
     Step(DATA_STEP, "data", "seed", reads=(), makes=("split", "no_kd_student"),
-         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.pipeline:data_step"),
+         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.study.work:data_step"),
     Step(TEACHER_STEP, "teacher", "teacher", reads=("split",), makes=("teacher",),
-         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.pipeline.fits:train_teacher"),
+         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.study.work.fits:train_teacher"),
     # whether it is the last, and so writes the final evaluation, depends on `compress`: not ignored
     Step(STUDENT_STEP, "student", "teacher", reads=("split", "teacher", "no_kd_student"),
          makes=("student",), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
-         work="kdcore.pipeline.fits:train_student"),
+         work="kdcore.study.work.fits:train_student"),
     Step(COMPRESS_STEP, "compression", "teacher", reads=("split", "student"),
          makes=("compressed_students",), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
-         ignores=ARMS, work="kdcore.pipeline.compression:compress_student"),
+         ignores=ARMS, work="kdcore.study.work.compression:compress_student"),
     Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",),
-         work="kdcore.comparison:compare_runs"),
+         work="kdcore.study.work.compare:compare_runs"),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
 

@@ -1,7 +1,7 @@
-"""One teacher's pipeline for one seed, step by step, as the notebooks (and ``kd run``) call it.
+"""The steps' work for one seed (and teacher), step by step, as the stage notebooks call it.
 
 The steps, what each reads and makes, and the function that does its work are declared in
-``kdcore.steps``. ``run_step`` checks that what a step reads is there, runs it, and, where it
+``kdcore.study.steps``. ``run_step`` checks that what a step reads is there, runs it, and, where it
 is the last of the teacher's steps, writes the seed's final evaluation. Every fit resumes and
 every file is written atomically; a step whose outputs exist does nothing again.
 
@@ -11,12 +11,12 @@ barrier so that every rank sees what rank 0 wrote in the step before.
 
 from __future__ import annotations
 
-from kdcore import steps
-from kdcore.config import Config
 from kdcore.errors import KDError
 from kdcore.layout import Layout
-from kdcore.pipeline.evaluation import final_evaluation, provenance
-from kdcore.pipeline.fits import (
+from kdcore.study import steps
+from kdcore.study.config import Config
+from kdcore.study.work.evaluation import final_evaluation, provenance
+from kdcore.study.work.fits import (
     build_student,
     build_teacher,
     crossfit_folds,
@@ -25,12 +25,12 @@ from kdcore.pipeline.fits import (
     train_student,
     train_teacher,
 )
-from kdcore.pipeline.seed_data import SeedData, audit, ensure_data, prepare_data
-from kdcore.train import synchronize
+from kdcore.study.work.seed_data import SeedData, audit, ensure_data, prepare_data
+from kdcore.training.loop import synchronize
 
 __all__ = [  # what the notebooks, the CLI and the tests import from here
     "SeedData", "build_student", "build_teacher", "crossfit_folds", "ensure_data", "fit_settings",
-    "predict_teacher_outputs", "prepare_data", "provenance", "run_step", "run_teacher_pipeline", "train_student",
+    "predict_teacher_outputs", "prepare_data", "provenance", "run_step", "run_teacher_steps", "train_student",
     "train_teacher",
 ]
 
@@ -58,7 +58,7 @@ def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = N
     return record
 
 
-def run_teacher_pipeline(cfg: Config, name: str, seed: int, progress: bool = True) -> dict:
+def run_teacher_steps(cfg: Config, name: str, seed: int, progress: bool = True) -> dict:
     """Every step of one teacher and seed, reusing whatever already finished; the final evaluation."""
     data = prepare_data(cfg, seed, progress)
     for step in steps.chain(cfg, name):

@@ -1,14 +1,10 @@
-"""Compression that really compresses: physical channel pruning, static int8, ONNX.
+"""The student as an ONNX file (fp32), its static int8 version, and either run as a torch module.
 
 int8 goes through ONNX Runtime's static QDQ quantization rather than torch.ao's FX flow: FX
 quantization is deprecated in favour of PT2E, whose x86 path lives in a separate package (torchao)
 that changes quickly, while an ONNX QDQ model is a file format that ONNX Runtime, TensorRT and
 OpenVINO all run, on the drone's CPU among others. Weights are quantized per output channel,
 activations calibrated on training frames.
-
-Pruning removes whole channels (torch-pruning, L1 magnitude): a pruned student is again a
-``Student``, only narrower, so its checkpoint records the widths and reloads without the
-unpruned architecture.
 """
 
 from __future__ import annotations
@@ -21,27 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdcore.checkpoint import student_arch
 from kdcore.io import atomic_path
-from kdcore.models import Student
-
-
-def prune_student(student: Student, sparsity: float, img_size: int) -> Student:
-    """Remove ``sparsity`` of the channels of every conv and hidden layer, by L1 norm (rounded so
-    that each layer keeps a multiple of 8 channels)."""
-    import torch_pruning as tp
-
-    model = Student(**student_arch(student))
-    model.load_state_dict(student.state_dict())
-    model.eval()
-    example = torch.randn(1, 3, img_size, img_size)
-    # round_to=8: channel counts that fill the CPU's SIMD lanes; 38 channels ran slower than 32
-    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=sparsity, ignored_layers=[model.head], round_to=8)
-    pruner.step()
-    pruned = Student(**student_arch(model))  # the same network, built narrow from the start
-    pruned.load_state_dict(model.state_dict())
-    return pruned
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, img_size: int) -> Path:

@@ -160,7 +160,7 @@ def constant_predictions(probs: np.ndarray, thresholds) -> dict:
 
 
 def selection_metrics(logits: np.ndarray, targets: np.ndarray) -> dict:
-    """The threshold-free validation criteria a fit may select on (``kdcore.selection``): the mean
+    """The threshold-free validation criteria a fit may select on (``kdcore.training.selection``): the mean
     binary cross-entropy against the labels, and AUROC and AP averaged over the classes where
     they are defined (None where no class has both values)."""
     z, y = np.asarray(logits, dtype=np.float64), np.asarray(targets, dtype=np.float64)

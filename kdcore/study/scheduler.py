@@ -7,7 +7,7 @@ last, after the executed notebook and its HTML report. A stage whose config chan
 stage with ``force``, starts over from clean outputs; an interrupted one resumes its training.
 
 Here: the plan, the records and the scheduling of stages; running one stage is
-``kdcore.execution``'s, the index page ``kdcore.index_page``'s.
+``kdcore.study.notebooks``'s, the index page ``kdcore.reports.index``'s.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdcore import steps
-from kdcore.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.errors import KDError
-from kdcore.execution import run_stage, submit, threads_per_kernel
 from kdcore.io import (
     link_tree,
     read_json,
@@ -33,9 +30,11 @@ from kdcore.io import (
     writer_lock,
 )
 from kdcore.layout import COMPARE, DATA, Layout, Reports
+from kdcore.study import steps
+from kdcore.study.config import DATA_KEYS, Config, digest, load_config, result_settings
+from kdcore.study.notebooks import NOTEBOOKS, run_stage, submit, threads_per_kernel
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-SOURCE = Path(__file__).resolve().parent  # the kdcore package: its code is part of every result
+SOURCE = Path(__file__).resolve().parents[1]  # the kdcore package: its code is part of every result
 
 
 @dataclass
@@ -275,42 +274,43 @@ class Study:
         if outside:  # it would wait forever: say so instead
             raise KDError(f"stage {outside[0][0]} reads what stage {outside[0][1]} makes, which is not part of this run")
         if todo:
-            from kdcore.pipeline import ensure_data
+            from kdcore.study.work import ensure_data
 
             ensure_data(self.cfg)  # generated once here, not raced by concurrent stages
         progress(f"{len(self.stages)} stages: {len(done)} finished, {len(todo)} to run")
         for row in self.plan_table():
             if row["status"] != "finished":
                 progress(f"  {row['status']:<16} {row['stage']:<40} {row['reason']}")
+        return self._schedule(todo, done, progress)
+
+    def _schedule(self, todo: list[Stage], done: set[str], progress) -> list[dict]:
+        """Start every stage whose dependencies are done, ``jobs`` at a time (or share it from a donor)."""
         ran = []
-        try:
-            with threads_per_kernel(self.threads if self.executor == "inline" else 0), \
-                    ThreadPoolExecutor(self.jobs) as pool:
-                running = {}
-                while todo or running:
-                    ready = sorted((s for s in todo if all(d in done for d in s.deps)), key=_priority)
-                    for stage in [s for s in ready if not self.force and self.donor(s)]:
-                        donor = self.donor(stage)
-                        self._share(stage, donor)
-                        todo.remove(stage)
-                        done.add(stage.key)
-                        progress(f"shared {stage.key} from {donor.name}")
-                    ready = [s for s in ready if s.key not in done][: self.jobs - len(running)]
-                    for stage in ready:
-                        todo.remove(stage)
-                        self._start(stage)
-                        running[pool.submit(self._execute, stage)] = stage
-                    if not running:
-                        continue
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        stage = running.pop(future)
-                        seconds = future.result()
-                        done.add(stage.key)
-                        ran.append({"stage": stage.key, "seconds": seconds})
-                        progress(f"finished {stage.key} in {seconds:.0f} s")
-        finally:
-            self.write_index()
+        with threads_per_kernel(self.threads if self.executor == "inline" else 0), \
+                ThreadPoolExecutor(self.jobs) as pool:
+            running = {}
+            while todo or running:
+                ready = sorted((s for s in todo if all(d in done for d in s.deps)), key=_priority)
+                for stage in [s for s in ready if not self.force and self.donor(s)]:
+                    donor = self.donor(stage)
+                    self._share(stage, donor)
+                    todo.remove(stage)
+                    done.add(stage.key)
+                    progress(f"shared {stage.key} from {donor.name}")
+                ready = [s for s in ready if s.key not in done][: self.jobs - len(running)]
+                for stage in ready:
+                    todo.remove(stage)
+                    self._start(stage)
+                    running[pool.submit(self._execute, stage)] = stage
+                if not running:
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    stage = running.pop(future)
+                    seconds = future.result()
+                    done.add(stage.key)
+                    ran.append({"stage": stage.key, "seconds": seconds})
+                    progress(f"finished {stage.key} in {seconds:.0f} s")
         return ran
 
     def preflight(self, todo: list[Stage]) -> None:
@@ -326,7 +326,7 @@ class Study:
         import torch
 
         from kdcore.models.weights import pretrained_kind
-        from kdcore.pipeline import build_teacher
+        from kdcore.study.work import build_teacher
 
         for name in sorted({s.teacher for s in todo if s.notebook == steps.TEACHER_STEP and not self.cfg.is_oracle(s.teacher)}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
@@ -354,11 +354,3 @@ class Study:
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
                                "overrides": self.overrides, "threads": self.threads}}
-
-    # --- reports ---
-
-    def write_index(self) -> Path:
-        """This study's index, then the index of every study under the reports folder."""
-        from kdcore import index_page
-
-        return index_page.write(self)

@@ -1,18 +1,38 @@
-"""A study's index page (a row per teacher, a column per seed, each cell its stages' pages and
-status, then the tables for a paper) and the page listing every study under the reports folder."""
+"""The index pages: a study's (a row per teacher, a column per seed, each cell its stages' pages and
+status, then the tables for a paper), a sweep's (its page and its sub-studies), and the page listing
+every study under the reports folder. ``publish`` writes them after a run, whatever its outcome."""
 
 from __future__ import annotations
 
 import html
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kdcore.io import write_text
 from kdcore.layout import PAPER_TABLE_FORMATS, PAPER_TABLES, Reports
+from kdcore.study.scheduler import Study
+from kdcore.study.sweep import Sweep, point_label
 
-if TYPE_CHECKING:
-    from kdcore.study import Study
+
+def run_and_publish(runner: Study | Sweep, progress=print) -> list[dict]:
+    """Run a study or a sweep, then write its index pages, also when a stage failed (the index
+    says how far each stage got)."""
+    try:
+        return runner.run(progress)
+    finally:
+        publish(runner)
+
+
+def publish(runner: Study | Sweep) -> Path:
+    """The index of a study, or of a sweep and each of its sub-studies; then the list of all studies."""
+    if isinstance(runner, Sweep):
+        for study in runner.studies:
+            write(study)
+        index = write_sweep(runner)
+    else:
+        index = write(runner)
+    write_studies(runner.pages)
+    return index
 
 
 def write(study: Study) -> Path:
@@ -24,14 +44,17 @@ def write(study: Study) -> Path:
                         overrides=_overrides_line(study), output=html.escape(str(study.cfg.output)),
                         grid=_grid(study), compare=start,
                         studies=link(pages.studies(), pages.folder, "all studies"), tables=_paper_tables(study))
-    write_text(pages.index(), page)
+    return write_text(pages.index(), page)
+
+
+def write_studies(pages: Reports) -> Path:
+    """The list of every study (and sweep) under the reports root."""
     studies = [Reports(pages.root, p.parent.relative_to(pages.root).as_posix())
                for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
     links = "\n".join(f"<li>{link(s.index(), pages.root, s.folder.name)}"
                       + (f" ({link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
                       + "</li>" for s in studies)
-    write_text(pages.studies(), STUDIES.format(links=links))
-    return pages.index()
+    return write_text(pages.studies(), STUDIES.format(links=links))
 
 
 def _grid(study: Study) -> str:
@@ -48,6 +71,19 @@ def _grid(study: Study) -> str:
         f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in study.cfg.seeds) + "</tr>"
         for run, by_seed in cells.items())
     return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
+
+
+def write_sweep(sweep: Sweep) -> Path:
+    """The sweep's index: its page, and each sub-study's index and comparison."""
+    items = "".join(
+        f"<li>{link(s.pages.index(), sweep.pages.folder, point_label(p))}"
+        + (f" ({link(s.pages.page(None), sweep.pages.folder, 'comparison')})" if s.pages.page(None).exists() else "")
+        + "</li>" for p, s in zip(sweep.points, sweep.studies, strict=True))
+    start = f"<p>Start with the {link(sweep.page(), sweep.pages.folder, 'sweep page')}.</p>" if sweep.page().exists() else ""
+    page = SWEEP.format(name=html.escape(sweep.name), params=html.escape(str(sweep.params)),
+                        output=html.escape(str(sweep.cfg.output)), start=start, items=items,
+                        studies=link(sweep.pages.studies(), sweep.pages.folder, "all studies"))
+    return write_text(sweep.index(), page)
 
 
 def _overrides_line(study: Study) -> str:
@@ -96,4 +132,13 @@ STUDIES = """<!DOCTYPE html>
 <ul>
 {links}
 </ul></body></html>
+"""
+
+SWEEP = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>kdcore sweep {name}</title>
+<style>body{{font-family:sans-serif;margin:2em}}</style></head>
+<body><h1>kdcore sweep: {name}</h1>
+<p>params: <code>{params}</code>; outputs: <code>{output}</code>.</p>
+{start}
+<h2>Sub-studies</h2><ul>{items}</ul><p>{studies}</p></body></html>
 """

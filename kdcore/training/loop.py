@@ -2,7 +2,7 @@
 
 A role is only a model and a criterion ``(model, batch) -> (loss, logits)``. The loop: AdamW,
 cosine learning rate over the epoch budget (stepped per epoch), early stopping and the best
-weights on the validation criterion ``select_on`` (``kdcore.selection``), and a resumable
+weights on the validation criterion ``select_on`` (``kdcore.training.selection``), and a resumable
 checkpoint written atomically after every epoch.
 Each epoch's shuffle comes from a generator seeded by (seed, epoch), and the global RNG states
 travel in the checkpoint, so a run resumed after a crash ends exactly as an uninterrupted one.
@@ -25,15 +25,15 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from kdcore.distill import model_inputs
 from kdcore.errors import KDError
+from kdcore.evaluation.metrics import classification_metrics, selection_metrics
 from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import FitPaths
-from kdcore.metrics import classification_metrics, selection_metrics
 from kdcore.progress import progress
 from kdcore.seeds import torch_seed
-from kdcore.selection import DEFAULT as DEFAULT_SELECTION
-from kdcore.selection import criterion as selection_criterion
+from kdcore.training.losses import model_inputs
+from kdcore.training.selection import DEFAULT as DEFAULT_SELECTION
+from kdcore.training.selection import criterion as selection_criterion
 
 
 class TrainingDiverged(KDError):
@@ -261,6 +261,28 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
+def _place(model: nn.Module, criterion: nn.Module, settings: FitSettings) -> torch.device:
+    """Model and criterion on the fit's device (channels_last and deterministic kernels on CUDA)."""
+    device = resolve_device(settings.device)
+    if device.type == "cuda":
+        set_deterministic(settings.deterministic)
+    model.to(device)
+    criterion.to(device)
+    if settings.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    return device
+
+
+def _runner(model: nn.Module, settings: FitSettings, device: torch.device) -> nn.Module:
+    """What the training steps call: the model, data-parallel under torchrun, compiled if asked."""
+    runner = model
+    if dist.is_initialized():
+        runner = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if settings.compile:
+        runner = torch.compile(runner)
+    return runner
+
+
 def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dataset,
         settings: FitSettings, paths: FitPaths, desc: str = "train", best_meta: dict | None = None) -> dict:
     """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``,
@@ -270,25 +292,14 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     """
     if finished(paths):
         return read_json(paths.log)
-    device = resolve_device(settings.device)
-    if device.type == "cuda":
-        set_deterministic(settings.deterministic)
-    model.to(device)
-    criterion.to(device)
-    if settings.channels_last and device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    device = _place(model, criterion, settings)
     params = [p for p in chain(model.parameters(), criterion.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     parts = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler}
     state = _resume(parts, paths.last, settings.seed, device)
     select = selection_criterion(settings.select_on)
-    runner = model
-    if dist.is_initialized():
-        runner = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if settings.compile:
-        runner = torch.compile(runner)
-
+    runner = _runner(model, settings, device)
     while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
         epoch, start = state["epoch"], time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]

@@ -7,16 +7,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kdcore.config import Config
-from kdcore.distill import BCE, TeacherOutputs, build_criterion
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.models.student import Student
-from kdcore.pipeline.evaluation import evaluate, oracle_evaluation, teacher_lead
-from kdcore.pipeline.seed_data import SeedData
 from kdcore.seeds import numpy_rng, torch_seed
-from kdcore.train import FitSettings, finished, fit, is_main_process, load_best, predict
+from kdcore.study.config import Config
+from kdcore.study.work.evaluation import evaluate, oracle_evaluation, teacher_lead
+from kdcore.study.work.seed_data import SeedData
+from kdcore.training.loop import FitSettings, finished, fit, is_main_process, load_best, predict
+from kdcore.training.losses import BCE, TeacherOutputs, build_criterion
 
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
@@ -167,7 +167,7 @@ def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: Stude
                 meta: dict) -> dict:
     """Train ``student`` with the student objective of ``teacher`` (KD on every training frame, its
     hard term where labelled; BCE on the labelled frames without a teacher)."""
-    from kdcore.checkpoint import student_meta
+    from kdcore.models.checkpoint import student_meta
 
     criterion = student_criterion(cfg, data, teacher, student)
     with_ir = teacher is not None and online_teacher(cfg)  # the online teacher reads the pair

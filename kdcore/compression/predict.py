@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdcore.checkpoint import ONNX_META_KEY, load_student
-from kdcore.compress import OnnxModel
+from kdcore.compression.onnx import OnnxModel
 from kdcore.data.dataset import normalize
 from kdcore.data.schema import LABELS, load_rgb
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, ensure_folder
 from kdcore.layout import deployable_names
+from kdcore.models.checkpoint import ONNX_META_KEY, load_student
 from kdcore.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")

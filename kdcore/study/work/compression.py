@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdcore.config import Config
 from kdcore.io import read_json, write_json
 from kdcore.layout import Layout
-from kdcore.pipeline.evaluation import measure
-from kdcore.pipeline.fits import fit_student
-from kdcore.pipeline.seed_data import SeedData
-from kdcore.train import is_main_process, load_best
+from kdcore.study.config import Config
+from kdcore.study.work.evaluation import measure
+from kdcore.study.work.fits import fit_student
+from kdcore.study.work.seed_data import SeedData
+from kdcore.training.loop import is_main_process, load_best
 
 
 @dataclass
@@ -53,14 +53,14 @@ class CompressionRun:
         return self.layout.variant_file(self.teacher, self.data.seed, variant, suffix)
 
     def torch_variant(self, variant: str, model: torch.nn.Module, file: Path) -> CompressedModel:
-        from kdcore.compress import export_onnx
+        from kdcore.compression.onnx import export_onnx
 
         onnx = export_onnx(model, self.file(variant, ".onnx"), self.cfg.image_size)
         return CompressedModel(model, model, file, onnx, self.file(variant, ".safetensors"))
 
     def quantized(self, variant: str, source: str) -> CompressedModel:
         """Static int8 (ONNX Runtime QDQ) of an earlier variant's ONNX export."""
-        from kdcore.compress import OnnxModel, quantize_onnx
+        from kdcore.compression.onnx import OnnxModel, quantize_onnx
 
         base = self.built[source]
         file = quantize_onnx(base.onnx, self.file(variant, ".onnx"), self.calibration)
@@ -68,7 +68,7 @@ class CompressionRun:
 
     def student(self) -> torch.nn.Module:
         """The distilled student as trained."""
-        from kdcore.checkpoint import load_student
+        from kdcore.models.checkpoint import load_student
 
         return load_student(self.student_file())[0]
 
@@ -115,8 +115,8 @@ def _int8(run: CompressionRun) -> CompressedModel:
 def _pruned(run: CompressionRun) -> CompressedModel:
     """``prune_sparsity`` of the channels removed by L1 norm, then fine-tuned with the student's own
     objective (KD on every frame, BCE where labelled)."""
-    from kdcore.checkpoint import save_student
-    from kdcore.compress import prune_student
+    from kdcore.compression.pruning import prune_student
+    from kdcore.models.checkpoint import save_student
 
     cfg, data = run.cfg, run.data
     best = run.layout.fit_paths(run.teacher, data.seed, "student_pruned").best
@@ -163,7 +163,7 @@ def compress_student(cfg: Config, data: SeedData, teacher: str) -> dict:
 def stamp(built: CompressedModel, variant: str, meta: dict) -> None:
     """What ``kd predict`` needs, inside each file of a variant: normalization, image size, tuned
     thresholds, and which variant it is."""
-    from kdcore.checkpoint import load_student, save_student_safetensors, stamp
+    from kdcore.models.checkpoint import load_student, save_student_safetensors, stamp
 
     stamp(built.file, {**meta, "variant": variant})
     if built.onnx:
@@ -182,7 +182,7 @@ def calibration_frames(data: SeedData, count: int = 128) -> np.ndarray:
 
 def onnx_parity(model: torch.nn.Module, onnx_file: Path, data: SeedData) -> dict:
     """The largest logit gap between the student and its ONNX export, on test frames."""
-    from kdcore.compress import OnnxModel
+    from kdcore.compression.onnx import OnnxModel
 
     test = data.dataset("test", with_ir=False)
     batch = test.normalized(range(min(32, len(test))))

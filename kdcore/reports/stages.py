@@ -1,9 +1,9 @@
 """What each stage notebook shows, section by section.
 
-A stage function runs its step (``kdcore.pipeline.run_step``: nothing that already finished runs
+A stage function runs its step (``kdcore.study.work.run_step``: nothing that already finished runs
 again) and returns a ``Run`` (or, for the comparison, a ``Comparison``); the section functions turn it into named objects a reader can
 inspect or re-plot: DataFrames with readable headers and figures (also saved as PNG under
-``<output>/graphs/``). ``kdcore.report`` displays them.
+``<output>/graphs/``). ``kdcore.reports.display`` displays them.
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kdcore import compare, plots, records, steps
-from kdcore.config import Config, TeacherConfig, load_config
 from kdcore.data.schema import COMBOS, LABELS, combo_names
+from kdcore.evaluation import records
+from kdcore.evaluation.tables import number
 from kdcore.io import read_json
 from kdcore.layout import DATA, NO_KD, Layout
-from kdcore.report import number
+from kdcore.reports import plots
+from kdcore.study import analysis, steps
+from kdcore.study.config import Config, TeacherConfig, load_config
 
 if TYPE_CHECKING:
-    from kdcore.comparison import Comparison
-    from kdcore.pipeline import SeedData
+    from kdcore.study.work import SeedData
+    from kdcore.study.work.compare import Comparison
 
 
 def configure(params: str, output: str | None = None, teacher: str | None = None,
@@ -183,18 +185,18 @@ def embeddings(run: Run, who: str) -> dict:
     """t-SNE / UMAP (as the config asks) of the model's pooled features on the test frames."""
     if run.oracle(who):
         return {}
-    from kdcore.embed import tsne, umap
-    from kdcore.train import predict
+    from kdcore.evaluation.embed import tsne, umap
+    from kdcore.training.loop import predict
 
     test = run.data.split.test
     if who == "teacher":
-        from kdcore.distill import TeacherOutputs
+        from kdcore.training.losses import TeacherOutputs
 
         outputs = TeacherOutputs.load(run.layout.teacher_outputs_file(run.teacher, run.seed))
         row_of = {frame_id: i for i, frame_id in enumerate(outputs.ids)}
         features = outputs.features[[row_of[i] for i in run.data.table.frames["id"].iloc[test]]].numpy()
     else:
-        from kdcore.checkpoint import load_student
+        from kdcore.models.checkpoint import load_student
 
         folder, role = run._where(who)
         student, _ = load_student(run.layout.fit_paths(folder, run.seed, role).best)
@@ -212,10 +214,10 @@ def embeddings(run: Run, who: str) -> dict:
 
 def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, progress: bool = False):
     """Run one step for one seed (and teacher): its data, its record and the run's provenance.
-    The pipeline (torch, and timm where a teacher is built) loads here, not when the page opens."""
+    The steps' work (torch, and timm where a teacher is built) loads here, not when the page opens."""
     from kdcore.io import writer_lock
-    from kdcore.pipeline import prepare_data, run_step
-    from kdcore.pipeline import provenance as run_provenance
+    from kdcore.study.work import prepare_data, run_step
+    from kdcore.study.work import provenance as run_provenance
 
     with writer_lock(cfg.output, f"the {notebook} notebook"):  # run by kd study: its lock, inherited
         data = prepare_data(cfg, seed, progress=progress)
@@ -365,8 +367,8 @@ def compress_summary(run: Run) -> list[str]:
     f1 = {variant: records.metric_value(r, "macro_f1") for variant, r in v.items()}
     return [f"{variant}: macro-F1 {number(f1[variant])} (fp32 {number(f1['fp32'])}), "
             f"{r['cost']['size_mb']:.2f} MB (fp32 {fp32['cost']['size_mb']:.2f}), "
-            f"{compare.batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
-            f"(fp32 {compare.batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
+            f"{analysis.batch1_ms(r, run.cfg):.2f} ms at {run.cfg.image_size} px, batch 1 "
+            f"(fp32 {analysis.batch1_ms(fp32, run.cfg):.2f})." for variant, r in v.items() if variant != "fp32"]
 
 
 def tradeoff(run: Run) -> dict:
@@ -385,7 +387,7 @@ def parity_table(run: Run) -> pd.DataFrame:
 # --- 04_compare -------------------------------------------------------------------------------
 
 def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
-    """The compare step (``kdcore.comparison.compare_runs``), under the output's writer lock."""
+    """The compare step (``kdcore.study.work.compare.compare_runs``), under the output's writer lock."""
     from kdcore.io import writer_lock
 
     with writer_lock(cfg.output, "the 04_compare notebook"):  # run by kd study: its lock, inherited
@@ -393,16 +395,16 @@ def compare_stage(cfg: Config, allow_mixed: bool = False) -> Comparison:
 
 
 def compare_summary(study: Comparison) -> list[str]:
-    return [compare.study_sentence(study.cfg, study.differences)]
+    return [analysis.study_sentence(study.cfg, study.differences)]
 
 
 def seed_figures(study: Comparison) -> dict:
     """Every model's test metric: each seed a dot, the mean and the 95% interval over seeds."""
     figures = {}
-    for key in compare.PRIMARY:
+    for key in analysis.PRIMARY:
         label = records.METRICS[key][0]
         summary = study.models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
-        figures[f"{key}_by_seed"] = plots.seed_points(compare.per_seed_points(study.cfg, study.evaluations, key),
+        figures[f"{key}_by_seed"] = plots.seed_points(analysis.per_seed_points(study.cfg, study.evaluations, key),
                                                       summary[["teacher", "model", "mean", "low", "high"]],
                                                       label, f"test {label} per seed, every model")
     return _save_compare(study, figures)
@@ -410,7 +412,7 @@ def seed_figures(study: Comparison) -> dict:
 
 def difference_figures(study: Comparison) -> dict:
     """Each seed a line from the no-KD student to the distilled one; every difference with its intervals."""
-    points = compare.per_seed_points(study.cfg, study.evaluations, "fire_auroc")
+    points = analysis.per_seed_points(study.cfg, study.evaluations, "fire_auroc")
     figures = {"paired_fire_auroc": plots.paired_lines(points, "fire AUROC",
                                                        "test fire AUROC, no-KD -> distilled, each seed a line")}
     d = study.differences
@@ -432,7 +434,7 @@ def tradeoff_figures(study: Comparison) -> dict:
         runs = [study.evaluations[t.name, s] for s in cfg.seeds]
         if not cfg.is_oracle(t.name):  # the oracle has no latency or size
             points.append(_point(f"{t.name} teacher", [r["teacher"] for r in runs], cfg))
-        for variant in compare.variant_names(runs):
+        for variant in analysis.variant_names(runs):
             variant_runs = [r["compression"]["variants"][variant] for r in runs if "compression" in r]
             if variant_runs:
                 points.append(_point(f"{t.name} student {variant}", variant_runs, cfg))
@@ -442,7 +444,7 @@ def tradeoff_figures(study: Comparison) -> dict:
 
 def _point(label: str, evaluations: list[dict], cfg: Config) -> tuple:
     """(label, median latency, mean macro-F1, mean file size) of one model over its seeds."""
-    return (label, float(np.median([compare.batch1_ms(e, cfg) for e in evaluations])),
+    return (label, float(np.median([analysis.batch1_ms(e, cfg) for e in evaluations])),
             _mean([records.metric_value(e, "macro_f1") for e in evaluations]),
             float(np.mean([e["cost"]["size_mb"] for e in evaluations])))
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdcore import compare, report
-from kdcore.config import Config
+from kdcore.evaluation import tables
 from kdcore.io import write_json
 from kdcore.layout import Layout
 from kdcore.provenance import provenance
+from kdcore.study import analysis
+from kdcore.study.config import Config
 
 
 @dataclass
@@ -41,49 +42,49 @@ def compare_runs(cfg: Config, allow_mixed: bool = False) -> Comparison:
     teacher's aggregated results and as the comparison's tables for a paper (the compare step's
     work: ``allow_mixed`` aggregates runs whose data or config differ, with a warning)."""
     layout = Layout(cfg.output)
-    evaluations = compare.load_evaluations(cfg, layout)
-    mixed = compare.consistency(evaluations, allow_mixed)
-    warnings = mixed + compare.missing_values(cfg, evaluations) + compare.flag_warnings(cfg, evaluations)
-    models, aggregated = compare.model_table(cfg, evaluations)
-    variants = compare.variant_table(cfg, evaluations, aggregated)
-    differences = compare.difference_table(cfg, evaluations, layout)
+    evaluations = analysis.load_evaluations(cfg, layout)
+    mixed = analysis.consistency(evaluations, allow_mixed)
+    warnings = mixed + analysis.missing_values(cfg, evaluations) + analysis.flag_warnings(cfg, evaluations)
+    models, aggregated = analysis.model_table(cfg, evaluations)
+    variants = analysis.variant_table(cfg, evaluations, aggregated)
+    differences = analysis.difference_table(cfg, evaluations, layout)
     for name, agg in aggregated.items():
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
         write_json(layout.aggregated(name), agg)
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if mixed else next(iter(data.values()))}
-    study = Comparison(cfg, evaluations, compare.answer_table(cfg, differences), models, differences,
-                       compare.baseline_table(cfg, evaluations), variants, warnings, origin)
+    study = Comparison(cfg, evaluations, analysis.answer_table(cfg, differences), models, differences,
+                       analysis.baseline_table(cfg, evaluations), variants, warnings, origin)
     numbers = {"answer": study.answer, "models": models, "differences": differences, "baseline": study.baseline,
                "compressed_students": variants}
     shown = {"answer": answer_table(study), "models": models_table(study), "differences": differences_table(study),
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
-    study.paper_tables = report.write_paper_tables(layout, numbers, shown)
+    study.paper_tables = tables.write_paper_tables(layout, numbers, shown)
     return study
 
 
-def answer_table(study: Comparison, question: str = compare.KD_QUESTION) -> pd.DataFrame:
+def answer_table(study: Comparison, question: str = analysis.KD_QUESTION) -> pd.DataFrame:
     """One row per teacher: its lead and what distillation did (test fire AUROC, mean [95% CI over
-    seeds]), what the study could have detected, and the verdict. With ``compare.IR_QUESTION``:
+    seeds]), what the study could have detected, and the verdict. With ``analysis.IR_QUESTION``:
     per teacher with an RGB twin, what IR adds at the teacher and at its student."""
     a = study.answer
     if not len(a):
         return a
     a = a[a["question"] == question]
-    ci = {part: [report.mean_ci(*r, signed=True) for r in zip(
-        a[f"{part} mean difference"], a[f"{part} CI low"], a[f"{part} CI high"], strict=True)] for part in ("lead", "gain")}
-    lead, gain = {compare.KD_QUESTION: ("teacher - no-KD student", "distilled - no-KD student"),
-                  compare.IR_QUESTION: ("IR teacher - RGB teacher", "IR-distilled - RGB-distilled")}[question]
+    ci = {part: [tables.mean_ci(*r, signed=True) for r in zip(
+        a[f"{part} mean difference"], a[f"{part} CI low"], a[f"{part} CI high"], strict=True)] for part in (analysis.LEAD, analysis.GAIN)}
+    lead, gain = {analysis.KD_QUESTION: ("teacher - no-KD student", "distilled - no-KD student"),
+                  analysis.IR_QUESTION: ("IR teacher - RGB teacher", "IR-distilled - RGB-distilled")}[question]
     return pd.DataFrame({
-        "teacher": a["teacher"], "seeds": a["seeds"], lead: ci["lead"], gain: ci["gain"],
-        "detectable at 80% power": [report.number(x) for x in a["detectable at 80% power"]],
-        "seeds to detect the observed difference": [report.number(x, 0) for x in a["seeds to detect the observed gain"]],
+        "teacher": a["teacher"], "seeds": a["seeds"], lead: ci[analysis.LEAD], gain: ci[analysis.GAIN],
+        "detectable at 80% power": [tables.number(x) for x in a["detectable at 80% power"]],
+        "seeds to detect the observed difference": [tables.number(x, 0) for x in a["seeds to detect the observed gain"]],
         "verdict": a["verdict"]})
 
 
 def what_ir_adds(study: Comparison) -> pd.DataFrame:
     """Per teacher with an RGB twin: IR's part at the teacher and at its student."""
-    return answer_table(study, compare.IR_QUESTION)
+    return answer_table(study, analysis.IR_QUESTION)
 
 
 def models_table(study: Comparison) -> pd.DataFrame:
@@ -91,10 +92,10 @@ def models_table(study: Comparison) -> pd.DataFrame:
     m = study.models
     out = m[["teacher", "model", "n"]].rename(columns={"n": "seeds"})
     for label in ("fire AUROC", "macro-F1", "macro-F1 at 0.5", "fire AP"):
-        out[f"{label}, mean [95% CI]"] = [report.mean_ci(a, b, c) for a, b, c in
+        out[f"{label}, mean [95% CI]"] = [tables.mean_ci(a, b, c) for a, b, c in
                                           zip(m[f"{label} mean"], m[f"{label} low"], m[f"{label} high"], strict=True)]
     out["flags"] = m["flags"].replace("", "none")
-    return report.grouped(out, "teacher")
+    return tables.grouped(out, "teacher")
 
 
 def differences_table(study: Comparison) -> pd.DataFrame:
@@ -105,12 +106,12 @@ def differences_table(study: Comparison) -> pd.DataFrame:
         return d
     return pd.DataFrame({
         "comparison (a - b)": d["comparison"], "metric": d["metric"], "seeds": d["n seeds"],
-        "difference, mean [95% CI over seeds]": [report.mean_ci(*r, signed=True) for r in
+        "difference, mean [95% CI over seeds]": [tables.mean_ci(*r, signed=True) for r in
                                                  zip(d["mean difference"], d["CI low"], d["CI high"], strict=True)],
-        "p (Holm)": [report.pvalue(p) for p in d["p (Holm)"]],
-        "d_z": [report.number(z, 2) for z in d["d_z"]],
-        "detectable at 80% power": [report.number(x) for x in d["detectable at 80% power"]],
-        "test-block bootstrap [95%]": [report.mean_ci(*r, signed=True) for r in
+        "p (Holm)": [tables.pvalue(p) for p in d["p (Holm)"]],
+        "d_z": [tables.number(z, 2) for z in d["d_z"]],
+        "detectable at 80% power": [tables.number(x) for x in d["detectable at 80% power"]],
+        "test-block bootstrap [95%]": [tables.mean_ci(*r, signed=True) for r in
                                        zip(d["test-block bootstrap"], d["bootstrap low"], d["bootstrap high"], strict=True)],
         "note": (d["CI note"].fillna("") + d["missing seeds"].map(lambda s: f"; missing seeds {s}" if s else "")
                  + d["flagged"].map(lambda s: f"; flagged: {s}" if s else "")).str.strip("; "),
@@ -121,8 +122,8 @@ def compressed_table(study: Comparison) -> pd.DataFrame:
     v = study.variants
     latency = [c for c in v.columns if c.startswith("latency")][0]
     out = v[["teacher", "variant", "n"]].rename(columns={"n": "seeds"})
-    out["macro-F1, mean [95% CI]"] = [report.mean_ci(*r) for r in
+    out["macro-F1, mean [95% CI]"] = [tables.mean_ci(*r) for r in
                                       zip(v["macro-F1 mean"], v["macro-F1 low"], v["macro-F1 high"], strict=True)]
-    out["size, MB"] = v["size, MB"].map(lambda x: report.number(x, 2))
-    out[f"{latency} (median over seeds)"] = v[latency].map(lambda x: report.number(x, 2))
-    return report.grouped(out, "teacher")
+    out["size, MB"] = v["size, MB"].map(lambda x: tables.number(x, 2))
+    out[f"{latency} (median over seeds)"] = v[latency].map(lambda x: tables.number(x, 2))
+    return tables.grouped(out, "teacher")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kdcore.config import Config
 from kdcore.data import (
     FrameDataset,
     FrameTable,
@@ -22,7 +21,8 @@ from kdcore.data.splits import labelled_mask
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import Layout, synth_recipe
-from kdcore.train import is_main_process, main_process_first
+from kdcore.study.config import Config
+from kdcore.training.loop import is_main_process, main_process_first
 
 
 @dataclass
