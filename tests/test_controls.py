@@ -119,7 +119,7 @@ def test_the_oracle_teacher_outputs_the_labels_of_every_frame_and_says_kd_can_pa
     outputs = TeacherOutputs.load(Layout(cfg.output).teacher_outputs_file("oracle", 1))
     assert outputs.ids == data.table.frames["id"].tolist()  # every frame, labelled or not
     assert data.label_budget and len(data.split.train) > len(data.indices("labelled"))
-    labels = torch.tensor(data.table.labels)
+    labels = torch.tensor(data.table.targets)
     assert torch.equal((outputs.logits > 0).float(), labels)
     torch.testing.assert_close(torch.sigmoid(outputs.logits), labels, atol=0.003, rtol=0)
     assert record["oracle"] and record["metrics"]["ranking"]["fire"]["auroc"] == 1.0

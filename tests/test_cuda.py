@@ -22,7 +22,7 @@ from kdcore.data import FrameDataset
 from kdcore.models import STUDY_TEACHERS, Student, create_teacher
 from kdcore.study.config import Config
 from kdcore.training.loop import FitPaths, FitSettings, fit
-from kdcore.training.losses import BCE, Distill, TeacherOutputs
+from kdcore.training.losses import Distill, HardLabels, TeacherOutputs
 
 DEVICE = os.environ.get("KD_CUDA_TESTS_DEVICE", "cuda")
 pytestmark = [pytest.mark.cuda,
@@ -55,7 +55,7 @@ def test_full_size_teacher_trains_in_bf16_channels_last(name, tmp_path):
     torch.manual_seed(0)
     teacher = create_teacher(name, img_size=224)
     before = teacher.head.weight.detach().clone()
-    log = fit(teacher, BCE(), _frames(8, 224), _frames(4, 224, seed=1), _settings(), _paths(tmp_path))
+    log = fit(teacher, HardLabels(), _frames(8, 224), _frames(4, 224, seed=1), _settings(), _paths(tmp_path))
     assert np.isfinite(log["epochs"][0]["train"]["loss"]) and log["stopped_by"] == "epoch_budget"
     assert not torch.equal(teacher.head.weight.detach().cpu(), before)  # an optimizer step happened
     if DEVICE == "cuda":
@@ -87,7 +87,7 @@ def test_compiled_fit_matches_the_eager_one(name, tmp_path):
     def run(compiled: bool):
         torch.manual_seed(0)
         model = Student() if name == "student" else create_teacher(name, img_size=64)
-        return fit(model, BCE(), _frames(16, 64), _frames(8, 64, seed=1), _settings(compile=compiled, epochs=2, patience=2),
+        return fit(model, HardLabels(), _frames(16, 64), _frames(8, 64, seed=1), _settings(compile=compiled, epochs=2, patience=2),
                    _paths(tmp_path / str(compiled)))
 
     eager, compiled = run(False), run(True)

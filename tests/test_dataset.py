@@ -80,9 +80,9 @@ def _dataset(synth_csv, tmp_path, ir=True, augment=False):
     table = read_frame_csv(synth_csv, check_images=False)
     rgb = decoded_frames(table, "rgb", 32, tmp_path, progress=False)
     irs = decoded_frames(table, "ir", 32, tmp_path, progress=False) if ir else None
-    split = make_split(table.combos, table.groups, "group", 0)
+    split = make_split(table.strata, table.groups, "group", 0)
     stats = normalization_stats(rgb, irs, split.train)
-    return FrameDataset(rgb, irs, table.labels, table.frames["id"].tolist(), split.train, stats, augment)
+    return FrameDataset(rgb, irs, table.targets, table.frames["id"].tolist(), split.train, stats, augment)
 
 
 def test_items_are_uint8_pairs_scaled_on_the_device(synth_csv, tmp_path):

@@ -76,13 +76,13 @@ def test_default_split_of_published_flame2_has_every_combination_in_every_part()
 
     from kdcore.data import make_split
     from kdcore.data.flame2 import ImportReport, label_frames
-    from kdcore.data.schema import combo_names
+    from kdcore.data.labels import FLAME2
     from kdcore.data.splits import FRACTIONS
     from kdcore.study.config import Config
 
     labels, _ = label_frames(parse_label_ranges(PUBLISHED), ImportReport())
     frames = sorted(labels)  # the importer's row order
-    combos = combo_names(np.array([labels[n][:2] for n in frames]))
+    combos = FLAME2.strata(np.array([labels[n][:2] for n in frames]))
     groups = np.array([labels[n][2] for n in frames])
     cfg = Config()
     for seed in cfg.seeds:

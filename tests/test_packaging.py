@@ -14,7 +14,7 @@ def _requirements(lines):
 
 def test_environment_yml_agrees_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _requirements(project["dependencies"] + project["optional-dependencies"]["dev"])
+    wanted = _requirements(project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     pinned = dict(re.findall(r"(torch|torchvision)==([\d.]+)", (ROOT / "Makefile").read_text()))

@@ -127,5 +127,5 @@ def test_select_on_is_validated_like_any_config_key():
     from kdcore.study.config import load_config
 
     assert load_config(None).select_on == "mean_auroc"
-    with pytest.raises(KDError, match="config key 'select_on': must be one of mean_auroc, mean_ap, bce, macro_f1"):
+    with pytest.raises(KDError, match="config key 'select_on': must be one of mean_auroc, mean_ap, bce, cross_entropy, macro_f1, last"):
         load_config(None, select_on="accuracy")

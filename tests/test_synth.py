@@ -63,10 +63,10 @@ def test_ir_knows_what_rgb_does_not(tmp_path):
     table = read_frame_csv(synth(tmp_path, frames=1500, size=64, seed=0, progress=False), progress=False)
     rgb = _features(decoded_frames(table, "rgb", 32, tmp_path / "cache", progress=False))
     ir = _features(decoded_frames(table, "ir", 32, tmp_path / "cache", progress=False))
-    fire = table.labels[:, 0]
+    fire = table.targets[:, 0]
     scores = {"rgb": [], "rgb+ir": []}
     for seed in range(3):
-        split = make_split(table.combos, table.groups, "group", seed, gap_frames=0)
+        split = make_split(table.strata, table.groups, "group", seed, gap_frames=0)
         for name, x in (("rgb", rgb), ("rgb+ir", np.hstack([rgb, ir]))):
             model = LogisticRegression(max_iter=5000).fit(x[split.train], fire[split.train])
             scores[name].append(f1_score(fire[split.test], model.predict(x[split.test])))

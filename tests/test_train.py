@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from kdcore.models import Student, create_teacher
 from kdcore.study.config import Config
 from kdcore.training.loop import FitPaths, FitSettings, TrainingDiverged, fit
-from kdcore.training.losses import BCE, Distill, TeacherOutputs, binary_kl, soft_target_loss
+from kdcore.training.losses import Distill, HardLabels, TeacherOutputs, binary_kl, soft_target_loss
 
 
 class Pairs(Dataset):
@@ -98,7 +98,7 @@ def test_same_seed_gives_identical_logs(tmp_path):
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
         torch.manual_seed(0)  # fit must not depend on the global state before it
-        logs.append(fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / run)))
+        logs.append(fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / run)))
     assert json.dumps(_without_timing(logs[0])) == json.dumps(_without_timing(logs[1]))
     assert len(logs[0]["epochs"]) == 3 and logs[0]["stopped_by"] == "epoch_budget"
     entry = logs[0]["epochs"][0]
@@ -112,13 +112,13 @@ def test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     (tmp_path / "full").mkdir()
     (tmp_path / "crash").mkdir()
-    full = fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "full"))
+    full = fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / "full"))
     train.fail_at = 64 + 40  # one epoch and a bit, then a crash in the middle of epoch 2
     with pytest.raises(RuntimeError, match="injected crash"):
-        fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "crash"))
+        fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / "crash"))
     assert len(json.loads((tmp_path / "crash" / "student_train_log.json").read_text())["epochs"]) == 1
     train.fail_at = None
-    resumed = fit(Student(), BCE(), train, val, _settings(), _paths(tmp_path / "crash"))
+    resumed = fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / "crash"))
     assert json.dumps(_without_timing(resumed)) == json.dumps(_without_timing(full))
     a = torch.load(tmp_path / "full" / "student_best.pth")["model"]
     b = torch.load(tmp_path / "crash" / "student_best.pth")["model"]
@@ -128,18 +128,18 @@ def test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run(tmp_path):
 def test_a_finished_fit_drops_its_resume_checkpoint_and_is_not_trained_again(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     paths = _paths(tmp_path)
-    log = fit(Student(), BCE(), train, val, _settings(epochs=2), paths)
+    log = fit(Student(), HardLabels(), train, val, _settings(epochs=2), paths)
     assert paths.best.exists() and paths.log.exists() and not paths.last.exists()
     best = paths.best.read_bytes()
     train.fail_at = 0  # any frame read would crash: the second call must not train
-    again = fit(Student(), BCE(), train, val, _settings(epochs=2), paths)
+    again = fit(Student(), HardLabels(), train, val, _settings(epochs=2), paths)
     assert again == log
     assert paths.best.read_bytes() == best
 
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
-    log = fit(Student(), BCE(), train, val, _settings(epochs=30, patience=2, lr=1e-5), _paths(tmp_path))
+    log = fit(Student(), HardLabels(), train, val, _settings(epochs=30, patience=2, lr=1e-5), _paths(tmp_path))
     assert log["stopped_by"] == "early_stopping"
     assert len(log["epochs"]) == log["best_epoch"] + 2
     assert torch.load(tmp_path / "student_best.pth")["epoch"] == log["best_epoch"]
@@ -149,12 +149,12 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_best(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     train.fail_at = 64 + 8  # epoch 1 ends, epoch 2 crashes at once: the fit resumes into NaN frames
     with pytest.raises(RuntimeError, match="injected crash"):
-        fit(Student(), BCE(), train, val, _settings(epochs=2), _paths(tmp_path))
+        fit(Student(), HardLabels(), train, val, _settings(epochs=2), _paths(tmp_path))
     best = (tmp_path / "student_best.pth").read_bytes()
     train.fail_at = None
     train.rgb[train.rgb.shape[0] // 2:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, batch \d+"):
-        fit(Student(), BCE(), train, val, _settings(epochs=2), _paths(tmp_path))
+        fit(Student(), HardLabels(), train, val, _settings(epochs=2), _paths(tmp_path))
     assert (tmp_path / "student_best.pth").read_bytes() == best
 
 
@@ -211,7 +211,7 @@ def _ddp_worker(rank, world, folder, port):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         model = Student()
-        log = fit(model, BCE(), Pairs(64, 0), Pairs(32, 1), _settings(epochs=1), _paths(folder))
+        log = fit(model, HardLabels(), Pairs(64, 0), Pairs(32, 1), _settings(epochs=1), _paths(folder))
         assert len(log["epochs"]) == 1
         weights = torch.cat([p.detach().flatten() for p in model.parameters()])
         gathered = [torch.empty_like(weights) for _ in range(world)]
@@ -234,7 +234,7 @@ def test_ddp_with_two_gloo_processes_runs_an_epoch(tmp_path):
 
 def test_a_training_set_one_frame_past_a_full_batch_trains(tmp_path):
     teacher = create_teacher("resnet-18", img_size=32)  # at 32 px its last BatchNorm sees 1x1 maps
-    log = fit(teacher, BCE(), Pairs(17, 0), Pairs(8, 1), _settings(epochs=1), _paths(tmp_path))
+    log = fit(teacher, HardLabels(), Pairs(17, 0), Pairs(8, 1), _settings(epochs=1), _paths(tmp_path))
     assert len(log["epochs"]) == 1  # the lone 17th frame would fail BatchNorm in a batch of its own
 
 
@@ -254,7 +254,7 @@ def test_a_new_kd_loss_is_one_registered_class_and_one_config_value(tmp_path):
         criterion = build_criterion(cfg, teacher)
         assert isinstance(criterion, SoftOnly) and criterion.alpha == 1.0
         assert isinstance(build_criterion(load_config(None), teacher), Distill)
-        assert isinstance(build_criterion(cfg, None), BCE)  # no teacher: the no-KD student's BCE
+        assert isinstance(build_criterion(cfg, None), HardLabels)  # no teacher: the no-KD student's BCE
         log = fit(Student(), criterion, Pairs(32, 0), Pairs(16, 1), _settings(epochs=1), _paths(tmp_path))
         assert log["stopped_by"] == "epoch_budget"
     finally:

@@ -17,7 +17,8 @@ import torch
 
 from kdcore.compression.onnx import OnnxModel
 from kdcore.data.dataset import normalize
-from kdcore.data.schema import LABELS, load_rgb
+from kdcore.data.labels import LabelSet
+from kdcore.data.schema import load_rgb
 from kdcore.errors import KDError
 from kdcore.io import atomic_path, ensure_folder
 from kdcore.layout import deployable_names
@@ -67,14 +68,31 @@ def list_images(images: str | os.PathLike, base_path: str | os.PathLike | None =
     raise KDError(f"--images: expected a folder of images or a CSV, found {images}")
 
 
+def _answers(out: pd.DataFrame, probs: np.ndarray, labels: LabelSet, thresholds: dict | None) -> pd.DataFrame:
+    """Per image a probability per label (``<label>_prob``) and its 0/1 decision at the student's
+    tuned threshold; or per class a probability and, in the class column, the most probable class.
+    Images that could not be read get empty answers."""
+    read = ~np.isnan(probs).any(1)
+    for k, label in enumerate(labels.names):
+        out[f"{label}_prob"] = probs[:, k]
+    if labels.multiclass:
+        best = np.where(read, np.nan_to_num(probs, nan=-1).argmax(1), 0)
+        out[labels.column] = np.where(read, np.asarray(labels.names)[best], "")
+        return out
+    thresholds = thresholds or dict.fromkeys(labels.names, 0.5)
+    for k, label in enumerate(labels.names):
+        out[label] = np.where(read, (probs[:, k] >= thresholds[label]).astype(int).astype(str), "")
+    return out
+
+
 def predict_images(model_path, images, out_csv, base_path=None, batch_size: int = 64,
                    show_progress: bool = True) -> pd.DataFrame:
     model, meta = load_deployable(model_path)
     ensure_folder(Path(out_csv).parent)  # before the work, not after it
     size, stats = int(meta["image_size"]), meta["normalization"]
-    thresholds = meta.get("thresholds") or dict.fromkeys(LABELS, 0.5)
+    labels = LabelSet.from_config(meta.get("labels"))  # a file without a label set is FLAME2's
     table = list_images(images, base_path)
-    probs = np.full((len(table), len(LABELS)), np.nan)
+    probs = np.full((len(table), labels.outputs), np.nan)
     status = ["ok"] * len(table)
     for start in progress(range(0, len(table), batch_size), show_progress, desc="predicting", unit="batch"):
         rows, frames = [], []
@@ -87,12 +105,11 @@ def predict_images(model_path, images, out_csv, base_path=None, batch_size: int 
         if frames:
             x = normalize(torch.from_numpy(np.stack(frames)), stats)
             with torch.inference_mode():
-                probs[rows] = torch.sigmoid(model(x).float()).numpy()
-    out = table.copy()
-    for k, label in enumerate(LABELS):
-        out[f"{label}_prob"] = probs[:, k]
-        out[label] = np.where(np.isnan(probs[:, k]), "", (probs[:, k] >= thresholds[label]).astype(int).astype(str))
+                logits = model(x).float()
+            probs[rows] = (torch.softmax(logits, 1) if labels.multiclass else torch.sigmoid(logits)).numpy()
+    out = _answers(table.copy(), probs, labels, meta.get("thresholds"))
     out["status"] = status
+    out.attrs["labels"] = labels  # what the columns answer, for the caller's summary
     with atomic_path(out_csv) as tmp:
         out.to_csv(tmp, index=False)
     return out

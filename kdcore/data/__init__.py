@@ -7,12 +7,13 @@ modules (``kdcore.errors``, ``io``, ``layout``, ``progress``, ``seeds``) only.
 
 from kdcore.data.cache import decoded_frames, frame_hashes, normalization_stats
 from kdcore.data.flame2 import import_flame2, parse_label_ranges
-from kdcore.data.schema import COMBOS, LABELS, FrameTable, describe, read_frame_csv
+from kdcore.data.labels import FLAME2, LabelSet
+from kdcore.data.schema import FrameTable, describe, read_frame_csv
 from kdcore.data.splits import SPLIT_MODES, Split, leakage, make_split
 from kdcore.data.synth import synth
 
 __all__ = [
-    "COMBOS", "LABELS", "SPLIT_MODES", "FrameDataset", "FrameTable", "Split", "decoded_frames",
+    "FLAME2", "LabelSet", "SPLIT_MODES", "FrameDataset", "FrameTable", "Split", "decoded_frames",
     "frame_hashes", "import_flame2", "leakage", "make_split", "normalization_stats", "normalize",
     "parse_label_ranges", "read_frame_csv", "describe", "synth",
 ]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdcore.data.schema import REQUIRED_COLUMNS
+from kdcore.data.labels import FLAME2
+from kdcore.data.schema import FRAME_COLUMNS
 from kdcore.errors import KDError
 from kdcore.io import atomic_path
 
@@ -155,7 +156,7 @@ def import_flame2(root: str | os.PathLike, out_csv: str | os.PathLike,
         "smoke": [frame_labels[n][1] for n in kept],
         "group": [frame_labels[n][2] for n in kept],
     })
-    assert list(table.columns[:5]) == list(REQUIRED_COLUMNS)
+    assert list(table.columns[:5]) == [*FRAME_COLUMNS, *FLAME2.names]
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     report.frames = len(table)

@@ -1,6 +1,7 @@
-"""The CSV the study reads: ``id, rgb_frame, ir_frame, fire, smoke``, an optional ``group`` (the
-label range a frame belongs to) and an optional ``video`` (the continuous camera pass it belongs
-to: frames of different videos never touch in time; without it, the whole table is one video).
+"""The CSV the study reads: ``id, rgb_frame, ir_frame``, the label columns the study declares
+(``kdcore.data.labels``; FLAME2's ``fire, smoke`` by default), an optional ``group`` (the label range
+a frame belongs to) and an optional ``video`` (the continuous camera pass it belongs to: frames of
+different videos never touch in time; without it, the whole table is one video).
 
 Image paths are relative to a base folder (by default the CSV's own folder) or absolute.
 Validation follows scikit-learn's habit: check at the boundary, and say what was expected,
@@ -18,12 +19,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from kdcore.data.labels import FLAME2, LabelSet
 from kdcore.errors import KDError
 from kdcore.progress import progress as progress_bar
 
-LABELS = ("fire", "smoke")
-REQUIRED_COLUMNS = ("id", "rgb_frame", "ir_frame", *LABELS)
-COMBOS = ("NN", "YN", "NY", "YY")  # fire then smoke, as in FLAME2's label file
+FRAME_COLUMNS = ("id", "rgb_frame", "ir_frame")
 TRUTH_COLUMNS = ("fire_rgb_visible",)  # optional per-frame truth (kd synth writes it): for breakdowns
 
 
@@ -31,18 +31,21 @@ TRUTH_COLUMNS = ("fire_rgb_visible",)  # optional per-frame truth (kd synth writ
 class FrameTable:
     """A validated frame table with resolved image paths."""
 
-    frames: pd.DataFrame  # id (str), rgb_path, ir_path, fire, smoke, group and video (int or absent)
+    frames: pd.DataFrame  # id (str), rgb_path, ir_path, the label columns, group and video (int or absent)
     csv: Path
     base_path: Path
+    label_set: LabelSet = FLAME2
     image_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
-    def labels(self) -> np.ndarray:
-        return self.frames[list(LABELS)].to_numpy(dtype=np.float32)
+    def targets(self) -> np.ndarray:
+        """(frames x outputs) 0/1: the labels, or the one-hot class."""
+        return self.label_set.targets(self.frames)
 
     @property
-    def combos(self) -> np.ndarray:
-        return combo_names(self.frames[list(LABELS)].to_numpy())
+    def strata(self) -> np.ndarray:
+        """Per frame, its label combination ('YN') or its class."""
+        return self.label_set.strata(self.targets)
 
     @property
     def groups(self) -> np.ndarray | None:
@@ -56,22 +59,16 @@ class FrameTable:
         return len(self.frames)
 
 
-def combo_names(labels: np.ndarray) -> np.ndarray:
-    """[[1, 0], ...] -> ['YN', ...]"""
-    yn = np.where(np.asarray(labels) > 0.5, "Y", "N")
-    return np.char.add(yn[:, 0], yn[:, 1])
-
-
 def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None = None,
-                   check_images: bool = True, progress: bool = True) -> FrameTable:
-    """Read and validate a frame CSV; raise :class:`KDError` naming the first problem found."""
+                   check_images: bool = True, progress: bool = True, labels: LabelSet = FLAME2) -> FrameTable:
+    """Read and validate a frame CSV with the label columns of ``labels``; raise :class:`KDError`
+    naming the first problem found."""
     csv = Path(csv)
     base = Path(base_path) if base_path is not None else csv.parent
-    df = _read_csv(csv)
-    _check_columns(df, csv)
+    df = _read_csv(csv, labels)
+    _check_columns(df, csv, labels)
     rows = df.index + 2  # the line number a user sees in an editor (header is line 1)
-    for label in LABELS:
-        _check_binary(df[label], label, rows, csv)
+    label_columns = labels.read(df, csv, rows)
     ids = df["id"].astype(str).str.strip()
     blank = (ids == "").to_numpy()
     if blank.any():
@@ -85,7 +82,7 @@ def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None =
         "id": ids,
         "rgb_path": [str(_resolve(base, p)) for p in df["rgb_frame"]],
         "ir_path": [str(_resolve(base, p)) for p in df["ir_frame"]],
-        "fire": df["fire"].astype(int), "smoke": df["smoke"].astype(int),
+        **{column: label_columns[column] for column in labels.columns},
     })
     for column in ("group", "video"):
         if column in df:
@@ -94,19 +91,20 @@ def read_frame_csv(csv: str | os.PathLike, base_path: str | os.PathLike | None =
         if column in df:
             _check_binary(df[column], column, rows, csv)
             frames[column] = df[column].astype(int).to_numpy()
-    table = FrameTable(frames.reset_index(drop=True), csv, base)
+    table = FrameTable(frames.reset_index(drop=True), csv, base, labels)
     if check_images:
         table.image_sizes = check_image_pairs(table, progress=progress)
     return table
 
 
-def _read_csv(csv: Path) -> pd.DataFrame:
+def _read_csv(csv: Path, labels: LabelSet) -> pd.DataFrame:
     if not csv.is_file():
         raise KDError(f"{csv}: no such CSV file")
     try:
         df = pd.read_csv(csv, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise KDError(f"{csv}: the CSV is empty (expected a header {','.join(REQUIRED_COLUMNS)})") from None
+        raise KDError(f"{csv}: the CSV is empty (expected a header "
+                      f"{','.join(FRAME_COLUMNS + labels.columns)})") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise KDError(f"{csv}: not a readable CSV ({str(e).strip().splitlines()[-1]})") from None
     df.columns = [c.strip() for c in df.columns]
@@ -115,11 +113,12 @@ def _read_csv(csv: Path) -> pd.DataFrame:
     return df
 
 
-def _check_columns(df: pd.DataFrame, csv: Path) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+def _check_columns(df: pd.DataFrame, csv: Path, labels: LabelSet) -> None:
+    required = FRAME_COLUMNS + labels.columns
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise KDError(f"{csv}: missing column(s) {', '.join(missing)} "
-                      f"(expected {', '.join(REQUIRED_COLUMNS)}[, group, video]; found {', '.join(df.columns)})")
+                      f"(expected {', '.join(required)}[, group, video]; found {', '.join(df.columns)})")
 
 
 def _check_binary(values: pd.Series, name: str, rows, csv: Path) -> None:
@@ -203,13 +202,16 @@ def load_rgb(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
 
 
 def describe(table: FrameTable) -> dict:
-    """Rows, label combinations, groups and image sizes, as plain data for printing or JSON."""
-    combos = pd.Series(table.combos).value_counts()
+    """Rows, strata (label combinations or classes), groups and image sizes, as plain data for
+    printing or JSON."""
+    labels = table.label_set
+    strata = pd.Series(table.strata).value_counts()
     return {
         "csv": str(table.csv),
         "rows": len(table),
-        "label_combinations": {c: int(combos.get(c, 0)) for c in COMBOS},
-        "positives": {label: int(table.frames[label].sum()) for label in LABELS},
+        "labels": labels.to_dict(),
+        "strata": {s: int(strata.get(s, 0)) for s in labels.all_strata()},
+        "positives": dict(zip(labels.names, table.targets.sum(0).astype(int).tolist(), strict=True)),
         "groups": int(table.frames["group"].nunique()) if "group" in table.frames else None,
         "image_sizes": {f"{w}x{h}": n for (w, h), n in sorted(table.image_sizes.items())},
     }

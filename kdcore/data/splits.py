@@ -11,8 +11,11 @@ matters more than the fractions. Three modes:
   label ranges are), so no test frame has a training frame right beside it in the video.
 - ``group``: whole groups to one part. On FLAME2 (one fire-negative range) this leaves val and
   test without a single negative frame; kept for data with many short groups.
-- ``stratified``: the reference codebase's 49/21/30 frame-level split by label combination. On
-  video it leaks: near-copies of test frames are in train (the audit measures how many).
+- ``stratified``: the reference codebase's 49/21/30 frame-level split by stratum (label
+  combination or class), or exactly ``train_size`` training items (a count, or a share) with the
+  rest shared 21:30 between val and test, as a published protocol of N random training items
+  asks. On video it leaks: near-copies of test frames are in train (the audit measures how many);
+  on independent items (a CSV with neither ``group`` nor ``video``) it leaks nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kdcore.data.labels import FLAME2, LabelSet
 from kdcore.errors import KDError
 from kdcore.seeds import numpy_rng
 
@@ -54,17 +58,21 @@ class Split:
 
 def make_split(combos: np.ndarray, groups: np.ndarray | None, mode: str, seed: int,
                block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES,
-               videos: np.ndarray | None = None) -> Split:
-    """Indices of each part; the same inputs and seed always give the same split. ``videos`` says
-    which rows are one continuous video (None: all of them, in row order): gap frames are left
-    out only where two parts meet inside one video, never between separate camera passes."""
+               videos: np.ndarray | None = None, train_size: float | None = None) -> Split:
+    """Indices of each part; the same inputs and seed always give the same split. ``combos``:
+    each row's stratum. ``videos`` says which rows are one continuous video (None: all of them, in
+    row order): gap frames are left out only where two parts meet inside one video, never between
+    separate camera passes. ``train_size`` (stratified mode): the training items, a count or a share."""
     if mode not in SPLIT_MODES:
         raise KDError(f"split must be one of {', '.join(SPLIT_MODES)} (got {mode!r})")
     combos = np.asarray(combos)
     if mode == "auto":
         mode = "block" if groups is not None else "stratified"
     if mode == "stratified":
-        return _stratified_split(combos, seed)
+        return _stratified_split(combos, seed, train_size)
+    if train_size is not None:
+        raise KDError(f"config key 'train_size': sets the stratified split's training items; the {mode} "
+                      "split places whole blocks or groups (set split: stratified, or leave train_size out)")
     if groups is None:
         raise KDError(f"split {mode!r} needs a 'group' column in the CSV")
     groups = np.asarray(groups)
@@ -83,10 +91,21 @@ def make_split(combos: np.ndarray, groups: np.ndarray | None, mode: str, seed: i
     return split
 
 
-def _stratified_split(combos: np.ndarray, seed: int) -> Split:
+def _stratified_split(combos: np.ndarray, seed: int, train_size: float | None = None) -> Split:
     index = np.arange(len(combos))
     from sklearn.model_selection import train_test_split
 
+    if train_size is not None:  # the training items first, the rest to val and test
+        size = int(train_size) if train_size >= 1 else train_size
+        if train_size >= 1 and (size != train_size or size >= len(combos) - 1):
+            raise KDError(f"config key 'train_size': {train_size} training items of {len(combos)} leaves too few "
+                          "for val and test (give a count below the data's size, or a share below 1)")
+        train, rest = train_test_split(index, train_size=size, stratify=_stratifiable(combos, size),
+                                       random_state=seed)
+        test_share = FRACTIONS["test"] / (FRACTIONS["val"] + FRACTIONS["test"])
+        val, test = train_test_split(rest, test_size=test_share, stratify=_stratifiable(combos[rest]),
+                                     random_state=seed)
+        return Split("stratified", np.sort(train), np.sort(val), np.sort(test), units=index)
     rest, test = train_test_split(index, test_size=FRACTIONS["test"], stratify=_stratifiable(combos),
                                   random_state=seed)
     val_share = FRACTIONS["val"] / (FRACTIONS["train"] + FRACTIONS["val"])
@@ -95,9 +114,12 @@ def _stratified_split(combos: np.ndarray, seed: int) -> Split:
     return Split("stratified", np.sort(train), np.sort(val), np.sort(test), units=index)
 
 
-def _stratifiable(combos: np.ndarray) -> np.ndarray | None:
-    """Stratify when every combination has enough frames to be split; plain random otherwise."""
-    _, counts = np.unique(combos, return_counts=True)
+def _stratifiable(combos: np.ndarray, train_items: int | float | None = None) -> np.ndarray | None:
+    """Stratify when every stratum has enough frames to be split (and, for a small training part,
+    when it can hold one of each); plain random otherwise."""
+    strata, counts = np.unique(combos, return_counts=True)
+    if train_items is not None and train_items >= 1 and train_items < len(strata):
+        return None
     return combos if counts.min() >= 4 else None
 
 
@@ -199,34 +221,41 @@ def labelled_mask(split: Split, combos: np.ndarray, fraction: float, seed: int) 
 
 def audit_modes(combos: np.ndarray, groups: np.ndarray | None, hashes: np.ndarray, seed: int,
                 block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES,
-                videos: np.ndarray | None = None) -> list[dict]:
-    """Every split mode the data allows: realized fractions per part and combination, and the
-    share of val and test frames with a near-duplicate in train. A mode that cannot be made says why."""
+                videos: np.ndarray | None = None, train_size: float | None = None) -> list[dict]:
+    """Every split mode the data allows: realized fractions per part and stratum, and the share of
+    val and test frames with a near-duplicate in train. A mode that cannot be made says why. Items
+    of a table with neither groups nor videos are independent: no mode is marked as leaking there."""
     modes = ["stratified", "group", "block"] if groups is not None else ["stratified"]
+    independent = groups is None and videos is None
     out = []
     for mode in modes:
         try:
-            split = make_split(combos, groups, mode, seed, block_frames, gap_frames, videos)
+            split = make_split(combos, groups, mode, seed, block_frames, gap_frames, videos,
+                               train_size if mode == "stratified" else None)
         except KDError as e:
             out.append({"mode": mode, "not_possible": str(e)})
             continue
-        out.append({**leakage(hashes, split), **realized(split, combos), "leaks": LEAKY.get(mode)})
+        out.append({**leakage(hashes, split), **realized(split, combos),
+                    "leaks": None if independent else LEAKY.get(mode)})
     return out
 
 
-def one_valued_labels(labels: np.ndarray, split: Split | None = None) -> list[str]:
-    """Warnings for every label with a single value, in the data or in a part: its F1, AUROC and
-    AP there are meaningless or undefined."""
-    from kdcore.data.schema import LABELS
-
+def one_valued_labels(labels: np.ndarray, split: Split | None = None, label_set: LabelSet = FLAME2) -> list[str]:
+    """Warnings for every label (or class) with a single value, in the data or in a part: its F1,
+    AUROC and AP there are meaningless or undefined. ``labels``: the (frames x outputs) targets."""
     where = {"the data": np.arange(len(labels))}
     if split is not None:
         where.update(split.parts())
     out = []
     for name, ix in where.items():
-        for k, label in enumerate(LABELS):
+        for k, label in enumerate(label_set.names):
             values = np.unique(labels[ix, k])
-            if len(ix) and len(values) == 1:
+            if not len(ix) or len(values) > 1:
+                continue
+            if label_set.multiclass:
+                which = f"has none of the {len(ix)} frames" if values[0] == 0 else f"holds all {len(ix)} frames"
+                out.append(f"class {label!r} {which} of {name}: its F1, AUROC and AP there mean nothing")
+            else:
                 out.append(f"label {label!r} is {int(values[0])} on all {len(ix)} frames of {name}: "
                            f"its F1, AUROC and AP there mean nothing")
     return out

@@ -1,31 +1,58 @@
-"""Multi-label metrics for fire and smoke, from probabilities and 0/1 targets (scikit-learn)."""
+"""Metrics from probabilities and (items x outputs) 0/1 targets (scikit-learn), for either kind of
+label set (``kdcore.data.labels``): per label at thresholds, or per class at the argmax.
+
+Probabilities are sigmoids of a multi-label model's logits and the softmax of a multi-class one's;
+a multi-class decision is the most probable class, so per-class F1, precision, recall, AUROC and AP
+read the same one-hot matrices as a multi-label model's per-label ones.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
 
-from kdcore.data.schema import LABELS
+from kdcore.data.labels import FLAME2, LabelSet
 
 
-def classification_metrics(probs: np.ndarray, targets: np.ndarray, thresholds=0.5) -> dict:
-    """What every epoch logs: subset and per-label accuracy, macro-F1, per-class F1/P/R, Hamming loss.
+def probabilities(logits: np.ndarray, labels: LabelSet = FLAME2) -> np.ndarray:
+    """Sigmoids per label, or the softmax over the classes (in float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if labels.multiclass:
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    return 1 / (1 + np.exp(-z))
+
+
+def decisions(probs: np.ndarray, thresholds=0.5, labels: LabelSet = FLAME2) -> np.ndarray:
+    """0/1 per output: a label at its threshold, or the one-hot most probable class."""
+    probs = np.asarray(probs)
+    if labels.multiclass:
+        return np.eye(labels.outputs, dtype=int)[probs.argmax(1)] if len(probs) else np.zeros_like(probs, int)
+    return (probs >= np.asarray(thresholds, dtype=float)).astype(int)
+
+
+def classification_metrics(probs: np.ndarray, targets: np.ndarray, thresholds=0.5,
+                           labels: LabelSet = FLAME2) -> dict:
+    """What every epoch logs: per label (or class) accuracy, F1, precision and recall, macro-F1;
+    for labels also subset accuracy and Hamming loss, for classes accuracy.
 
     A class with no positive frame here has no F1, precision or recall (None, not 0); macro-F1 then
     averages the classes that have positives, and ``macro_f1_classes`` says which they were.
     """
     targets = np.asarray(targets).astype(int)
-    preds = (np.asarray(probs) >= np.asarray(thresholds, dtype=float)).astype(int)
-    present = [k for k in range(len(LABELS)) if targets[:, k].any()]
+    preds = decisions(probs, thresholds, labels)
+    present = [k for k in range(labels.outputs) if targets[:, k].any()]
     precision, recall, f1, _ = skm.precision_recall_fscore_support(targets, preds, average=None,
-                                                                   zero_division=0, labels=[0, 1])
-    out = {
-        "subset_accuracy": float(skm.accuracy_score(targets, preds)),
-        "macro_f1": float(np.mean(f1[present])) if present else None,
-        "macro_f1_classes": [LABELS[k] for k in present],
-        "hamming_loss": float(skm.hamming_loss(targets, preds)),
-    }
-    for k, label in enumerate(LABELS):
+                                                                   zero_division=0, labels=list(range(labels.outputs)))
+    if labels.multiclass:
+        out = {"accuracy": float(np.mean((preds == targets).all(1))) if len(targets) else None}
+    else:
+        out = {"subset_accuracy": float(skm.accuracy_score(targets, preds))}
+    out.update({"macro_f1": float(np.mean(f1[present])) if present else None,
+                "macro_f1_classes": [labels.names[k] for k in present]})
+    if not labels.multiclass:
+        out["hamming_loss"] = float(skm.hamming_loss(targets, preds))
+    for k, label in enumerate(labels.names):
         defined = k in present
         out[label] = {"accuracy": float(np.mean(preds[:, k] == targets[:, k])),
                       "f1": float(f1[k]) if defined else None,
@@ -34,23 +61,29 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, thresholds=0.
     return out
 
 
-def prevalence_baseline(targets: np.ndarray) -> dict:
+def prevalence_baseline(targets: np.ndarray, labels: LabelSet = FLAME2) -> dict:
     """What a constant scorer gets: always-positive F1 = 2p / (1 + p), AP = p, AUROC = 0.5 per class,
-    so a reader sees when a high F1 is free."""
+    so a reader sees when a high F1 is free; for classes also what always answering the most
+    frequent class scores (its accuracy and macro-F1)."""
     targets = np.asarray(targets).astype(int)
     out = {}
-    for k, label in enumerate(LABELS):
+    for k, label in enumerate(labels.names):
         p = float(targets[:, k].mean()) if len(targets) else 0.0
         out[label] = {"prevalence": p, "always_positive_f1": 2 * p / (1 + p), "average_precision": p,
                       "auroc": 0.5}
-    out["always_positive_macro_f1"] = float(np.mean([out[label]["always_positive_f1"] for label in LABELS]))
+    out["always_positive_macro_f1"] = float(np.mean([out[label]["always_positive_f1"] for label in labels.names]))
+    if labels.multiclass:
+        top = max(out[label]["prevalence"] for label in labels.names)
+        out["majority_accuracy"] = top
+        out["majority_macro_f1"] = (2 * top / (1 + top)) / labels.outputs
     return out
 
 
-def ranking_metrics(probs: np.ndarray, targets: np.ndarray) -> dict:
-    """AUROC and average precision per class (None where a class has one value only)."""
+def ranking_metrics(probs: np.ndarray, targets: np.ndarray, labels: LabelSet = FLAME2) -> dict:
+    """AUROC and average precision per class, one against the rest for classes (None where a class
+    has one value only)."""
     out = {}
-    for k, label in enumerate(LABELS):
+    for k, label in enumerate(labels.names):
         y, p = targets[:, k], probs[:, k]
         both = 0 < y.sum() < len(y)
         out[label] = {"auroc": float(skm.roc_auc_score(y, p)) if both else None,
@@ -58,11 +91,15 @@ def ranking_metrics(probs: np.ndarray, targets: np.ndarray) -> dict:
     return out
 
 
-def confusion_matrices(probs: np.ndarray, targets: np.ndarray, thresholds=0.5) -> dict:
-    """Per class: [[TN, FP], [FN, TP]]."""
-    preds = (probs >= np.asarray(thresholds, dtype=float)).astype(int)
-    matrices = skm.multilabel_confusion_matrix(targets.astype(int), preds, labels=[0, 1])
-    return {label: matrices[k].tolist() for k, label in enumerate(LABELS)}
+def confusion_matrices(probs: np.ndarray, targets: np.ndarray, thresholds=0.5, labels: LabelSet = FLAME2) -> dict:
+    """Per label: [[TN, FP], [FN, TP]]; for classes one matrix, ``classes``: rows the true class,
+    columns the predicted one."""
+    preds = decisions(probs, thresholds, labels)
+    if labels.multiclass:
+        matrix = skm.confusion_matrix(targets.argmax(1), preds.argmax(1), labels=list(range(labels.outputs)))
+        return {"classes": matrix.tolist()}
+    matrices = skm.multilabel_confusion_matrix(targets.astype(int), preds, labels=list(range(labels.outputs)))
+    return {label: matrices[k].tolist() for k, label in enumerate(labels.names)}
 
 
 def tune_thresholds(probs: np.ndarray, targets: np.ndarray) -> list[float]:
@@ -132,43 +169,75 @@ def macro_f1(probs: np.ndarray, targets: np.ndarray, weights: np.ndarray | None 
     return None if np.isnan(score[0]) else float(score[0])
 
 
+def accuracy(decided: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | float | None:
+    """The share of items whose decisions are all right (for classes: the argmax is the class);
+    with ``weights``, one per resample."""
+    w = np.ones((1, len(targets))) if weights is None else np.asarray(weights, dtype=float)
+    right = (np.asarray(decided) == np.asarray(targets)).all(1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (w @ right) / w.sum(1)
+    if weights is not None:
+        return share
+    return None if np.isnan(share[0]) else float(share[0])
+
+
 def final_metrics(test_probs: np.ndarray, test_targets: np.ndarray, val_probs: np.ndarray,
-                  val_targets: np.ndarray) -> dict:
-    """The test evaluation. The headline is at per-class thresholds tuned on validation (the
-    kit's rule: a model that ranks a class well but never outputs 0.5 is judged by its ranking's
-    best cut, chosen without the test set); ``at_0.5`` keeps the reference protocol's values."""
+                  val_targets: np.ndarray, labels: LabelSet = FLAME2) -> dict:
+    """The test evaluation. For labels, the headline is at per-label thresholds tuned on validation
+    (the kit's rule: a model that ranks a label well but never outputs 0.5 is judged by its
+    ranking's best cut, chosen without the test set); ``at_0.5`` keeps the reference protocol's
+    values. Classes are decided by the argmax: no threshold to tune."""
+    if labels.multiclass:
+        validation = classification_metrics(val_probs, val_targets, labels=labels)["accuracy"]
+        return {**classification_metrics(test_probs, test_targets, labels=labels),
+                "validation_accuracy": validation,  # what a teacher's lead is read on
+                "confusion": confusion_matrices(test_probs, test_targets, labels=labels),
+                "constant_predictions": constant_predictions(test_probs, labels=labels),
+                "ranking": ranking_metrics(test_probs, test_targets, labels),
+                "validation_ranking": ranking_metrics(val_probs, val_targets, labels),
+                "baseline": prevalence_baseline(test_targets, labels)}
     tuned = tune_thresholds(val_probs, val_targets)
     return {
-        **classification_metrics(test_probs, test_targets, tuned),
-        "tuned_thresholds": dict(zip(LABELS, tuned, strict=True)),
-        "confusion": confusion_matrices(test_probs, test_targets, tuned),
-        "constant_predictions": constant_predictions(test_probs, tuned),
-        "ranking": ranking_metrics(test_probs, test_targets),
-        "validation_ranking": ranking_metrics(val_probs, val_targets),  # what a teacher's lead is read on
-        "baseline": prevalence_baseline(test_targets),
-        "at_0.5": {**classification_metrics(test_probs, test_targets),
-                   "confusion": confusion_matrices(test_probs, test_targets)},
+        **classification_metrics(test_probs, test_targets, tuned, labels),
+        "tuned_thresholds": dict(zip(labels.names, tuned, strict=True)),
+        "confusion": confusion_matrices(test_probs, test_targets, tuned, labels),
+        "constant_predictions": constant_predictions(test_probs, tuned, labels),
+        "ranking": ranking_metrics(test_probs, test_targets, labels),
+        "validation_ranking": ranking_metrics(val_probs, val_targets, labels),  # what a teacher's lead is read on
+        "baseline": prevalence_baseline(test_targets, labels),
+        "at_0.5": {**classification_metrics(test_probs, test_targets, labels=labels),
+                   "confusion": confusion_matrices(test_probs, test_targets, labels=labels)},
     }
 
 
-def constant_predictions(probs: np.ndarray, thresholds) -> dict:
-    """Per class, the one decision a model gives every frame at its threshold (0 or 1), or None
-    where its decisions vary: a constant answer is a degenerate model, whatever its F1."""
-    preds = np.asarray(probs) >= np.asarray(thresholds, dtype=float)
+def constant_predictions(probs: np.ndarray, thresholds=0.5, labels: LabelSet = FLAME2) -> dict:
+    """Per label, the one decision a model gives every frame at its threshold (0 or 1), or None
+    where its decisions vary: a constant answer is a degenerate model, whatever its F1. For
+    classes, ``class``: the one class it answers for every item, or None."""
+    preds = decisions(probs, thresholds, labels)
+    if labels.multiclass:
+        answered = np.unique(preds.argmax(1)) if len(preds) else np.array([])
+        return {"class": labels.names[int(answered[0])] if len(answered) == 1 else None}
     return {label: int(preds[0, k]) if len(preds) and (preds[:, k] == preds[0, k]).all() else None
-            for k, label in enumerate(LABELS)}
+            for k, label in enumerate(labels.names)}
 
 
-def selection_metrics(logits: np.ndarray, targets: np.ndarray) -> dict:
-    """The threshold-free validation criteria a fit may select on (``kdcore.training.selection``): the mean
-    binary cross-entropy against the labels, and AUROC and AP averaged over the classes where
-    they are defined (None where no class has both values)."""
+def selection_metrics(logits: np.ndarray, targets: np.ndarray, labels: LabelSet = FLAME2) -> dict:
+    """The threshold-free validation criteria a fit may select on (``kdcore.training.selection``):
+    the mean cross-entropy against the labels (binary per label, ``bce``, or over the classes,
+    ``cross_entropy``), and AUROC and AP averaged over the outputs where they are defined (None
+    where none has both values)."""
     z, y = np.asarray(logits, dtype=np.float64), np.asarray(targets, dtype=np.float64)
-    bce = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # stable for any logit
-    ranking = ranking_metrics(1 / (1 + np.exp(-z)), y.astype(int))
-    return {"bce": float(bce.mean()) if bce.size else None,
-            **{f"mean_{key}": _mean_defined([ranking[label][name] for label in LABELS])
-               for key, name in (("auroc", "auroc"), ("ap", "average_precision"))}}
+    if labels.multiclass:
+        shifted = z - z.max(1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+        loss = {"cross_entropy": float(-(y * log_probs).sum(1).mean()) if len(y) else None}
+    else:
+        bce = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))  # stable for any logit
+        loss = {"bce": float(bce.mean()) if bce.size else None}
+    ranking = ranking_metrics(probabilities(z, labels), y.astype(int), labels)
+    return {**loss, **{f"mean_{key}": _mean_defined([ranking[label][name] for label in labels.names])
+                       for key, name in (("auroc", "auroc"), ("ap", "average_precision"))}}
 
 
 def _mean_defined(values: list) -> float | None:

@@ -2,7 +2,7 @@
 metadata), read by compression, ``kd predict`` and the reports, stamped with the tuned thresholds.
 
 A student file is self-describing: its kind, its architecture (pruned students are narrower
-``Student``s) and what ``kd predict`` needs (normalization, image size, thresholds). ``.pth``
+``Student``s) and what ``kd predict`` needs (normalization, image size, thresholds, the label set). ``.pth``
 files load with ``weights_only=True``; ``.safetensors`` files hold no pickle at all, the metadata
 as JSON in their header; an ONNX export carries the same JSON in its metadata.
 """
@@ -17,29 +17,28 @@ import torch
 
 from kdcore.errors import KDError
 from kdcore.io import atomic_path
-from kdcore.models import Student
+from kdcore.models.student import make_student
 
 ONNX_META_KEY = "kdcore"  # the ONNX metadata entry holding a student's metadata (JSON)
 
 
-def student_arch(student: Student) -> dict:
-    widths = [block[0].out_channels for block in student.features]
-    return {"widths": widths, "hidden": student.hidden[0].out_features,
-            "stem_stride": student.features[0][0].stride[0]}
+def student_arch(student: torch.nn.Module) -> dict:
+    """What rebuilds the student (``kdcore.models.student.make_student``)."""
+    return student.arch
 
 
-def student_meta(student: Student, **meta) -> dict:
+def student_meta(student: torch.nn.Module, **meta) -> dict:
     """What makes a student checkpoint self-describing: its kind and architecture, and whatever
     ``kd predict`` needs (normalization, image size, thresholds)."""
     return {"kind": "kdcore-student", "arch": student_arch(student), **meta}
 
 
-def save_student(student: Student, path: str | os.PathLike, **meta) -> None:
+def save_student(student: torch.nn.Module, path: str | os.PathLike, **meta) -> None:
     with atomic_path(path) as tmp:
         torch.save({**student_meta(student, **meta), "model": student.state_dict()}, tmp)
 
 
-def save_student_safetensors(student: Student, path: str | os.PathLike, **meta) -> Path:
+def save_student_safetensors(student: torch.nn.Module, path: str | os.PathLike, **meta) -> Path:
     """The deployable student with no pickle at all: tensors, and its metadata as JSON in the
     safetensors header."""
     from safetensors.torch import save_file
@@ -50,7 +49,7 @@ def save_student_safetensors(student: Student, path: str | os.PathLike, **meta) 
     return Path(path)
 
 
-def _load_safetensors(path: Path) -> tuple[Student, dict]:
+def _load_safetensors(path: Path) -> tuple[torch.nn.Module, dict]:
     from safetensors import safe_open
 
     try:
@@ -61,12 +60,12 @@ def _load_safetensors(path: Path) -> tuple[Student, dict]:
         raise KDError(f"{path}: not a kdcore student file ({type(e).__name__})") from None
     if meta.get("kind") != "kdcore-student":
         raise KDError(f"{path}: a safetensors file without kdcore's student metadata")
-    student = Student(**meta["arch"])
+    student = make_student(meta["arch"])
     student.load_state_dict(state)
     return student.eval(), meta
 
 
-def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
+def load_student(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     """A student from its .pth checkpoint (loaded without running pickled code) or .safetensors file."""
     if Path(path).suffix == ".safetensors":
         return _load_safetensors(Path(path))
@@ -76,7 +75,7 @@ def load_student(path: str | os.PathLike) -> tuple[Student, dict]:
         raise KDError(f"{path}: not a kdcore student checkpoint ({type(e).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") != "kdcore-student":
         raise KDError(f"{path}: not a kdcore student checkpoint (a teacher's or another model's file?)")
-    student = Student(**checkpoint["arch"])
+    student = make_student(checkpoint["arch"])
     student.load_state_dict(checkpoint["model"])
     return student.eval(), checkpoint
 

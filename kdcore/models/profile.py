@@ -85,7 +85,8 @@ def latency_ms(model: nn.Module, inputs: tuple, repeats: int = 20, warmup: int =
 def example_inputs(model: nn.Module, img_size: int, batch: int = 1, device="cpu") -> tuple:
     """One random image per modality the model reads."""
     modalities = getattr(model, "modalities", ("rgb",))
-    return tuple(torch.randn(batch, 3, img_size, img_size, device=device) for _ in modalities)
+    pair = "ir" in modalities  # a model reading IR takes (rgb, ir), as kdcore.training.losses.model_inputs gives
+    return tuple(torch.randn(batch, 3, img_size, img_size, device=device) for _ in range(2 if pair else 1))
 
 
 def profile(model: nn.Module, img_size: int, thop: bool = True) -> dict:

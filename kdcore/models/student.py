@@ -1,4 +1,9 @@
-"""The RGB-only student: four conv blocks, global average pool, a two-layer head (~1.7 M params)."""
+"""The RGB-only students: the study's CNN (four conv blocks, global average pool, a two-layer head;
+~1.7 M params), and a small MLP (the students of Lopez-Paz et al.'s MNIST experiment).
+
+A student is self-describing: ``arch`` is what rebuilds it (``make_student``), so a pruned student,
+only narrower, reloads without the unpruned architecture.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ class Student(nn.Module):
     """
 
     modalities = ("rgb",)
+    family = "cnn"
 
     def __init__(self, widths=(64, 128, 256, 512), hidden: int = 256, num_classes: int = 2,
                  dropout: float = 0.3, stem_stride: int = 1):
@@ -41,3 +47,72 @@ class Student(nn.Module):
         features = self.forward_features(rgb)
         logits = self.head(features)
         return (logits, features) if with_features else logits
+
+    @property
+    def arch(self) -> dict:
+        """The constructor's arguments that rebuild this student (pruned: narrower widths)."""
+        arch = {"widths": [block[0].out_channels for block in self.features], "hidden": self.hidden[0].out_features,
+                "stem_stride": self.features[0][0].stride[0]}
+        if self.head.out_features != 2:  # FLAME2's two labels: files as they were before label sets
+            arch["num_classes"] = self.head.out_features
+        return arch
+
+
+class Grayscale(nn.Module):
+    """The mean of the image's channels, pooled to ``size`` x ``size`` and flattened: what an MLP
+    reads. A gray image stored as RGB (equal channels) gives back its gray values exactly; an image
+    stored at k times its size by pixel replication gives back its pixels at ``size``."""
+
+    def __init__(self, size: int | None = None):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(1, keepdim=True)
+        if self.size is not None and x.shape[-1] != self.size:
+            x = nn.functional.adaptive_avg_pool2d(x, self.size)
+        return x.flatten(1)
+
+
+def mlp_layers(inputs: int, hidden) -> nn.Sequential:
+    """Linear-ReLU layers of the given widths."""
+    widths = (inputs, *hidden)
+    return nn.Sequential(*(layer for a, b in itertools.pairwise(widths) for layer in (nn.Linear(a, b), nn.ReLU())))
+
+
+class MLPStudent(nn.Module):
+    """Gray pixels (pooled to ``input_size``) -> Linear-ReLU hidden layers -> head: the student of
+    Lopez-Paz et al. (two hidden layers of 20 on 7x7 MNIST digits)."""
+
+    modalities = ("rgb",)
+    family = "mlp"
+
+    def __init__(self, input_size: int = 7, hidden=(20, 20), num_classes: int = 2):
+        super().__init__()
+        self.input = Grayscale(input_size)
+        self.hidden = mlp_layers(input_size * input_size, hidden)
+        self.head = nn.Linear(hidden[-1], num_classes)
+        self.num_features = hidden[-1]
+
+    def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.input(rgb))
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None, with_features: bool = False):
+        features = self.forward_features(rgb)
+        logits = self.head(features)
+        return (logits, features) if with_features else logits
+
+    @property
+    def arch(self) -> dict:
+        linears = [m for m in self.hidden if isinstance(m, nn.Linear)]
+        return {"family": self.family, "input_size": self.input.size, "hidden": [m.out_features for m in linears],
+                "num_classes": self.head.out_features}
+
+
+STUDENTS = {"cnn": Student, "mlp": MLPStudent}
+
+
+def make_student(arch: dict) -> nn.Module:
+    """A student from its ``arch`` (``family`` names its class: the CNN when absent)."""
+    arch = dict(arch)
+    return STUDENTS[arch.pop("family", "cnn")](**arch)

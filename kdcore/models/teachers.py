@@ -3,7 +3,8 @@
 Every teacher is: a trunk per modality -> a fusion -> a shared tail -> pooled features -> a linear
 head. A family says only which parts of its timm backbone form the trunk and the tail, how two
 trunk outputs merge, and what is frozen when the weights are pretrained. Any timm backbone of a
-family works, so small members run the very same code on a CPU.
+family works, so small members run the very same code on a CPU. A teacher may also read one
+modality alone: RGB (``rgb_only``, the control arm) or IR (``ir_only``: what IR alone knows).
 """
 
 from __future__ import annotations
@@ -113,6 +114,29 @@ class Family:
                 p.requires_grad_(False)
 
 
+class Concat(nn.Module):
+    """Two feature vectors side by side, projected back to one's width (an MLP's fusion)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU())
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([rgb, ir], dim=1))
+
+
+@dataclass(frozen=True)
+class MLPFamily(Family):
+    """The MLP backbone (``kdcore.models.student.MLPStudent``'s layers): the first hidden layer per
+    modality, the rest shared; vectors, not maps, so nothing to pool."""
+
+    def make_fusion(self, backbone: nn.Module) -> nn.Module:
+        return Concat(backbone.feature_info[self.fused_stage]["num_chs"])
+
+    def make_tail(self, backbone: nn.Module, branches: int) -> nn.Module:
+        return nn.Sequential(*(backbone.get_submodule(p) for p in self.tail))
+
+
 @dataclass(frozen=True)
 class ViTFamily(Family):
     def make_trunk(self, backbone: nn.Module) -> nn.Module:
@@ -138,28 +162,36 @@ FAMILIES = {f.name: f for f in (
     # patch partition and stages 0-1 per modality, concat -> 1x1 -> shared stages 2-3
     Family("swin", trunk=("patch_embed", "layers.0", "layers.1"), tail=("layers.2", "layers.3", "norm"),
            frozen=("patch_embed", "layers.0", "layers.1"), fused_stage=1, channels_last=True, sized=True),
+    # gray pixels -> the first hidden layer per modality, concat -> linear -> the other hidden layers
+    MLPFamily("mlp", trunk=("input", "first"), tail=("rest",), frozen=(), fused_stage=0),
 )}
 
 
 class DualBranchTeacher(nn.Module):
-    """RGB and IR trunks, fused, then a shared tail and head; or the RGB trunk alone (``rgb_only``)."""
+    """RGB and IR trunks, fused, then a shared tail and head; or one trunk alone: RGB
+    (``rgb_only``) or IR (``ir_only``)."""
 
     def __init__(self, family: Family, backbone: str, img_size: int, pretrained=False,
                  ir_init: str = "rgb", rgb_only: bool = False, num_classes: int = 2,
-                 backbone_kwargs: dict | None = None, freeze: bool | None = None):
+                 backbone_kwargs: dict | None = None, freeze: bool | None = None, ir_only: bool = False):
         """``freeze``: None freezes the family's early parts of every pretrained branch; True
         freezes them as if pretrained (for profiling), False trains everything."""
         super().__init__()
         if ir_init not in ("rgb", "random"):
             raise KDError(f"ir_init must be 'rgb' or 'random' (got {ir_init!r})")
+        if rgb_only and ir_only:
+            raise KDError("a teacher reads RGB alone (rgb_only) or IR alone (ir_only), not neither")
         kwargs = dict(backbone_kwargs or {}, **({"img_size": img_size} if family.sized else {}))
         rgb = create_backbone(backbone, pretrained, **kwargs)
         if freeze if freeze is not None else pretrained_kind(pretrained) != "none":
             family.freeze(rgb)  # frozen parts of the shared tail come from this backbone too
-        self.family, self.modalities = family.name, ("rgb",) if rgb_only else ("rgb", "ir")
+        self.family = family.name
+        self.modalities = ("rgb",) if rgb_only else ("ir",) if ir_only else ("rgb", "ir")
         self.rgb_trunk = family.make_trunk(rgb)
         self.ir_trunk = self.fusion = None
-        if not rgb_only:
+        if ir_only:  # the one trunk reads IR
+            self.ir_trunk, self.rgb_trunk = self.rgb_trunk, None
+        elif not rgb_only:
             ir_weights = pretrained if ir_init == "rgb" else False
             ir = create_backbone(backbone, ir_weights, **kwargs)
             if freeze if freeze is not None else pretrained_kind(ir_weights) != "none":
@@ -172,6 +204,8 @@ class DualBranchTeacher(nn.Module):
 
     def forward_features(self, rgb: torch.Tensor, ir: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled penultimate features: what the head sees."""
+        if self.rgb_trunk is None:
+            return self.tail(self.ir_trunk(ir))
         x = self.rgb_trunk(rgb)
         if self.ir_trunk is not None:
             x = self.fusion(x, self.ir_trunk(ir))
@@ -191,7 +225,8 @@ class DualBranchTeacher(nn.Module):
 
 def create_teacher(name: str, img_size: int = 224, pretrained=False, ir_init: str = "rgb",
                    rgb_only: bool = False, family: str | None = None, backbone: str | None = None,
-                   backbone_kwargs: dict | None = None, freeze: bool | None = None) -> DualBranchTeacher:
+                   backbone_kwargs: dict | None = None, freeze: bool | None = None, ir_only: bool = False,
+                   num_classes: int = 2) -> DualBranchTeacher:
     """A registered teacher by name, or any timm ``backbone`` of a ``family``."""
     if backbone is None:
         if name not in TEACHERS:
@@ -202,5 +237,5 @@ def create_teacher(name: str, img_size: int = 224, pretrained=False, ir_init: st
         backbone_kwargs = {**spec.kwargs, **(backbone_kwargs or {})}
     if family not in FAMILIES:
         raise KDError(f"teacher {name!r}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
-    return DualBranchTeacher(FAMILIES[family], backbone, img_size, pretrained, ir_init, rgb_only,
-                             backbone_kwargs=backbone_kwargs, freeze=freeze)
+    return DualBranchTeacher(FAMILIES[family], backbone, img_size, pretrained, ir_init, rgb_only, num_classes,
+                             backbone_kwargs=backbone_kwargs, freeze=freeze, ir_only=ir_only)

@@ -29,8 +29,13 @@ def pretrained_kind(pretrained) -> str:
 
 
 def create_backbone(name: str, pretrained=False, **kwargs) -> nn.Module:
-    """A timm backbone without classifier, loaded as ``pretrained`` asks."""
+    """A timm backbone without classifier, loaded as ``pretrained`` asks (or kdcore's ``mlp``, which
+    has no pretrained weights)."""
     kind = pretrained_kind(pretrained)
+    if name == "mlp":
+        if kind != "none":
+            raise KDError(f"backbone 'mlp' has no pretrained weights (pretrained={pretrained!r})")
+        return MLPBackbone(**kwargs)
     try:
         if kind == "hub":
             return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
@@ -99,3 +104,19 @@ def save_backbone(model: nn.Module, path: str | os.PathLike) -> None:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     else:
         torch.save(model.state_dict(), path)
+
+
+class MLPBackbone(nn.Module):
+    """Gray pixels pooled to ``input_size`` -> Linear-ReLU layers of widths ``hidden``, shaped as a
+    timm backbone for the teachers' families: ``input`` and ``first`` (the first layer), ``rest``,
+    ``feature_info`` and ``num_features``."""
+
+    def __init__(self, input_size: int = 28, hidden=(20, 20)):
+        super().__init__()
+        from kdcore.models.student import Grayscale, mlp_layers
+
+        self.input = Grayscale(input_size)
+        self.first = mlp_layers(input_size * input_size, hidden[:1])
+        self.rest = mlp_layers(hidden[0], hidden[1:])
+        self.num_features = hidden[-1]
+        self.feature_info = [{"num_chs": hidden[0]}, {"num_chs": hidden[-1]}]

@@ -16,9 +16,10 @@ from kdcore.study.sweep import Sweep, point_label
 
 def run_and_publish(runner: Study | Sweep, progress=print) -> list[dict]:
     """Run a study or a sweep, then write its index pages, also when a stage failed (the index
-    says how far each stage got)."""
+    says how far each stage got). Params refused by the preflight write nothing, pages included."""
+    runner.check()
     try:
-        return runner.run(progress)
+        return runner.run_checked(progress)
     finally:
         publish(runner)
 

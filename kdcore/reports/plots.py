@@ -8,10 +8,24 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from kdcore.data.schema import COMBOS, LABELS
+from kdcore.data.labels import FLAME2, LabelSet
 from kdcore.io import write_atomic
 
-COMBO_COLOURS = {"NN": "#4c72b0", "YN": "#dd8452", "NY": "#8c8c8c", "YY": "#c44e52"}
+COMBO_COLOURS = {"NN": "#4c72b0", "YN": "#dd8452", "NY": "#8c8c8c", "YY": "#c44e52"}  # FLAME2's, as before
+
+
+def colours(labels: LabelSet) -> dict[str, str]:
+    """A colour per stratum: FLAME2's four combinations as ever, others from matplotlib's tab20."""
+    if labels == FLAME2:
+        return COMBO_COLOURS
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20" if len(labels.all_strata()) > 10 else "tab10"]
+    return {s: cmap(i % cmap.N) for i, s in enumerate(labels.all_strata())}
+
+
+def _legend_title(labels: LabelSet) -> str:
+    return labels.column if labels.multiclass else ", ".join(labels.names)
 
 
 def save(fig: Figure, path: str | Path) -> Figure:
@@ -31,8 +45,9 @@ def training_curves(log: dict, title: str) -> Figure:
     for part in ("train", "val"):
         loss.plot(epochs, [e[part]["loss"] for e in log["epochs"]], marker="o", label=part)
     loss.set(ylabel="training objective")
-    select.plot(epochs, [e["val"][selection["select_on"]] for e in log["epochs"]], marker="o",
-                label=f"{selection['select_on']} (selects)")
+    if selection["select_on"] != "last":  # a fixed budget selects nothing: its last epoch is kept
+        select.plot(epochs, [e["val"][selection["select_on"]] for e in log["epochs"]], marker="o",
+                    label=f"{selection['select_on']} (selects)")
     if selection["select_on"] != "macro_f1":
         select.plot(epochs, [e["val"]["macro_f1"] for e in log["epochs"]], marker=".", ls="--", color="grey",
                     label="macro-F1 at 0.5")
@@ -45,9 +60,12 @@ def training_curves(log: dict, title: str) -> Figure:
     return fig
 
 
-def confusion(metrics: dict, title: str) -> Figure:
-    fig = Figure(figsize=(6.5, 3), layout="constrained")
-    for ax, label in zip(fig.subplots(1, 2), LABELS, strict=True):
+def confusion(metrics: dict, title: str, labels: LabelSet = FLAME2) -> Figure:
+    """A 2x2 matrix per label; for classes one matrix, true class by predicted class."""
+    if labels.multiclass:
+        return _class_confusion(np.asarray(metrics["confusion"]["classes"]), labels, title)
+    fig = Figure(figsize=(3.25 * labels.outputs, 3), layout="constrained")
+    for ax, label in zip(np.atleast_1d(fig.subplots(1, labels.outputs)), labels.names, strict=True):
         m = np.asarray(metrics["confusion"][label])
         ax.imshow(m, cmap="Blues")
         for (i, j), n in np.ndenumerate(m):
@@ -58,20 +76,38 @@ def confusion(metrics: dict, title: str) -> Figure:
     return fig
 
 
-def embedding(points: np.ndarray, combos: np.ndarray, title: str) -> Figure:
+def _class_confusion(m: np.ndarray, labels: LabelSet, title: str) -> Figure:
+    size = 2.5 + 0.45 * labels.outputs
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(m, cmap="Blues")
+    for (i, j), n in np.ndenumerate(m):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > m.max() / 2 else "black")
+    ticks = np.arange(labels.outputs)
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=labels.names, yticklabels=labels.names,
+           xlabel="predicted", ylabel="true")
+    fig.suptitle(title)
+    return fig
+
+
+def embedding(points: np.ndarray, strata: np.ndarray, title: str, labels: LabelSet = FLAME2) -> Figure:
     fig = Figure(figsize=(4.5, 4))
     ax = fig.subplots()
-    for combo in COMBOS:
-        mask = combos == combo
+    palette = colours(labels)
+    for stratum in labels.all_strata():
+        mask = strata == stratum
         if mask.any():
-            ax.scatter(*points[mask].T, s=8, c=COMBO_COLOURS[combo], label=f"{combo} (fire, smoke)")
+            ax.scatter(*points[mask].T, s=8, color=palette[stratum], label=f"{stratum} ({_legend_title(labels)})")
     ax.set(title=title, xticks=[], yticks=[])
     ax.legend(fontsize=7, markerscale=2)
     return fig
 
 
-def sample_pairs(rgb: np.ndarray, ir: np.ndarray, combos: np.ndarray, per_combo: int = 2) -> Figure:
-    picks = [i for combo in COMBOS for i in np.flatnonzero(combos == combo)[:per_combo]]
+def sample_pairs(rgb: np.ndarray, ir: np.ndarray, strata: np.ndarray, labels: LabelSet = FLAME2,
+                 per_combo: int = 2) -> Figure:
+    per_combo = per_combo if len(labels.all_strata()) <= 4 else 1
+    picks = [i for combo in labels.all_strata() for i in np.flatnonzero(strata == combo)[:per_combo]]
+    combos = strata
     fig = Figure(figsize=(2.2 * len(picks), 4.4))
     axes = fig.subplots(2, len(picks), squeeze=False)
     for col, i in enumerate(picks):
@@ -81,16 +117,17 @@ def sample_pairs(rgb: np.ndarray, ir: np.ndarray, combos: np.ndarray, per_combo:
     return fig
 
 
-def label_balance(counts: dict[str, dict[str, int]]) -> Figure:
-    """counts: part -> combo -> frames."""
+def label_balance(counts: dict[str, dict[str, int]], labels: LabelSet = FLAME2) -> Figure:
+    """counts: part -> stratum (label combination or class) -> frames."""
     fig = Figure(figsize=(6, 3))
     ax = fig.subplots()
-    width = 0.8 / len(COMBOS)
-    for k, combo in enumerate(COMBOS):
+    strata, palette = labels.all_strata(), colours(labels)
+    width = 0.8 / len(strata)
+    for k, combo in enumerate(strata):
         ax.bar(np.arange(len(counts)) + k * width, [counts[p].get(combo, 0) for p in counts], width,
-               label=combo, color=COMBO_COLOURS[combo])
+               label=combo, color=palette[combo])
     ax.set(xticks=np.arange(len(counts)) + 0.3, xticklabels=list(counts), ylabel="frames")
-    ax.legend(title="fire, smoke")
+    ax.legend(title=_legend_title(labels), fontsize=7)
     return fig
 
 
@@ -181,7 +218,7 @@ def _interval(rows, part: str):
     return mean, np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
 
 
-def sweep_gain(rows, keys: list[str], gain: str) -> Figure:
+def sweep_gain(rows, keys: list[str], gain: str, metric: str = "fire AUROC") -> Figure:
     """The KD gain (mean, 95% CI over seeds) against the swept value, a line per teacher. One numeric
     key spanning a factor of 10 or more is drawn on a log axis."""
     fig = Figure(figsize=(6.5, 4), layout="constrained")
@@ -201,13 +238,13 @@ def sweep_gain(rows, keys: list[str], gain: str) -> Figure:
     else:
         ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
     ax.axhline(0, color="grey", ls="--", lw=1)
-    ax.set(xlabel=", ".join(keys), ylabel="distilled - no-KD student, test fire AUROC",
+    ax.set(xlabel=", ".join(keys), ylabel=f"distilled - no-KD student, test {metric}",
            title="the KD gain (95% CI over seeds) against the swept value")
     ax.legend(fontsize=7)
     return fig
 
 
-def gain_against_lead(rows, keys: list[str], gain: str, lead: str) -> Figure:
+def gain_against_lead(rows, keys: list[str], gain: str, lead: str, metric: str = "fire AUROC") -> Figure:
     """Every teacher at every swept value: its lead over the no-KD student against the gain of
     its student, both with their 95% CIs over seeds. Distillation pulls the student towards its
     teacher, so the points should rise from left to right and sit below the diagonal."""
@@ -223,7 +260,7 @@ def gain_against_lead(rows, keys: list[str], gain: str, lead: str) -> Figure:
     ax.plot([-edge, edge], [-edge, edge], color="grey", lw=0.8, ls=":", label="gain = lead")
     ax.axhline(0, color="grey", ls="--", lw=1)
     ax.axvline(0, color="grey", ls="--", lw=1)
-    ax.set(xlabel="teacher - no-KD student, test fire AUROC", ylabel="distilled - no-KD student, test fire AUROC",
+    ax.set(xlabel=f"teacher - no-KD student, test {metric}", ylabel=f"distilled - no-KD student, test {metric}",
            title="the KD gain against the teacher's lead")
     ax.legend(fontsize=7)
     return fig

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kdcore.data.schema import COMBOS, LABELS, combo_names
 from kdcore.evaluation import records
+from kdcore.evaluation.metrics import decisions
 from kdcore.evaluation.tables import number
 from kdcore.io import read_json
 from kdcore.layout import DATA, NO_KD, Layout
@@ -110,40 +110,65 @@ class Run:
 def metrics_table(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
     """Test metrics of the models at the thresholds tuned on validation (the reference's 0.5 in
     its own column), beside what always answering yes scores."""
-    rows = [_metrics_row(run.name(w), run.evaluation(w)) for w in who]
-    return pd.DataFrame(rows + [_baseline_row(run.evaluation(who[0]))])
+    rows = [_metrics_row(run.cfg, run.name(w), run.evaluation(w)) for w in who]
+    return pd.DataFrame(rows + [_baseline_row(run.cfg, run.evaluation(who[0]))])
 
 
-# the columns of a stage's metrics table, in order (records.METRICS)
-MODEL_TABLE = ("macro_f1", "macro_f1_at_0.5", "fire_auroc", "smoke_auroc", "fire_ap", "fire_f1", "smoke_f1",
-               "fire_recall", "subset_accuracy", "hamming_loss")
+def model_table_columns(labels) -> tuple[str, ...]:
+    """The columns of a stage's metrics table, in order: for labels (FLAME2: macro-F1, at 0.5,
+    fire and smoke AUROC, fire AP, fire and smoke F1, fire recall, subset accuracy, Hamming loss),
+    for classes accuracy, macro-F1 and each class's F1."""
+    names, first = labels.names, labels.names[0]
+    if labels.multiclass:
+        return ("accuracy", "macro_f1", *(f"{n}_f1" for n in names))
+    return ("macro_f1", "macro_f1_at_0.5", *(f"{n}_auroc" for n in names), f"{first}_ap",
+            *(f"{n}_f1" for n in names), f"{first}_recall", "subset_accuracy", "hamming_loss")
 
 
-def _metrics_row(name: str, evaluation: dict) -> dict:
-    t = evaluation["metrics"]["tuned_thresholds"]
-    return {"model": name, **records.labelled(evaluation, MODEL_TABLE),
-            "thresholds (fire / smoke)": " / ".join(f"{t[label]:.3f}" for label in LABELS),
-            "params, M": evaluation["cost"]["params_total"] / 1e6, "GFLOPs": evaluation["cost"]["gflops"]}
+def _metrics_row(cfg: Config, name: str, evaluation: dict) -> dict:
+    labels = cfg.label_set
+    row = {"model": name, **records.labelled(evaluation, model_table_columns(labels))}
+    if not labels.multiclass:
+        t = evaluation["metrics"]["tuned_thresholds"]
+        row[f"thresholds ({' / '.join(labels.names)})"] = " / ".join(f"{t[label]:.3f}" for label in labels.names)
+    return {**row, "params, M": evaluation["cost"]["params_total"] / 1e6, "GFLOPs": evaluation["cost"]["gflops"]}
 
 
-def _baseline_row(evaluation: dict) -> dict:
-    """What always answering "positive" scores on the same test frames: the floor a model must beat."""
-    row = {"model": "always positive (baseline)"}
+def _baseline_row(cfg: Config, evaluation: dict) -> dict:
+    """What a constant scorer gets on the same test frames (always "positive" per label; always the
+    most frequent class): the floor a model must beat."""
+    labels = cfg.label_set
+    row = {"model": "always the most frequent class (baseline)" if labels.multiclass else "always positive (baseline)"}
     if not evaluation["metrics"].get("baseline"):
         return row
-    base = {key: records.baseline_value(evaluation, key) for key in records.BASELINE}
-    values = {"macro_f1": base["macro_f1"], "macro_f1_at_0.5": base["macro_f1"], "fire_auroc": 0.5, "smoke_auroc": 0.5,
-              "fire_ap": base["fire_ap"], "fire_f1": base["fire_f1"], "smoke_f1": base["smoke_f1"], "fire_recall": 1.0}
-    return {**row, **{records.METRICS[key][0]: value for key, value in values.items()}}
+    first = labels.names[0]
+    if labels.multiclass:
+        values = {"accuracy": records.baseline_value(evaluation, "accuracy"),
+                  "macro_f1": evaluation["metrics"]["baseline"].get("majority_macro_f1")}
+    else:
+        values = {"macro_f1": records.baseline_value(evaluation, "macro_f1"),
+                  "macro_f1_at_0.5": records.baseline_value(evaluation, "macro_f1"),
+                  **{f"{n}_auroc": 0.5 for n in labels.names},
+                  f"{first}_ap": records.baseline_value(evaluation, f"{first}_ap"),
+                  **{f"{n}_f1": records.baseline_value(evaluation, f"{n}_f1") for n in labels.names},
+                  f"{first}_recall": 1.0}
+    return {**row, **{records.metric_label(key): value for key, value in values.items()}}
 
 
-def model_sentence(name: str, evaluation: dict) -> str:
-    fire, f1, f1_at_half = (records.metric_value(evaluation, k) for k in ("fire_auroc", "macro_f1", "macro_f1_at_0.5"))
-    always, prevalence = (records.baseline_value(evaluation, k) for k in ("macro_f1", "fire_prevalence"))
-    return (f"The {name} reaches test fire AUROC {number(fire)} and macro-F1 "
-            f"{number(f1)} at thresholds tuned on validation ({number(f1_at_half)} at 0.5) "
+def model_sentence(cfg: Config, name: str, evaluation: dict) -> str:
+    """What a model reaches on the test set, in the headline and macro-F1, beside a constant scorer."""
+    headline = cfg.headline_metric
+    value, f1 = (records.metric_value(evaluation, k) for k in (headline, "macro_f1"))
+    said = f"The {name} reaches test {records.metric_label(headline)} {number(value)} and macro-F1 {number(f1)}"
+    if cfg.label_set.multiclass:
+        return (f"{said} on {evaluation['test_frames']} test items (always answering the most frequent class "
+                f"scores accuracy {number(records.baseline_value(evaluation, 'accuracy'))}).")
+    first = cfg.label_set.names[0]
+    f1_at_half = records.metric_value(evaluation, "macro_f1_at_0.5")
+    always, prevalence = (records.baseline_value(evaluation, k) for k in ("macro_f1", f"{first}_prevalence"))
+    return (f"{said} at thresholds tuned on validation ({number(f1_at_half)} at 0.5) "
             f"on {evaluation['test_frames']} test frames (always answering yes scores "
-            f"macro-F1 {number(always)}; fire prevalence {number(prevalence)}).")
+            f"macro-F1 {number(always)}; {first} prevalence {number(prevalence)}).")
 
 
 def flag_messages(run: Run, who: tuple[str, ...]) -> list[str]:
@@ -158,27 +183,30 @@ def training_curves(run: Run, who: tuple[str, ...]) -> dict:
 
 
 def errors_by_combination(run: Run, who: tuple[str, ...]) -> pd.DataFrame:
-    """Per true label combination of the test frames: how many, and the share each model gets
-    entirely right (both labels, at its thresholds tuned on validation)."""
-    frames = None
+    """Per true label combination (or class) of the test frames: how many, and the share each model
+    gets entirely right (every label at its thresholds tuned on validation; the class by argmax)."""
+    labels, frames = run.cfg.label_set, None
+    column = "combination" if not labels.multiclass else "class"
     for w in who:
         p = run.predictions(w)
-        truth = p[list(LABELS)].to_numpy()
-        thresholds = [run.evaluation(w)["metrics"]["tuned_thresholds"][label] for label in LABELS]
-        right = ((p[[f"p_{label}" for label in LABELS]].to_numpy() >= thresholds) == truth).all(axis=1)
-        combo = combo_names(truth)
-        table = pd.DataFrame({"combination": combo, run.name(w): right})
+        truth = p[list(labels.names)].to_numpy()
+        thresholds = (0.5 if labels.multiclass else
+                      [run.evaluation(w)["metrics"]["tuned_thresholds"][label] for label in labels.names])
+        decided = decisions(p[[f"p_{label}" for label in labels.names]].to_numpy(), thresholds, labels)
+        right = (decided == truth).all(axis=1)
+        table = pd.DataFrame({column: labels.strata(truth), run.name(w): right})
         frames = table if frames is None else frames.assign(**{run.name(w): right})
-    grouped = frames.groupby("combination", sort=False)
+    grouped = frames.groupby(column, sort=False)
     out = grouped.mean().mul(100).add_suffix(", % right").reset_index()
     out.insert(1, "test frames", grouped.size().to_numpy())
-    order = {c: i for i, c in enumerate(COMBOS)}
-    return out.sort_values("combination", key=lambda s: s.map(order)).reset_index(drop=True)
+    order = {c: i for i, c in enumerate(labels.all_strata())}
+    return out.sort_values(column, key=lambda s: s.map(order)).reset_index(drop=True)
 
 
 def confusion(run: Run, who: str) -> dict:
+    how = "by argmax" if run.cfg.label_set.multiclass else "at thresholds tuned on validation"
     return run.save(**{f"{who}_confusion": plots.confusion(run.evaluation(who)["metrics"],
-                                             f"{run.name(who)}, test, at thresholds tuned on validation")})
+                                                           f"{run.name(who)}, test, {how}", run.cfg.label_set)})
 
 
 def embeddings(run: Run, who: str) -> dict:
@@ -202,11 +230,12 @@ def embeddings(run: Run, who: str) -> dict:
         student, _ = load_student(run.layout.fit_paths(folder, run.seed, role).best)
         features = predict(student, run.data.dataset("test", with_ir=False), run.cfg.eval_batch_size,
                            run.cfg.device, features=True)["features"]
-    combos = run.data.table.combos[test]
+    strata = run.data.table.strata[test]
     methods = {"tsne": ("t-SNE", tsne), "umap": ("UMAP", umap)}
     whose = who.split("_")[0]
-    return run.save(**{f"{m}_{whose}": plots.embedding(methods[m][1](features, run.seed), combos,
-                                                       f"{methods[m][0]}, {run.name(who)} features")
+    return run.save(**{f"{m}_{whose}": plots.embedding(methods[m][1](features, run.seed), strata,
+                                                       f"{methods[m][0]}, {run.name(who)} features",
+                                                       run.cfg.label_set)
                        for m in run.cfg.embeddings})
 
 
@@ -237,7 +266,8 @@ def data_stage(cfg: Config, seed: int) -> Run:
 
     data, _, origin = _step(cfg, steps.DATA_STEP, seed, progress=True)
     run = Run(cfg, seed, data, provenance=origin, extra={"audit": read_json(Layout(cfg.output).audit(seed))})
-    run.warnings = one_valued_labels(data.table.labels, data.split) + flag_messages(run, ("no_kd_student",))
+    run.warnings = (one_valued_labels(data.table.targets, data.split, data.table.label_set)
+                    + flag_messages(run, ("no_kd_student",)))
     return run
 
 
@@ -256,14 +286,15 @@ def data_summary(run: Run) -> list[str]:
 
 
 def split_table(run: Run) -> pd.DataFrame:
-    """Frames per part and label combination (fire, smoke), and, under a label budget, how many
-    training frames keep their labels."""
+    """Frames per part and label combination (FLAME2: fire, smoke) or class, and, under a label
+    budget, how many training frames keep their labels."""
     parts = run.data.split.parts()
-    combos = run.data.table.combos
+    strata = run.data.table.strata
     rows = []
     for part, ix in parts.items():
-        counts = pd.Series(combos[ix]).value_counts()
-        row = {"part": part, **{c: int(counts.get(c, 0)) for c in COMBOS}, "frames": len(ix)}
+        counts = pd.Series(strata[ix]).value_counts()
+        row = {"part": part, **{c: int(counts.get(c, 0)) for c in run.data.table.label_set.all_strata()},
+               "frames": len(ix)}
         if run.data.label_budget:
             row["labelled"] = int(run.data.labelled[ix].sum())
         rows.append(row)
@@ -285,11 +316,11 @@ def _percent(share):
 
 
 def data_figures(run: Run) -> dict:
-    parts = run.data.split.parts()
-    combos = run.data.table.combos
-    counts = {part: pd.Series(combos[ix]).value_counts().to_dict() for part, ix in parts.items()}
-    return run.save(label_balance=plots.label_balance(counts),
-                    sample_pairs=plots.sample_pairs(run.data.rgb, run.data.ir, combos))
+    parts, labels = run.data.split.parts(), run.data.table.label_set
+    strata = run.data.table.strata
+    counts = {part: pd.Series(strata[ix]).value_counts().to_dict() for part, ix in parts.items()}
+    return run.save(label_balance=plots.label_balance(counts, labels),
+                    sample_pairs=plots.sample_pairs(run.data.rgb, run.data.ir, strata, labels))
 
 
 # --- 01_teacher -------------------------------------------------------------------------------
@@ -306,7 +337,7 @@ def teacher_summary(run: Run) -> list[str]:
         return ["The oracle teacher trains nothing: its outputs are confident logits of the true labels on every "
                 "frame, labelled or not. A student distilled from it shows what the kit can detect, and the "
                 "ceiling any real teacher can reach on these data."]
-    return [model_sentence(run.name("teacher"), run.evaluation("teacher"))]
+    return [model_sentence(run.cfg, run.name("teacher"), run.evaluation("teacher"))]
 
 
 def crossfit_table(run: Run) -> pd.DataFrame:
@@ -332,12 +363,14 @@ def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
 
 def student_summary(run: Run) -> list[str]:
     evaluation, baseline = run.evaluation("student"), run.evaluation("no_kd_student")
-    fire = [records.metric_value(e, "fire_auroc") for e in (evaluation, baseline)]
-    gap = f" ({fire[0] - fire[1]:+.3f}; one seed: see the comparison for intervals)" if None not in fire else ""
+    key = run.cfg.headline_metric
+    value = [records.metric_value(e, key) for e in (evaluation, baseline)]
+    gap = f" ({value[0] - value[1]:+.3f}; one seed: see the comparison for intervals)" if None not in value else ""
     lead = evaluation.get("teacher_lead")
     before = [f"Before the student trained: {lead['verdict']}."] if lead else []
-    return before + [f"Distilled from {run.teacher}, the student's test fire AUROC is {number(fire[0])}; the no-KD "
-                     f"student's is {number(fire[1])}{gap}.", model_sentence("distilled student", evaluation)]
+    return before + [f"Distilled from {run.teacher}, the student's test {records.metric_label(key)} is "
+                     f"{number(value[0])}; the no-KD student's is {number(value[1])}{gap}.",
+                     model_sentence(run.cfg, "distilled student", evaluation)]
 
 
 # --- 03_compress ------------------------------------------------------------------------------
@@ -354,7 +387,10 @@ def variants_table(run: Run) -> pd.DataFrame:
     rows = []
     for variant, v in run.extra["compression"]["variants"].items():
         latency = v["timing"]["latency"]
-        rows.append({"variant": variant, **records.labelled(v, ("macro_f1", "macro_f1_at_0.5", "fire_f1", "smoke_f1")),
+        labels = run.cfg.label_set
+        shown = (("accuracy", "macro_f1") if labels.multiclass
+                 else ("macro_f1", "macro_f1_at_0.5", *(f"{n}_f1" for n in labels.names)))
+        rows.append({"variant": variant, **records.labelled(v, shown),
                      "params, M": v["cost"]["params_total"] / 1e6,
                      "GMACs": v["cost"]["gmacs"], "size, MB": v["cost"]["size_mb"],
                      **{records.latency_header(k): latency[k]["median_ms"] for k in sorted(latency)}, "file": v["cost"]["file"]})
@@ -401,8 +437,8 @@ def compare_summary(study: Comparison) -> list[str]:
 def seed_figures(study: Comparison) -> dict:
     """Every model's test metric: each seed a dot, the mean and the 95% interval over seeds."""
     figures = {}
-    for key in analysis.PRIMARY:
-        label = records.METRICS[key][0]
+    for key in analysis.primary(study.cfg):
+        label = records.metric_label(key)
         summary = study.models.rename(columns={f"{label} mean": "mean", f"{label} low": "low", f"{label} high": "high"})
         figures[f"{key}_by_seed"] = plots.seed_points(analysis.per_seed_points(study.cfg, study.evaluations, key),
                                                       summary[["teacher", "model", "mean", "low", "high"]],
@@ -412,9 +448,10 @@ def seed_figures(study: Comparison) -> dict:
 
 def difference_figures(study: Comparison) -> dict:
     """Each seed a line from the no-KD student to the distilled one; every difference with its intervals."""
-    points = analysis.per_seed_points(study.cfg, study.evaluations, "fire_auroc")
-    figures = {"paired_fire_auroc": plots.paired_lines(points, "fire AUROC",
-                                                       "test fire AUROC, no-KD -> distilled, each seed a line")}
+    key = study.cfg.headline_metric
+    label = records.metric_label(key)
+    points = analysis.per_seed_points(study.cfg, study.evaluations, key)
+    figures = {f"paired_{key}": plots.paired_lines(points, label, f"test {label}, no-KD -> distilled, each seed a line")}
     d = study.differences
     if len(d):
         forest = d.rename(columns={"mean difference": "mean", "CI low": "low", "CI high": "high",

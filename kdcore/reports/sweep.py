@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kdcore.evaluation.records import metric_label
 from kdcore.evaluation.tables import mean_ci, number
 from kdcore.layout import Layout
 from kdcore.reports import plots
-from kdcore.study.analysis import GAIN, KD_QUESTION, LEAD
+from kdcore.study.analysis import GAIN_PART, KD_QUESTION, LEAD_PART
 from kdcore.study.config import Config
 from kdcore.study.sweep import Sweep
 
@@ -49,10 +50,15 @@ def summary(result: SweepResult) -> list[str]:
         return ["No sub-study has finished its comparison yet."]
     lines = []
     for teacher, own in rows.groupby("teacher", sort=False):
-        at = "; ".join(f"{_point(r, result.keys)}: {mean_ci(r[f'{GAIN} mean difference'], r[f'{GAIN} CI low'], r[f'{GAIN} CI high'], signed=True)}"
+        at = "; ".join(f"{_point(r, result.keys)}: {mean_ci(r[f'{GAIN_PART} mean difference'], r[f'{GAIN_PART} CI low'], r[f'{GAIN_PART} CI high'], signed=True)}"
                        for _, r in own.iterrows())
-        lines.append(f"{teacher}: distilled - no-KD student, test fire AUROC (95% CI over seeds): {at}.")
+        lines.append(f"{teacher}: distilled - no-KD student, test {_metric(result)} (95% CI over seeds): {at}.")
     return lines
+
+
+def _metric(result: SweepResult) -> str:
+    """What the answer tables are in (the study's headline: FLAME2's fire AUROC)."""
+    return metric_label(result.cfg.headline_metric)
 
 
 def _point(row, keys: list[str]) -> str:
@@ -70,7 +76,7 @@ def gain_table(result: SweepResult) -> pd.DataFrame:
                                                       rows[f"{part} CI high"], strict=True)]
 
     return pd.DataFrame({**{k: rows[k] for k in result.keys}, "teacher": rows["teacher"], "seeds": rows["seeds"],
-                         "teacher - no-KD student": ci(LEAD), "distilled - no-KD student": ci(GAIN),
+                         "teacher - no-KD student": ci(LEAD_PART), "distilled - no-KD student": ci(GAIN_PART),
                          "detectable at 80% power": [number(x) for x in rows["detectable at 80% power"]],
                          "verdict": rows["verdict"]})
 
@@ -82,8 +88,8 @@ def figures(result: SweepResult) -> dict:
     if not len(rows):
         return {}
     layout = Layout(result.cfg.output)
-    made = {"gain_by_value": plots.sweep_gain(rows, result.keys, GAIN),
-            "gain_by_lead": plots.gain_against_lead(rows, result.keys, GAIN, LEAD)}
+    made = {"gain_by_value": plots.sweep_gain(rows, result.keys, GAIN_PART, _metric(result)),
+            "gain_by_lead": plots.gain_against_lead(rows, result.keys, GAIN_PART, LEAD_PART, _metric(result))}
     for name, fig in made.items():
         plots.save(fig, layout.sweep_figure(name))
     return made

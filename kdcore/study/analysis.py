@@ -16,16 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kdcore.data.schema import LABELS
 from kdcore.errors import KDError
-from kdcore.evaluation.metrics import auroc, macro_f1
+from kdcore.evaluation.metrics import accuracy, auroc, decisions, macro_f1
 from kdcore.evaluation.records import (
-    BASELINE,
-    METRICS,
     ROLES,
     baseline_value,
     latency_header,
     latency_key,
+    metric_keys,
+    metric_label,
     metric_value,
     with_aliases,
 )
@@ -40,9 +39,30 @@ from kdcore.io import read_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.study.config import Config, result_settings
 
-PRIMARY = ("fire_auroc", "macro_f1")  # the metrics every comparison reports
-# metric key -> (whether it reads decisions at the model's tuned thresholds rather than scores, metric)
-BOOTSTRAP = {"fire_auroc": (False, lambda p, y, w: auroc(p[:, 0], y[:, 0], w)), "macro_f1": (True, macro_f1)}
+BREAKDOWNS = ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible")  # kd synth's truth: where the data has it
+
+
+def primary(cfg: Config) -> tuple[str, ...]:
+    """The metrics every comparison reports: the headline (FLAME2: fire AUROC), and macro-F1."""
+    return tuple(dict.fromkeys((cfg.headline_metric, "macro_f1")))
+
+
+def model_columns(cfg: Config) -> tuple[str, ...]:
+    """The metrics the models table shows: the primary ones, then for labels macro-F1 at 0.5 (the
+    reference protocol) and the first label's AP."""
+    labels = cfg.label_set
+    extra = () if labels.multiclass else ("macro_f1_at_0.5", f"{labels.names[0]}_ap")
+    return tuple(dict.fromkeys(primary(cfg) + extra))
+
+
+def bootstrap_metric(cfg: Config, key: str):
+    """(whether it reads decisions rather than scores, metric(p, y, weights)) for a metric the
+    test-block bootstrap resamples; None for one it does not."""
+    names = cfg.label_set.names
+    if key.endswith("_auroc") and key[: -len("_auroc")] in names:
+        k = names.index(key[: -len("_auroc")])
+        return False, lambda p, y, w: auroc(p[:, k], y[:, k], w)
+    return {"macro_f1": (True, macro_f1), "accuracy": (True, accuracy)}.get(key)
 
 
 @dataclass(frozen=True)
@@ -63,7 +83,7 @@ class Arm:
 
 KD_GAIN, LEAD = "distilled - no-KD", "teacher - no-KD"  # the two comparisons every teacher has
 IR_GAIN, IR_LEAD = "IR-distilled - RGB-distilled", "IR teacher - RGB teacher"  # where it has an RGB twin
-LEAD, GAIN = "lead", "gain"  # the answer table's two parts: its columns are "<part> mean difference", ...
+LEAD_PART, GAIN_PART = "lead", "gain"  # the answer table's two parts: its columns are "<part> mean difference", ...
 
 
 def comparisons(cfg: Config) -> list[tuple[str, Arm, Arm]]:
@@ -86,14 +106,14 @@ def model_table(cfg: Config, evaluations: dict) -> tuple[pd.DataFrame, dict]:
     rows, aggregated = [], {}
     for t in cfg.teachers:
         runs = [evaluations[t.name, s] for s in cfg.seeds]
-        agg = {role: {key: summarize([metric_value(r[role], key) for r in runs]) for key in METRICS}
+        agg = {role: {key: summarize([metric_value(r[role], key) for r in runs]) for key in metric_keys(cfg.label_set)}
                for role in ROLES}
         for role in ROLES:
             agg[role] = with_aliases(agg[role])
             agg[role]["flags"] = flags(cfg, evaluations, Arm(t.name, role))
             rows.append({"teacher": t.name, "model": ROLES[role], "n": agg[role]["macro_f1"]["n"],
-                         **{f"{METRICS[k][0]} {stat}": _stat(agg[role][k], stat)
-                            for k in (*PRIMARY, "macro_f1_at_0.5", "fire_ap") for stat in ("mean", "low", "high")},
+                         **{f"{metric_label(k)} {stat}": _stat(agg[role][k], stat)
+                            for k in model_columns(cfg) for stat in ("mean", "low", "high")},
                          "flags": "; ".join(agg[role]["flags"])})
         agg["seeds"] = list(cfg.seeds)
         aggregated[t.name] = agg
@@ -121,20 +141,21 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
     """Every comparison x primary metric, and the teachers' macro-F1 pairwise; Holm over all."""
     rows = []
     for label, a, b in comparisons(cfg):
-        for key in PRIMARY + _breakdowns(evaluations):
+        for key in primary(cfg) + _breakdowns(evaluations):
             values = [[metric_value(evaluations[arm.teacher, s][arm.role], key) for s in cfg.seeds] for arm in (a, b)]
             boot = None
-            if key in BOOTSTRAP:
-                decisions, metric = BOOTSTRAP[key]
-                boot = block_bootstrap(_bootstrap_seeds(layout, evaluations, cfg.seeds, a, b, decisions), metric,
+            if resampled := bootstrap_metric(cfg, key):
+                reads_decisions, metric = resampled
+                boot = block_bootstrap(_bootstrap_seeds(cfg, layout, evaluations, a, b, reads_decisions), metric,
                                        resamples)
             flagged = "; ".join(f"{ROLES[arm.role]} {f}" for arm in (a, b) for f in flags(cfg, evaluations, arm))
-            rows.append(_difference_row(label, key, paired_difference(*values), boot, flagged))
+            rows.append(_difference_row(label, key, paired_difference(*values), boot, flagged, cfg.seeds))
     ir_teachers = [t.name for t in cfg.teachers if t.twin_of is None and not cfg.is_oracle(t.name)]
     for i, x in enumerate(ir_teachers):
         for y in ir_teachers[i + 1:]:
             values = [[metric_value(evaluations[name, s]["teacher"], "macro_f1") for s in cfg.seeds] for name in (x, y)]
-            rows.append(_difference_row(f"teacher {x} - teacher {y}", "macro_f1", paired_difference(*values), None))
+            rows.append(_difference_row(f"teacher {x} - teacher {y}", "macro_f1", paired_difference(*values), None,
+                                        seeds=cfg.seeds))
     table = pd.DataFrame(rows)
     if len(table):
         table.insert(table.columns.get_loc("p") + 1, "p (Holm)", holm(table["p"].tolist()))
@@ -144,44 +165,50 @@ def difference_table(cfg: Config, evaluations: dict, layout: Layout, resamples: 
 def _breakdowns(evaluations: dict) -> tuple[str, ...]:
     """The truth breakdowns the data allows (kd synth's fire_rgb_visible), when the test sets hold
     fires RGB shows and fires it hides: otherwise the breakdown repeats the whole."""
-    keys = ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible")
-    defined = [any(metric_value(e["student"], k) is not None for e in evaluations.values()) for k in keys]
-    return keys if all(defined) else ()
+    defined = [any(metric_value(e["student"], k) is not None for e in evaluations.values()) for k in BREAKDOWNS]
+    return BREAKDOWNS if all(defined) else ()
 
 
-def _difference_row(label: str, key: str, d: dict, boot: dict | None, flagged: str = "") -> dict:
-    return {"comparison": label, "metric": METRICS[key][0], "n seeds": d["n"], "mean difference": d["mean_difference"],
+def _difference_row(label: str, key: str, d: dict, boot: dict | None, flagged: str = "", seeds=()) -> dict:
+    """One paired difference; ``missing seeds`` named by the seeds' numbers (``d["missing"]`` holds
+    their positions in ``seeds``)."""
+    return {"comparison": label, "metric": metric_label(key), "n seeds": d["n"], "mean difference": d["mean_difference"],
             "CI low": d["ci95"][0], "CI high": d["ci95"][1], "CI note": d["ci_note"] or "",
             "p": d["p_value"], "d_z": d["d_z"], "SD of differences": d["sd"],
             "detectable at 80% power": d["detectable"],
             "test-block bootstrap": boot["estimate"] if boot else None,
             "bootstrap low": boot["ci95"][0] if boot else None, "bootstrap high": boot["ci95"][1] if boot else None,
             "test blocks per seed": "/".join(map(str, boot["blocks"])) if boot else "",
-            "missing seeds": ", ".join(map(str, d["missing"])), "flagged": flagged}
+            "missing seeds": ", ".join(str(seeds[i]) if i < len(seeds) else str(i) for i in d["missing"]),
+            "flagged": flagged}
 
 
-def _bootstrap_seeds(layout: Layout, evaluations: dict, seeds: list[int], a: Arm, b: Arm,
-                     decisions: bool) -> list[dict]:
-    """Per seed, both arms' test scores (or, with ``decisions``, their 0/1 answers at each arm's
-    own tuned thresholds: a resample moves frames, never a threshold chosen on validation)."""
-    out = []
-    for seed in seeds:
+def _bootstrap_seeds(cfg: Config, layout: Layout, evaluations: dict, a: Arm, b: Arm,
+                     reads_decisions: bool) -> list[dict]:
+    """Per seed, both arms' test scores (or, with ``reads_decisions``, their 0/1 answers at each
+    arm's own tuned thresholds, or its argmax: a resample moves frames, never a threshold chosen on
+    validation)."""
+    labels, out = cfg.label_set, []
+    for seed in cfg.seeds:
         paths = [layout.predictions(arm.folder, seed, arm.fit_role) for arm in (a, b)]
         if not all(p.exists() for p in paths):
             continue
         pa, pb = (pd.read_csv(p, dtype={"id": str}).set_index("id") for p in paths)
         pb = pb.loc[pa.index]  # the same test frames, in the same order
-        columns = [f"p_{label}" for label in LABELS]
+        columns = [f"p_{label}" for label in labels.names]
         scores = [pa[columns].to_numpy(), pb[columns].to_numpy()]
-        if decisions:
-            scores = [(s >= _thresholds(evaluations[arm.teacher, seed][arm.role])).astype(float)
+        if reads_decisions:
+            scores = [decisions(s, _thresholds(evaluations[arm.teacher, seed][arm.role], labels), labels).astype(float)
                       for s, arm in zip(scores, (a, b), strict=True)]
-        out.append({"a": scores[0], "b": scores[1], "y": pa[list(LABELS)].to_numpy(), "units": pa["unit"].to_numpy()})
+        out.append({"a": scores[0], "b": scores[1], "y": pa[list(labels.names)].to_numpy(),
+                    "units": pa["unit"].to_numpy()})
     return out
 
 
-def _thresholds(evaluation: dict) -> np.ndarray:
-    return np.array([evaluation["metrics"]["tuned_thresholds"][label] for label in LABELS])
+def _thresholds(evaluation: dict, labels) -> np.ndarray | float:
+    if labels.multiclass:
+        return 0.5  # unused: classes are decided by the argmax
+    return np.array([evaluation["metrics"]["tuned_thresholds"][label] for label in labels.names])
 
 
 def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:
@@ -190,29 +217,41 @@ def baseline_table(cfg: Config, evaluations: dict) -> pd.DataFrame:
     for seed in cfg.seeds:
         evaluation = evaluations[cfg.teachers[0].name, seed]["no_kd_student"]
         if evaluation["metrics"].get("baseline"):
-            base = {key: baseline_value(evaluation, key) for key in BASELINE}
-            rows.append({"seed": seed, "test frames": evaluation["test_frames"],
-                         "fire prevalence": base["fire_prevalence"], "smoke prevalence": base["smoke_prevalence"],
-                         "always-positive macro-F1": base["macro_f1"], "always-positive fire F1": base["fire_f1"],
-                         "fire AP of a constant": base["fire_ap"], "fire AUROC of a constant": 0.5})
+            rows.append({"seed": seed, "test frames": evaluation["test_frames"], **_baseline_row(cfg, evaluation)})
     return pd.DataFrame(rows)
+
+
+def _baseline_row(cfg: Config, evaluation: dict) -> dict:
+    """A constant scorer's figures: per label its prevalence, always-positive macro-F1 and first
+    label's F1, AP and AUROC; for classes always answering the most frequent one."""
+    labels = cfg.label_set
+    if labels.multiclass:
+        return {"most frequent class's share": baseline_value(evaluation, "accuracy"),
+                "majority macro-F1": evaluation["metrics"]["baseline"].get("majority_macro_f1"),
+                "AUROC of a constant": 0.5}
+    first = labels.names[0]
+    return {**{f"{n} prevalence": baseline_value(evaluation, f"{n}_prevalence") for n in labels.names},
+            "always-positive macro-F1": baseline_value(evaluation, "macro_f1"),
+            f"always-positive {first} F1": baseline_value(evaluation, f"{first}_f1"),
+            f"{first} AP of a constant": baseline_value(evaluation, f"{first}_ap"),
+            f"{first} AUROC of a constant": 0.5}
 
 
 def missing_values(cfg: Config, evaluations: dict) -> list[str]:
     """Every undefined metric, by teacher, model and seed: said, not dropped."""
     lines = []
-    keys = [k for k in METRICS if k not in ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible")] + list(_breakdowns(evaluations))
+    keys = [k for k in metric_keys(cfg.label_set) if k not in BREAKDOWNS] + list(_breakdowns(evaluations))
     for (teacher, seed), e in evaluations.items():
         for role in ROLES:
-            gaps = [METRICS[k][0] for k in keys if metric_value(e[role], k) is None]
+            gaps = [metric_label(k) for k in keys if metric_value(e[role], k) is None]
             if gaps:
                 lines.append(f"{teacher} {ROLES[role]}, seed {seed}: no {', '.join(gaps)} "
                              "(a class with one value in the test set)")
     return lines
 
 
-def _row(differences: pd.DataFrame, teacher: str, what: str, key: str = "fire_auroc"):
-    rows = differences[(differences["comparison"] == f"{teacher}: {what}") & (differences["metric"] == METRICS[key][0])]
+def _row(differences: pd.DataFrame, teacher: str, what: str, key: str):
+    rows = differences[(differences["comparison"] == f"{teacher}: {what}") & (differences["metric"] == metric_label(key))]
     return None if rows.empty else rows.iloc[0]
 
 
@@ -249,18 +288,20 @@ IR_QUESTION = "what does IR add?"  # lead: IR teacher - RGB teacher; gain: IR-di
 
 
 def answer_table(cfg: Config, differences: pd.DataFrame) -> pd.DataFrame:
-    """The study's answer in test fire AUROC, one row per teacher (and per RGB twin comparison):
+    """The study's answer in its headline metric (FLAME2: test fire AUROC), one row per teacher (and per RGB twin comparison):
     the teacher's lead over the no-KD student, what distillation did with its interval over seeds,
     the smallest difference the study could have detected, and the seeds a difference of the
     observed size would need; a verdict in words."""
-    rows = []
+    rows, key = [], cfg.headline_metric
     for t in cfg.teachers:
-        kind = " (oracle)" if cfg.is_oracle(t.name) else " (RGB only)" if t.twin_of else ""
-        rows.append({"question": KD_QUESTION, **_answer(t.name + kind, _row(differences, t.name, LEAD),
-                                                         _row(differences, t.name, KD_GAIN))})
+        kind = (" (oracle)" if cfg.is_oracle(t.name) else " (RGB only)" if t.twin_of
+                else " (IR only)" if t.ir_only else "")
+        rows.append({"question": KD_QUESTION, **_answer(t.name + kind, _row(differences, t.name, LEAD, key),
+                                                         _row(differences, t.name, KD_GAIN, key))})
         if cfg.twin(t.name):
-            rows.append({"question": IR_QUESTION, **_answer(t.name, _row(differences, t.name, IR_LEAD),
-                                                             _row(differences, t.name, IR_GAIN), noun="gain from IR")})
+            rows.append({"question": IR_QUESTION, **_answer(t.name, _row(differences, t.name, IR_LEAD, key),
+                                                             _row(differences, t.name, IR_GAIN, key),
+                                                             noun="gain from IR")})
     return pd.DataFrame(rows)
 
 
@@ -271,21 +312,21 @@ def _answer(name: str, lead, gain, noun: str = "gain") -> dict:
 
     sd = None if gain is None else gain["SD of differences"]
     needed = seeds_needed(gain["mean difference"], sd) if gain is not None and _present(sd) else None
-    return {"teacher": name, "seeds": None if gain is None else gain["n seeds"], **part(lead, LEAD),
-            **part(gain, GAIN), "detectable at 80% power": None if gain is None else gain["detectable at 80% power"],
+    return {"teacher": name, "seeds": None if gain is None else gain["n seeds"], **part(lead, LEAD_PART),
+            **part(gain, GAIN_PART), "detectable at 80% power": None if gain is None else gain["detectable at 80% power"],
             "seeds to detect the observed gain": needed, "verdict": verdict(gain, lead, noun)}
 
 
 def study_sentence(cfg: Config, differences: pd.DataFrame) -> str:
-    """One line: how many teachers' students distillation helped, in test fire AUROC."""
-    gains = [_row(differences, t.name, KD_GAIN) for t in cfg.teachers]
+    """One line: how many teachers' students distillation helped, in the headline metric."""
+    gains = [_row(differences, t.name, KD_GAIN, cfg.headline_metric) for t in cfg.teachers]
     found = [t.name for t, g in zip(cfg.teachers, gains, strict=True)
              if g is not None and _present(g["CI low"]) and g["CI low"] > 0]
     n = len(cfg.seeds)
     if n < 3:
         return (f"Over {n} seed(s) no interval over seeds can be drawn: the table below gives each teacher's "
                 "differences with the test-block bootstrap (test-set uncertainty only).")
-    return (f"Distillation raised the student's test fire AUROC, 95% CI over {n} seeds above 0, for "
+    return (f"Distillation raised the student's test {metric_label(cfg.headline_metric)}, 95% CI over {n} seeds above 0, for "
             f"{len(found)} of {len(gains)} teachers" + (f" ({', '.join(found)})" if found else "") + ".")
 
 

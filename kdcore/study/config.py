@@ -17,10 +17,12 @@ from typing import Any
 
 import yaml
 
+from kdcore.data.labels import LabelSet
 from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
+from kdcore.evaluation.records import default_headline, metric_keys
 from kdcore.layout import synth_csv
-from kdcore.training.selection import CRITERIA
+from kdcore.training.selection import CRITERIA, MULTICLASS_ONLY, MULTILABEL_ONLY
 from kdcore.training.selection import DEFAULT as SELECT_ON
 
 
@@ -35,6 +37,7 @@ class TeacherConfig:
     pretrained: str | bool = False  # false | hub | path of a timm state dict
     ir_init: str = "rgb"
     rgb_only: bool = False
+    ir_only: bool = False  # the privileged view alone: what IR knows without RGB
     batch_size: int | None = None  # None: the study's batch_size
     lr: float | None = None  # None: lr_teacher
     rgb_twin: bool | None = None  # add its RGB-only twin; None: as the study's rgb_teacher_arm
@@ -59,7 +62,7 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
         spec = TEACHERS[t.name]
         family, backbone, kwargs = spec.family, spec.backbone, {**spec.kwargs, **t.backbone_kwargs}
     return TeacherConfig(t.name + RGB_TWIN_SUFFIX, family, backbone, dict(kwargs), t.pretrained, t.ir_init,
-                         rgb_only=True, batch_size=t.batch_size, lr=t.lr, twin_of=t.name)
+                         rgb_only=True, batch_size=t.batch_size, lr=t.lr, twin_of=t.name)  # never ir_only
 
 
 PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file
@@ -92,6 +95,11 @@ class Config:
     block_frames: int = BLOCK_FRAMES  # block split: frames per block (tens of seconds of FLAME2 video)
     gap_frames: int = GAP_FRAMES  # frames left out where adjacent rows go to different parts
     labelled_fraction: float = 1.0  # share of training blocks whose labels are used (seeded)
+    train_size: float | None = None  # stratified split: training items, a count (300) or a share (0.1)
+    # what is predicted (kdcore.data.labels): {} is FLAME2's fire and smoke; or {kind: multilabel,
+    # columns: [...]}, or {kind: multiclass, column: digit, classes: [0, 1, ...]}
+    labels: dict = field(default_factory=dict)
+    headline: str = ""  # the metric the answer is read on; "": fire_auroc (the first label's), accuracy for classes
     image_size: int = 224
     augment: bool = False
     cache_dir: str | None = None  # None: <output>/cache
@@ -110,7 +118,10 @@ class Config:
     weight_decay: float = 1e-4
     batch_size: int = 32
     select_on: str = SELECT_ON  # the validation criterion that keeps an epoch and stops a fit
+    optimizer: str = "adamw"  # adamw | rmsprop (Keras 0.x's defaults: rho 0.9, epsilon 1e-6)
+    lr_schedule: str = "cosine"  # cosine over the epoch budget | constant
     student_stem_stride: int = 1
+    student: dict = field(default_factory=dict)  # {}: the CNN; {family: mlp, input_size: 7, hidden: [20, 20]}
     # distillation
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7
@@ -139,7 +150,10 @@ class Config:
 
     def validate(self) -> Config:
         checks = {
-            "image_size": self.image_size >= 32, "epochs_teacher": self.epochs_teacher >= 1,
+            # the CNN student halves its maps four times; an MLP reads any size at least its input's
+            "image_size": self.image_size >= (32 if self.student.get("family", "cnn") == "cnn"
+                                              else self.student.get("input_size", 7)),
+            "epochs_teacher": self.epochs_teacher >= 1,
             "epochs_student": self.epochs_student >= 1, "patience_teacher": self.patience_teacher >= 1,
             "patience_student": self.patience_student >= 1, "lr_teacher": self.lr_teacher > 0,
             "lr_student": self.lr_student > 0, "weight_decay": self.weight_decay >= 0,
@@ -152,6 +166,7 @@ class Config:
             "synth_frames": self.synth_frames >= 0, "block_frames": self.block_frames >= 1,
             "gap_frames": self.gap_frames >= 0, "labelled_fraction": 0 < self.labelled_fraction <= 1,
             "crossfit_folds": self.crossfit_folds >= 2,
+            "train_size": self.train_size is None or self.train_size > 0,
         }
         for key, ok in checks.items():
             if not ok:
@@ -169,7 +184,8 @@ class Config:
             raise KDError(f"config key 'synth_options': {e}") from None
         choices = {"split": ("auto", "block", "group", "stratified"), "kd_loss": _kd_losses(self.kd_loss),
                    "teacher_outputs": ("auto", "cached", "online", "crossfit"),
-                   "device": ("auto", "cpu", "cuda"), "select_on": tuple(CRITERIA)}
+                   "device": ("auto", "cpu", "cuda"), "select_on": tuple(CRITERIA),
+                   "optimizer": ("adamw", "rmsprop"), "lr_schedule": ("cosine", "constant")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise KDError(f"config key {key!r}: must be one of {', '.join(allowed)}, "
@@ -183,6 +199,8 @@ class Config:
                               f"{', '.join(TEACHERS)}, {ORACLE} (or give family and backbone)")
         self._check_oracle()
         self._check_sweep()
+        self._check_labels()
+        self._check_models()
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
         self.teachers += [rgb_twin(t) for t in self.teachers
@@ -202,15 +220,55 @@ class Config:
             for i, value in enumerate(values):
                 _convert(value, hints[key], f"sweep.{key}[{i}]")
 
+    @property
+    def label_set(self) -> LabelSet:
+        """What the study predicts (``labels``: FLAME2's fire and smoke when empty)."""
+        return LabelSet.from_config(self.labels or None)
+
+    @property
+    def headline_metric(self) -> str:
+        """The metric key the study's answer is read on (``headline``, or the label set's default)."""
+        return self.headline or default_headline(self.label_set)
+
+    def _check_labels(self) -> None:
+        """The label set, and what must agree with it: the headline, ``select_on``, the KD loss."""
+        labels = self.label_set
+        if self.headline and self.headline not in metric_keys(labels):
+            raise KDError(f"config key 'headline': {self.headline!r} is not a metric of this study's "
+                          f"{labels.kind} labels; one of {', '.join(metric_keys(labels))}")
+        wrong = MULTILABEL_ONLY if labels.multiclass else MULTICLASS_ONLY
+        if self.select_on in wrong:
+            other = "cross_entropy" if labels.multiclass else "bce"
+            raise KDError(f"config key 'select_on': {self.select_on!r} is for {'labels' if labels.multiclass else 'classes'}; "
+                          f"this study's are {labels.kind} (select on {other!r})")
+        if self.kd_loss == "generalized" and not labels.multiclass:
+            raise KDError("config key 'kd_loss': 'generalized' (Lopez-Paz et al.'s softmax loss) needs classes "
+                          "(labels: {kind: multiclass, ...})")
+
+    def _check_models(self) -> None:
+        """The student's architecture, and what a teacher reads."""
+        family = self.student.get("family", "cnn")
+        allowed = {"cnn": {"family", "widths", "hidden", "dropout"},
+                   "mlp": {"family", "input_size", "hidden"}}.get(family)
+        if allowed is None:
+            raise KDError(f"config key 'student.family': {family!r} is not a student (cnn or mlp)")
+        if unknown := sorted(set(self.student) - allowed):
+            raise KDError(f"config key 'student.{unknown[0]}': not a setting of the {family} student "
+                          f"({', '.join(sorted(allowed))})")
+        for t in self.teachers:
+            if t.rgb_only and t.ir_only:
+                raise KDError(f"config key 'teachers': teacher {t.name!r} reads RGB alone (rgb_only) or IR "
+                              "alone (ir_only), not both")
+
     def _check_oracle(self) -> None:
         """The oracle's outputs are the labels, cached once: nothing to train, pretrain, twin,
         run online or cross-fit."""
         oracle = next((t for t in self.teachers if is_oracle(t)), None)
         if oracle is None:
             return
-        if oracle.rgb_twin or oracle.pretrained or oracle.rgb_only:
+        if oracle.rgb_twin or oracle.pretrained or oracle.rgb_only or oracle.ir_only:
             raise KDError(f"config key 'teachers': the {ORACLE} teacher has no weights, no RGB twin and no "
-                          "modalities: drop rgb_twin, pretrained and rgb_only from it")
+                          "modalities: drop rgb_twin, pretrained, rgb_only and ir_only from it")
         if self.teacher_outputs in ("online", "crossfit") or (self.teacher_outputs == "auto" and self.augment):
             raise KDError(f"config key 'teacher_outputs': the {ORACLE} teacher's outputs are the labels, cached "
                           f"once; it cannot run online (augment) or cross-fitted ({self.teacher_outputs!r})")

@@ -315,8 +315,14 @@ class Study:
 
     def preflight(self, todo: list[Stage]) -> None:
         """What would fail a stage an hour in, checked before anything runs or is cleaned:
-        output folders that cannot be written, teachers that cannot be built (an unknown family or
-        backbone, bad backbone arguments), weights files that are missing or do not fit."""
+        output folders that cannot be written, a CSV whose label columns do not hold the declared
+        labels, teachers that cannot be built (an unknown family or backbone, bad backbone
+        arguments), weights files that are missing or do not fit."""
+        if Path(self.cfg.csv).exists():  # generated data is made (and right) later
+            from kdcore.data import read_frame_csv
+
+            read_frame_csv(self.cfg.csv, self.cfg.base_path, check_images=False, progress=False,
+                           labels=self.cfg.label_set)
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(self.layout.write_check(folder), "")

@@ -60,7 +60,7 @@ DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
 
 STEPS = (
     Step(DATA_STEP, "data", "seed", reads=(), makes=("split", "no_kd_student"),
-         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.study.work:data_step"),
+         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.study.work.run:data_step"),
     Step(TEACHER_STEP, "teacher", "teacher", reads=("split",), makes=("teacher",),
          ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.study.work.fits:train_teacher"),
     # whether it is the last, and so writes the final evaluation, depends on `compress`: not ignored

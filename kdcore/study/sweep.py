@@ -67,11 +67,19 @@ class Sweep:
 
     def run(self, progress=print) -> list[dict]:
         """Every sub-study in turn (a later one shares what an earlier one ran), then the page;
-        under the sweep's writer lock."""
+        under the sweep's writer lock. Bad params are refused before any lock is taken."""
+        self.check()
+        return self.run_checked(progress)
+
+    def check(self) -> None:
+        """Every sub-study's preflight, before the first one starts."""
+        for study in self.studies:
+            study.check()
+
+    def run_checked(self, progress=print) -> list[dict]:
+        """``run`` after ``check``."""
         from kdcore.io import writer_lock
 
-        for study in self.studies:  # bad params are refused before any lock is taken
-            study.check()
         with writer_lock(self.layout.root, "kd study", self.studies[0].wait if self.studies else True):
             return self._run(progress)
 

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from kdcore.data.labels import FLAME2, LabelSet
 from kdcore.errors import KDError
 from kdcore.evaluation.metrics import classification_metrics, selection_metrics
 from kdcore.io import atomic_path, read_json, write_json
@@ -59,6 +60,8 @@ class FitSettings:
     compile: bool
     deterministic: bool
     select_on: str = DEFAULT_SELECTION
+    optimizer: str = "adamw"  # adamw | rmsprop
+    lr_schedule: str = "cosine"  # cosine | constant
     progress: bool = True
 
     @classmethod
@@ -161,10 +164,21 @@ def _to(dataset: Dataset, batch, device: torch.device, channels_last: bool):
     return rgb, ir, targets.to(device, non_blocking=True), ids
 
 
+def _probabilities(logits: torch.Tensor, labels: LabelSet) -> torch.Tensor:
+    return torch.softmax(logits, 1) if labels.multiclass else torch.sigmoid(logits)
+
+
+def _labels(criterion: nn.Module) -> LabelSet:
+    """What the criterion's logits mean (FLAME2's two labels for one that does not say)."""
+    return getattr(criterion, "labels", FLAME2)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: str | torch.device = "auto",
-            features: bool = False, bf16: bool = True, progress_bar: bool = False) -> dict:
-    """Logits, probabilities, targets and ids (and pooled features) for every item, in order."""
+            features: bool = False, bf16: bool = True, progress_bar: bool = False,
+            labels: LabelSet = FLAME2) -> dict:
+    """Logits, probabilities (sigmoids per label, or the softmax over ``labels``' classes), targets
+    and ids (and pooled features) for every item, in order."""
     device = resolve_device(device) if isinstance(device, str) else device
     was_training = model.training
     model.eval()
@@ -185,7 +199,7 @@ def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: st
         ids.extend(batch_ids)
     model.train(was_training)
     logits = torch.cat(logits_all)
-    out = {"logits": logits.numpy(), "probs": torch.sigmoid(logits).numpy(), "targets": torch.cat(targets).numpy(),
+    out = {"logits": logits.numpy(), "probs": _probabilities(logits, labels).numpy(), "targets": torch.cat(targets).numpy(),
            "ids": ids}
     if features:
         out["features"] = torch.cat(feats).numpy()
@@ -207,9 +221,9 @@ def _evaluate(model, criterion, dataset, settings, device) -> dict:
             logits_all.append(logits.float().cpu())
             targets.append(batch[2].cpu())
     elapsed = time.perf_counter() - start
-    logits, targets = torch.cat(logits_all), torch.cat(targets).numpy()
-    metrics = {"loss": sum(losses) / len(targets), **selection_metrics(logits.numpy(), targets),
-               **classification_metrics(torch.sigmoid(logits).numpy(), targets)}
+    logits, targets, labels = torch.cat(logits_all), torch.cat(targets).numpy(), _labels(criterion)
+    metrics = {"loss": sum(losses) / len(targets), **selection_metrics(logits.numpy(), targets, labels),
+               **classification_metrics(_probabilities(logits, labels).numpy(), targets, labels=labels)}
     return {"metrics": metrics, "frames_per_s": len(targets) / elapsed}
 
 
@@ -230,11 +244,11 @@ def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, d
         loss.backward()
         optimizer.step()
         losses.append(loss.item() * len(batch[2]))
-        probs.append(torch.sigmoid(logits.detach().float()).cpu())
+        probs.append(_probabilities(logits.detach().float(), _labels(criterion)).cpu())
         targets.append(batch[2].cpu())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    return {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets)}
+    return {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets, labels=_labels(criterion))}
 
 
 def _rng_states() -> dict:
@@ -294,8 +308,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         return read_json(paths.log)
     device = _place(model, criterion, settings)
     params = [p for p in chain(model.parameters(), criterion.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    optimizer, scheduler = _optimizer(params, settings)
     parts = {"model": model, "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler}
     state = _resume(parts, paths.last, settings.seed, device)
     select = selection_criterion(settings.select_on)
@@ -308,7 +321,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         scheduler.step()
         val = _evaluate(model, criterion, val_set, settings, device)
         elapsed = time.perf_counter() - start
-        score = val["metrics"][select.name]
+        score = select.score(val["metrics"], epoch + 1)
         if score is None:
             raise KDError(f"{desc}: select_on {select.name!r} is undefined on the validation frames "
                           "(a class with one value there); select on 'bce' instead")
@@ -354,13 +367,37 @@ def training_log(state: dict, settings: FitSettings) -> dict:
     stopped = ("early_stopping" if state["bad_epochs"] >= settings.patience
                else "epoch_budget" if state["epoch"] >= settings.epochs else None)
     select = selection_criterion(settings.select_on)
-    values = [e["val"][select.name] for e in state["log"]]
+    values = [select.score(e["val"], e["epoch"]) for e in state["log"]]
     return {"epochs": state["log"], "best_epoch": state["best_epoch"],
             "selection": {"select_on": select.name, "criterion": select.label, "best": state["best_score"],
                           "flat": select.flat(values)},
             "stopped_by": stopped,
-            "settings": {k: v for k, v in asdict(settings).items() if k != "progress"},
+            "settings": logged_settings(settings),
             "timing": {"train_s": state["train_s"]}}
+
+
+LOGGED_WHEN_SET = {"optimizer": "adamw", "lr_schedule": "cosine"}  # added later: logged when not the default
+
+
+def logged_settings(settings: FitSettings) -> dict:
+    """The fit's settings as its log records them: all but the progress bar, and the optimizer and
+    schedule where they are not AdamW and cosine (logs written before these could be chosen have
+    neither, and read the same)."""
+    return {k: v for k, v in asdict(settings).items()
+            if k != "progress" and not (k in LOGGED_WHEN_SET and v == LOGGED_WHEN_SET[k])}
+
+
+def _optimizer(params, settings: FitSettings):
+    """AdamW with a cosine schedule over the epoch budget (stepped per epoch), or as ``settings``
+    say: RMSprop at the defaults of Keras 0.x (rho 0.9, epsilon 1e-6, which Keras adds under the
+    square root and torch outside it; ``weight_decay`` as set), a constant rate."""
+    if settings.optimizer == "rmsprop":
+        optimizer = torch.optim.RMSprop(params, lr=settings.lr, alpha=0.9, eps=1e-6, weight_decay=settings.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    if settings.lr_schedule == "constant":
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
 
 
 def load_best(model: nn.Module, path: Path) -> nn.Module:

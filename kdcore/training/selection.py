@@ -5,7 +5,9 @@ ranks a class well but has not yet pushed its probabilities past 0.5 scores 0 th
 kept and fits stopped on a flat, jumpy signal. Threshold-free criteria (mean AUROC or AP over the
 classes, or the binary cross-entropy against the labels) see every step of progress. The
 validation BCE is taken against the labels for every role, so a distilled student is selected on
-the labels too, not on how closely it imitates its teacher.
+the labels too, not on how closely it imitates its teacher (``bce`` for labels, ``cross_entropy``
+for classes). ``last`` selects nothing: the fit runs its whole epoch budget and keeps the last
+epoch, as a published protocol with a fixed budget and no early stopping does.
 
 Plain data (no torch): the config validates ``select_on`` without loading a model library.
 """
@@ -22,6 +24,10 @@ class Criterion:
     name: str  # the key of a validation epoch's metrics
     label: str  # in words, for pages and logs
     higher_is_better: bool
+
+    def score(self, metrics: dict, epoch: int) -> float | None:
+        """The criterion's value in a validation epoch's metrics (``last``: the epoch itself)."""
+        return float(epoch) if self.name == "last" else metrics.get(self.name)
 
     def better(self, score: float | None, best: float | None) -> bool:
         if score is None:
@@ -45,8 +51,11 @@ CRITERIA = {c.name: c for c in (
     Criterion("mean_auroc", "validation AUROC, mean over the classes", True),
     Criterion("mean_ap", "validation average precision, mean over the classes", True),
     Criterion("bce", "validation binary cross-entropy against the labels", False),
+    Criterion("cross_entropy", "validation cross-entropy against the classes", False),
     Criterion("macro_f1", "validation macro-F1 at 0.5 (the reference's rule)", True),
+    Criterion("last", "none: the last epoch of a fixed budget", True),
 )}
+MULTILABEL_ONLY, MULTICLASS_ONLY = ("bce",), ("cross_entropy",)
 DEFAULT = "mean_auroc"
 
 

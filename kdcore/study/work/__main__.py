@@ -4,7 +4,7 @@ teacher's steps for one seed with data-parallel training (the notebooks run one 
 import argparse
 
 from kdcore.study.config import load_config
-from kdcore.study.work import run_teacher_steps
+from kdcore.study.work.run import run_teacher_steps
 from kdcore.training.loop import init_distributed
 
 

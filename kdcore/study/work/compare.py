@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from kdcore.evaluation import tables
+from kdcore.evaluation.records import metric_label
 from kdcore.io import write_json
 from kdcore.layout import Layout
 from kdcore.provenance import provenance
@@ -64,7 +65,7 @@ def compare_runs(cfg: Config, allow_mixed: bool = False) -> Comparison:
 
 
 def answer_table(study: Comparison, question: str = analysis.KD_QUESTION) -> pd.DataFrame:
-    """One row per teacher: its lead and what distillation did (test fire AUROC, mean [95% CI over
+    """One row per teacher: its lead and what distillation did (the headline metric, mean [95% CI over
     seeds]), what the study could have detected, and the verdict. With ``analysis.IR_QUESTION``:
     per teacher with an RGB twin, what IR adds at the teacher and at its student."""
     a = study.answer
@@ -72,11 +73,11 @@ def answer_table(study: Comparison, question: str = analysis.KD_QUESTION) -> pd.
         return a
     a = a[a["question"] == question]
     ci = {part: [tables.mean_ci(*r, signed=True) for r in zip(
-        a[f"{part} mean difference"], a[f"{part} CI low"], a[f"{part} CI high"], strict=True)] for part in (analysis.LEAD, analysis.GAIN)}
+        a[f"{part} mean difference"], a[f"{part} CI low"], a[f"{part} CI high"], strict=True)] for part in (analysis.LEAD_PART, analysis.GAIN_PART)}
     lead, gain = {analysis.KD_QUESTION: ("teacher - no-KD student", "distilled - no-KD student"),
                   analysis.IR_QUESTION: ("IR teacher - RGB teacher", "IR-distilled - RGB-distilled")}[question]
     return pd.DataFrame({
-        "teacher": a["teacher"], "seeds": a["seeds"], lead: ci[analysis.LEAD], gain: ci[analysis.GAIN],
+        "teacher": a["teacher"], "seeds": a["seeds"], lead: ci[analysis.LEAD_PART], gain: ci[analysis.GAIN_PART],
         "detectable at 80% power": [tables.number(x) for x in a["detectable at 80% power"]],
         "seeds to detect the observed difference": [tables.number(x, 0) for x in a["seeds to detect the observed gain"]],
         "verdict": a["verdict"]})
@@ -91,7 +92,7 @@ def models_table(study: Comparison) -> pd.DataFrame:
     """Per teacher and model: seeds, then mean [95% CI over seeds] of the primary metrics."""
     m = study.models
     out = m[["teacher", "model", "n"]].rename(columns={"n": "seeds"})
-    for label in ("fire AUROC", "macro-F1", "macro-F1 at 0.5", "fire AP"):
+    for label in (metric_label(k) for k in analysis.model_columns(study.cfg)):
         out[f"{label}, mean [95% CI]"] = [tables.mean_ci(a, b, c) for a, b, c in
                                           zip(m[f"{label} mean"], m[f"{label} low"], m[f"{label} high"], strict=True)]
     out["flags"] = m["flags"].replace("", "none")

@@ -20,7 +20,7 @@ from kdcore.io import read_json, write_json
 from kdcore.layout import Layout
 from kdcore.study.config import Config
 from kdcore.study.work.evaluation import measure
-from kdcore.study.work.fits import fit_student
+from kdcore.study.work.fits import fit_student, student_file_meta
 from kdcore.study.work.seed_data import SeedData
 from kdcore.training.loop import is_main_process, load_best
 
@@ -82,7 +82,7 @@ class CompressionRun:
 
     @property
     def meta(self) -> dict:
-        return {"normalization": self.data.stats["rgb"], "image_size": self.cfg.image_size}
+        return student_file_meta(self.cfg, self.data)
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def compress_student(cfg: Config, data: SeedData, teacher: str) -> dict:
         result["variants"][name] = measure(built.model, cfg, data, built.file, architecture=built.architecture,
                                            deployable=True)[0]
     for name, built in run.built.items():
-        stamp(built, name, {**run.meta, "thresholds": result["variants"][name]["metrics"]["tuned_thresholds"]})
+        stamp(built, name, {**run.meta, "thresholds": result["variants"][name]["metrics"].get("tuned_thresholds")})
     write_json(result_path, result)
     return result
 

@@ -40,10 +40,11 @@ def measure(model: torch.nn.Module, cfg: Config, data: SeedData, file: Path, dev
     metrics, cost and CPU latency (at the run's size, batch 1; a deployable student also at 224
     and every latency batch); with the test predictions it came from."""
     with_ir = "ir" in getattr(model, "modalities", ("rgb",))
-    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=False)
-    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=False)
-    metrics = final_metrics(test["probs"], test["targets"], val["probs"], val["targets"])
-    if "fire_rgb_visible" in data.table.frames:
+    labels = cfg.label_set
+    test = predict(model, data.dataset("test", with_ir), cfg.eval_batch_size, device, bf16=False, labels=labels)
+    val = predict(model, data.dataset("val", with_ir), cfg.eval_batch_size, device, bf16=False, labels=labels)
+    metrics = final_metrics(test["probs"], test["targets"], val["probs"], val["targets"], labels)
+    if "fire_rgb_visible" in data.table.frames and labels.names[0] == "fire" and not labels.multiclass:
         visible = data.table.frames["fire_rgb_visible"].to_numpy()[data.split.test]
         metrics["fire_by_rgb_visibility"] = visibility_breakdown(test["probs"], test["targets"], visible,
                                                                  metrics["tuned_thresholds"]["fire"])
@@ -59,7 +60,14 @@ def measure(model: torch.nn.Module, cfg: Config, data: SeedData, file: Path, dev
 
 
 def constant_flags(metrics: dict) -> list[dict]:
-    """A class the model answers the same on every test frame at its threshold: degenerate."""
+    """A label the model answers the same on every test frame at its threshold, or one class it
+    answers for every item: degenerate."""
+    if "tuned_thresholds" not in metrics:  # classes: decided by the argmax
+        answered = metrics["constant_predictions"]["class"]
+        return [] if answered is None else [flag(
+            "constant_prediction", f"always {answered}",
+            f"answers class {answered} for every test item; its accuracy is that class's share "
+            f"({_number(metrics['accuracy'])})")]
     return [flag("constant_prediction", f"{label} always {value}",
                  f"{label}: predicts {value} on every test frame at its threshold "
                  f"({metrics['tuned_thresholds'][label]:.3f}); its F1 says nothing of what it ranks "
@@ -93,7 +101,7 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     device = resolve_device(cfg.device)
     record, test = measure(model, cfg, data, checkpoint, device)
     model.to(device)
-    write_predictions(predictions, test, data.split.units[data.split.test])
+    write_predictions(predictions, test, data.split.units[data.split.test], cfg.label_set.names)
     record["training"] = {"best_epoch": log["best_epoch"], "epochs_run": len(log["epochs"]),
                           "stopped_by": log["stopped_by"], "selection": log["selection"]}
     record["flags"] += selection_flags(log)
@@ -101,52 +109,68 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     return record
 
 
-LEAD_METRIC = ("fire", "auroc")  # what a teacher's lead over the no-KD student is measured in
+def lead_metric(headline: str) -> tuple[tuple[str, ...], str]:
+    """Where a teacher's lead over the no-KD student is read, before the student trains: the
+    validation value of the study's headline (a label's AUROC, or accuracy) where a record keeps
+    it; else the validation AUROC of the first output. With its name in words."""
+    if headline == "accuracy":
+        return ("validation_accuracy",), "validation accuracy"
+    label = headline[: -len("_auroc")] if headline.endswith("_auroc") else None
+    return ("validation_ranking", label, "auroc"), f"validation {label} AUROC"
 
 
-def teacher_lead(teacher: dict, no_kd: dict) -> dict:
-    """The teacher's lead over the no-KD student in validation fire AUROC, known before the
-    student trains: distillation pulls the student towards its teacher, so it can only pay where
-    the teacher is ahead."""
-    label, metric = LEAD_METRIC
-    ours, theirs = (r["metrics"]["validation_ranking"][label][metric] for r in (teacher, no_kd))
+def teacher_lead(teacher: dict, no_kd: dict, headline: str = "fire_auroc") -> dict:
+    """The teacher's lead over the no-KD student in the validation headline (FLAME2: fire AUROC),
+    known before the student trains: distillation pulls the student towards its teacher, so it can
+    only pay where the teacher is ahead."""
+    path, words = lead_metric(headline)
+    if path[1:2] == (None,):  # a headline without a validation value: the first output's AUROC
+        path = ("validation_ranking", next(iter(teacher["metrics"]["validation_ranking"])), "auroc")
+        words = f"validation {path[1]} AUROC"
+    ours, theirs = (_walk(r["metrics"], path) for r in (teacher, no_kd))
     lead = None if ours is None or theirs is None else ours - theirs
     if lead is None:
-        verdict = f"the teacher's lead is undefined (validation {label} {metric} missing)"
+        verdict = f"the teacher's lead is undefined ({words} missing)"
     elif lead > 0:
-        verdict = (f"KD can pay: the teacher leads the no-KD student by {lead:+.3f} in validation {label} "
-                   f"AUROC ({ours:.3f} against {theirs:.3f})")
+        verdict = (f"KD can pay: the teacher leads the no-KD student by {lead:+.3f} in {words} "
+                   f"({ours:.3f} against {theirs:.3f})")
     else:
-        verdict = (f"the teacher is below the student: KD cannot pay here ({lead:+.3f} in validation {label} "
-                   f"AUROC, {ours:.3f} against {theirs:.3f})")
-    return {"metric": f"validation {label} {metric}", "teacher": ours, "no_kd_student": theirs, "lead": lead,
+        verdict = (f"the teacher is below the student: KD cannot pay here ({lead:+.3f} in {words}, "
+                   f"{ours:.3f} against {theirs:.3f})")
+    return {"metric": words.replace("AUROC", "auroc"), "teacher": ours, "no_kd_student": theirs, "lead": lead,
             "verdict": verdict}
+
+
+def _walk(value, path):
+    for step in path:
+        value = value.get(step) if isinstance(value, dict) else None
+    return value
 
 
 def oracle_evaluation(data: SeedData, outputs, predictions: Path) -> dict:
     """The oracle teacher's record: its metrics from its outputs (the labels), no cost, no latency."""
-    probs = torch.sigmoid(outputs.logits).numpy()
+    label_set = data.table.label_set
+    logits = outputs.logits
+    probs = (torch.softmax(logits, 1) if label_set.multiclass else torch.sigmoid(logits)).numpy()
     test, val = (data.indices(part) for part in ("test", "val"))
-    labels = data.table.labels
-    metrics = final_metrics(probs[test], labels[test], probs[val], labels[val])
+    labels = data.table.targets
+    metrics = final_metrics(probs[test], labels[test], probs[val], labels[val], label_set)
     ids = data.table.frames["id"]
     write_predictions(predictions, {"ids": ids.iloc[test].tolist(), "targets": labels[test], "probs": probs[test]},
-                      data.split.units[test])
+                      data.split.units[test], label_set.names)
     return {"metrics": metrics, "oracle": True, "test_frames": len(test), "flags": constant_flags(metrics),
             "cost": {"params_total": 0, "params_trainable": 0, "params_frozen": 0, "gmacs": 0.0, "gflops": 0.0,
                      "size_mb": 0.0, "file": None, "img_size": None},
             "timing": {"latency": {}, "train_s": 0.0}}
 
 
-def write_predictions(path: Path, out: dict, units: np.ndarray) -> None:
-    """Per test frame: id, block, true labels, scores (CSV: readable and small)."""
+def write_predictions(path: Path, out: dict, units: np.ndarray, names: tuple[str, ...]) -> None:
+    """Per test frame: id, block, true labels (or one-hot class), scores (CSV: readable and small)."""
     import pandas as pd
 
-    from kdcore.data import LABELS
-
     table = pd.DataFrame({"id": out["ids"], "unit": units,
-                          **{label: out["targets"][:, k].astype(int) for k, label in enumerate(LABELS)},
-                          **{f"p_{label}": out["probs"][:, k] for k, label in enumerate(LABELS)}})
+                          **{label: out["targets"][:, k].astype(int) for k, label in enumerate(names)},
+                          **{f"p_{label}": out["probs"][:, k] for k, label in enumerate(names)}})
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.7g")
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kdcore.data.labels import FLAME2
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
 from kdcore.layout import NO_KD, Layout
-from kdcore.models.student import Student
+from kdcore.models.student import make_student
 from kdcore.seeds import numpy_rng, torch_seed
 from kdcore.study.config import Config
 from kdcore.study.work.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.study.work.seed_data import SeedData
 from kdcore.training.loop import FitSettings, finished, fit, is_main_process, load_best, predict
-from kdcore.training.losses import BCE, TeacherOutputs, build_criterion
+from kdcore.training.losses import HardLabels, TeacherOutputs, build_criterion
 
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
@@ -37,11 +38,26 @@ def build_teacher(cfg: Config, name: str) -> torch.nn.Module:
 
     t = cfg.teacher(name)
     return create_teacher(t.name, cfg.image_size, t.pretrained, t.ir_init, t.rgb_only, t.family,
-                          t.backbone, t.backbone_kwargs)
+                          t.backbone, t.backbone_kwargs, ir_only=t.ir_only, num_classes=cfg.label_set.outputs)
 
 
-def build_student(cfg: Config) -> Student:
-    return Student(stem_stride=cfg.student_stem_stride)
+def build_student(cfg: Config) -> torch.nn.Module:
+    """The study's student: the CNN (``student_stem_stride``), or the architecture ``student:`` names."""
+    arch = {"family": "cnn", **cfg.student}
+    if arch["family"] == "cnn":
+        arch["stem_stride"] = cfg.student_stem_stride
+    outputs = cfg.label_set.outputs
+    return make_student({**arch, **({"num_classes": outputs} if outputs != 2 else {})})
+
+
+def student_file_meta(cfg: Config, data: SeedData) -> dict:
+    """What a student file carries for ``kd predict``: the training split's RGB normalization, the
+    image size and the label set (left out for FLAME2's, so that its files stay as they were
+    before label sets could be declared)."""
+    meta = {"normalization": data.stats["rgb"], "image_size": cfg.image_size}
+    if cfg.label_set != FLAME2:
+        meta["labels"] = cfg.label_set.to_dict()
+    return meta
 
 
 def trained_teacher(cfg: Config, name: str, seed: int) -> torch.nn.Module:
@@ -65,7 +81,7 @@ def train_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     torch.manual_seed(torch_seed(seed, "init"))
     teacher = build_teacher(cfg, name)
     with_ir = "ir" in teacher.modalities
-    log = fit(teacher, BCE(), data.dataset("labelled", with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+    log = fit(teacher, HardLabels(cfg.label_set), data.dataset("labelled", with_ir, augment=cfg.augment), data.dataset("val", with_ir),
               fit_settings(cfg, seed, "teacher", name), paths, desc=f"{name} teacher")
     if not is_main_process() and cfg.teacher_outputs != "crossfit":
         return {}
@@ -86,7 +102,7 @@ def oracle_teacher(cfg: Config, data: SeedData, name: str) -> dict:
     """The planted effect: a teacher whose outputs are the true labels of every frame (labelled or
     not). Nothing is trained; its record is measured like any teacher's."""
     layout, seed = Layout(cfg.output), data.seed
-    outputs = TeacherOutputs.oracle(data.table.frames["id"].tolist(), torch.tensor(data.table.labels))
+    outputs = TeacherOutputs.oracle(data.table.frames["id"].tolist(), torch.tensor(data.table.targets))
     if not is_main_process():
         return {}
     outputs.save(layout.teacher_outputs_file(name, seed))
@@ -96,8 +112,8 @@ def oracle_teacher(cfg: Config, data: SeedData, name: str) -> dict:
 
 
 def predict_teacher_outputs(teacher: torch.nn.Module, dataset, batch_size: int = 64, device: str = "auto") -> TeacherOutputs:
-    """The teacher's fp32 logits (not a round trip through sigmoid, which saturates) and pooled
-    features for every frame of ``dataset``."""
+    """The teacher's fp32 logits (not a round trip through sigmoid or softmax, which saturate) and
+    pooled features for every frame of ``dataset``."""
     out = predict(teacher, dataset, batch_size, device, features=True, bf16=False)
     return TeacherOutputs(out["ids"], torch.from_numpy(out["logits"]), torch.from_numpy(out["features"]))
 
@@ -106,7 +122,7 @@ def crossfit_folds(data: SeedData, folds: int) -> list[np.ndarray]:
     """The labelled training frames in ``folds`` parts of whole blocks, each label combination
     spread over the folds."""
     rows = data.indices("labelled")
-    units, combos = data.split.units[rows], data.table.combos[rows]
+    units, combos = data.split.units[rows], data.table.strata[rows]
     if len(np.unique(units)) < folds:
         raise KDError(f"teacher_outputs 'crossfit' needs at least {folds} labelled training blocks, "
                       f"found {len(np.unique(units))}: lower crossfit_folds or label more blocks")
@@ -133,7 +149,7 @@ def crossfit_outputs(cfg: Config, name: str, data: SeedData, outputs: TeacherOut
         with_ir = "ir" in teacher.modalities
         rest = np.concatenate([f for j, f in enumerate(folds) if j != k])
         paths = layout.fit_paths(name, seed, f"teacher_fold{k}")
-        log = fit(teacher, BCE(), data.dataset(rest, with_ir, augment=cfg.augment), data.dataset("val", with_ir),
+        log = fit(teacher, HardLabels(cfg.label_set), data.dataset(rest, with_ir, augment=cfg.augment), data.dataset("val", with_ir),
                   fit_settings(cfg, seed, "teacher", name), paths, desc=f"{name} teacher fold {k + 1}")
         seconds += log["timing"]["train_s"]
         if not is_main_process():
@@ -149,7 +165,7 @@ def online_teacher(cfg: Config) -> bool:
     return cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
 
 
-def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: Student) -> torch.nn.Module:
+def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module) -> torch.nn.Module:
     """BCE for the no-KD student; else the config's KD loss from the teacher's cached (or online)
     outputs, its hard term on the labelled frames only."""
     if teacher is None:
@@ -163,7 +179,7 @@ def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student:
     return build_criterion(cfg, source, student.num_features, teacher_dim, data.labelled_ids())
 
 
-def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: Student, role: str,
+def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module, role: str,
                 meta: dict) -> dict:
     """Train ``student`` with the student objective of ``teacher`` (KD on every training frame, its
     hard term where labelled; BCE on the labelled frames without a teacher)."""
@@ -189,12 +205,11 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> di
     lead = None
     if teacher is not None and is_main_process():  # said before the student trains: can KD pay here?
         lead = teacher_lead(read_json(layout.evaluation(teacher, seed, "teacher")),
-                            read_json(layout.evaluation(NO_KD, seed, "student")))
+                            read_json(layout.evaluation(NO_KD, seed, "student")), cfg.headline_metric)
         print(f"{teacher}, seed {seed}: {lead['verdict']}", flush=True)
     torch.manual_seed(torch_seed(seed, "init"))
     student = build_student(cfg)
-    log = fit_student(cfg, data, teacher, student, "student",
-                      {"normalization": data.stats["rgb"], "image_size": cfg.image_size})
+    log = fit_student(cfg, data, teacher, student, "student", student_file_meta(cfg, data))
     if not is_main_process():
         return {}
     load_best(student, paths.best)

@@ -48,7 +48,7 @@ class SeedData:
 
     def dataset(self, part: str | np.ndarray, with_ir: bool = True, augment: bool = False) -> FrameDataset:
         indices = self.indices(part) if isinstance(part, str) else part
-        return FrameDataset(self.rgb, self.ir if with_ir else None, self.table.labels,
+        return FrameDataset(self.rgb, self.ir if with_ir else None, self.table.targets,
                             self.table.frames["id"].tolist(), indices, self.stats, augment)
 
     @property
@@ -84,15 +84,15 @@ def ensure_data(cfg: Config) -> Path:
 
 
 def prepare_data(cfg: Config, seed: int, progress: bool = True) -> SeedData:
-    table = read_frame_csv(ensure_data(cfg), cfg.base_path, check_images=False)
+    table = read_frame_csv(ensure_data(cfg), cfg.base_path, check_images=False, labels=cfg.label_set)
     layout = Layout(cfg.output)
     cache = Path(cfg.cache_dir) if cfg.cache_dir else layout.cache()
     with main_process_first():
         rgb = decoded_frames(table, "rgb", cfg.image_size, cache, progress)
         ir = decoded_frames(table, "ir", cfg.image_size, cache, progress)
-    split = make_split(table.combos, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames,
-                       table.videos)
-    labelled = labelled_mask(split, table.combos, cfg.labelled_fraction, seed)
+    split = make_split(table.strata, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames,
+                       table.videos, cfg.train_size)
+    labelled = labelled_mask(split, table.strata, cfg.labelled_fraction, seed)
     stats = normalization_stats(rgb, ir, split.train)
     if is_main_process():
         write_json(layout.split(seed), split_record(table, split, labelled, seed))
@@ -116,8 +116,8 @@ def audit(cfg: Config, data: SeedData) -> list[dict]:
     from kdcore.data.splits import audit_modes
 
     hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
-    found = audit_modes(data.table.combos, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames,
-                        data.table.videos)
+    found = audit_modes(data.table.strata, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames,
+                        data.table.videos, cfg.train_size)
     if is_main_process():
         write_json(Layout(cfg.output).audit(data.seed), found)
     return found
