@@ -18,13 +18,27 @@ def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 
-class Student(nn.Module):
+class RGBStudent(nn.Module):
+    """What every student shares: it reads RGB alone, and its head sees ``forward_features``."""
+
+    modalities = ("rgb",)
+
+    def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None, with_features: bool = False):
+        """Logits; with ``with_features``, (logits, features) from one pass (for feature hints)."""
+        features = self.forward_features(rgb)
+        logits = self.head(features)
+        return (logits, features) if with_features else logits
+
+
+class Student(RGBStudent):
     """conv3x3-BN-ReLU-maxpool x4 (3->64->128->256->512), GAP, FC 512->256 (ReLU, dropout) -> 2.
 
     ``stem_stride=2`` halves the first convolution's output: about a quarter of the compute.
     """
 
-    modalities = ("rgb",)
     family = "cnn"
 
     def __init__(self, widths=(64, 128, 256, 512), hidden: int = 256, num_classes: int = 2,
@@ -41,12 +55,6 @@ class Student(nn.Module):
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         """Pooled penultimate features: what the head sees."""
         return self.hidden(self.pool(self.features(rgb)))
-
-    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None, with_features: bool = False):
-        """Logits; with ``with_features``, (logits, features) from one pass (for feature hints)."""
-        features = self.forward_features(rgb)
-        logits = self.head(features)
-        return (logits, features) if with_features else logits
 
     @property
     def arch(self) -> dict:
@@ -80,11 +88,10 @@ def mlp_layers(inputs: int, hidden) -> nn.Sequential:
     return nn.Sequential(*(layer for a, b in itertools.pairwise(widths) for layer in (nn.Linear(a, b), nn.ReLU())))
 
 
-class MLPStudent(nn.Module):
+class MLPStudent(RGBStudent):
     """Gray pixels (pooled to ``input_size``) -> Linear-ReLU hidden layers -> head: the student of
     Lopez-Paz et al. (two hidden layers of 20 on 7x7 MNIST digits)."""
 
-    modalities = ("rgb",)
     family = "mlp"
 
     def __init__(self, input_size: int = 7, hidden=(20, 20), num_classes: int = 2):
@@ -96,11 +103,6 @@ class MLPStudent(nn.Module):
 
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.hidden(self.input(rgb))
-
-    def forward(self, rgb: torch.Tensor, ir: torch.Tensor | None = None, with_features: bool = False):
-        features = self.forward_features(rgb)
-        logits = self.head(features)
-        return (logits, features) if with_features else logits
 
     @property
     def arch(self) -> dict:
