@@ -118,3 +118,31 @@ def test_gap_frames_are_left_out_only_where_parts_meet_inside_one_video():
     split = make_split(combos, groups, "block", 0, block_frames=40, gap_frames=10, videos=videos)
     left = set(range(720)) - set(np.concatenate(list(split.parts().values())).tolist())
     assert left == expected and split.left_out == len(expected) > 0
+
+
+def test_train_size_takes_exactly_that_many_items_stratified_and_independent_items_do_not_leak():
+    from kdcore.data.splits import audit_modes
+
+    classes = np.repeat(np.array(list("abcde")), 100)
+    for seed in (1, 2):
+        split = make_split(classes, None, "stratified", seed, train_size=50)
+        assert len(split.train) == 50 and all(np.sum(classes[split.train] == c) == 10 for c in "abcde")
+        assert len(split.val) + len(split.test) == 450 and abs(len(split.val) / 450 - 21 / 51) < 0.01
+    assert not np.array_equal(make_split(classes, None, "stratified", 1, train_size=50).train,
+                              make_split(classes, None, "stratified", 2, train_size=50).train)  # anew per seed
+    assert len(make_split(classes, None, "stratified", 1, train_size=0.1).train) == 50
+    with pytest.raises(KDError, match="config key 'train_size'"):
+        make_split(classes, np.arange(500) // 10, "block", 1, train_size=50)
+    hashes = np.random.default_rng(0).integers(0, 255, (500, 32), dtype=np.uint8)
+    (audit,) = audit_modes(classes, None, hashes, 1, train_size=50)
+    assert audit["leaks"] is None and audit["parts"]["train"]["frames"] == 50
+    (video,) = audit_modes(classes, None, hashes, 1, videos=np.zeros(500, int))
+    assert video["leaks"]  # frames of one video: a frame-level split is marked as leaking
+
+
+def test_missing_seeds_are_named_by_their_numbers():
+    from kdcore.evaluation.stats import paired_difference
+    from kdcore.study.analysis import _difference_row
+
+    d = paired_difference([0.1, None, 0.3, 0.4, 0.2], [0.0, 0.1, 0.2, 0.1, None])
+    assert _difference_row("x", "macro_f1", d, None, seeds=[7, 8, 9, 10, 11])["missing seeds"] == "8, 11"
