@@ -181,6 +181,7 @@ class Reports:
     """Where a study's HTML reports go: one folder per study under the reports root."""
 
     INDEX = "index.html"
+    CLAIM = "study.json"  # whose pages a folder holds: the params file, the overrides, the output
 
     def __init__(self, root: str | Path, study: str):
         self.root, self.folder = Path(root), Path(root) / study
@@ -195,6 +196,10 @@ class Reports:
     def studies(self) -> Path:
         """The index of every study under the root."""
         return self.root / self.INDEX
+
+    def claim(self) -> Path:
+        """The record of which study's pages the folder holds."""
+        return self.folder / self.CLAIM
 
 
 def deployable_names() -> list[str]:

@@ -174,10 +174,41 @@ def test_a_second_study_never_touches_the_first_ones_reports(smoke_study, tmp_pa
                    overrides={"output": str(tmp_path / "out"), "seeds": [1], "csv": str(tmp / "data" / "frame_labels.csv")})
     second.stages = []  # its index alone: writing the shared reports folder is what is tested
     run_and_publish(second, progress=lambda line: None)
-    assert second.reports == first.reports_root / "other" and (second.reports / "index.html").exists()
+    assert second.reports == first.reports_root / "other-out" and (second.reports / "index.html").exists()
     assert {p: p.read_bytes() for p in first.reports.rglob("*.html")} == pages
     index = (first.reports_root / "index.html").read_text()
-    assert 'href="smoke/index.html"' in index and 'href="other/index.html"' in index
+    assert 'href="smoke/index.html"' in index and 'href="other-out/index.html"' in index
+
+
+def test_studies_of_one_params_file_with_other_outputs_keep_their_own_pages(smoke_study, tmp_path):
+    """The same params file with another output, and as a sweep with another output: each gets its
+    own report folder, the first study's pages stay as they were, the same study run again finds
+    its own folder, and the list of studies says when an output is gone."""
+    from kdcore.reports.index import publish
+    from kdcore.study.sweep import Sweep
+
+    tmp, first, _ = smoke_study
+    params, root = tmp / "smoke.yaml", first.reports_root  # the file the fixture's kd study ran
+    pages = {p: p.read_bytes() for p in first.reports.rglob("*.html")}
+    other = Study(params, reports=root, overrides={"output": str(tmp_path / "other")})
+    other.stages = []
+    run_and_publish(other, progress=lambda line: None)
+    sweep = Sweep(params, reports=root, overrides={"output": str(tmp_path / "sweep_smoke"),
+                                                   "sweep": {"kd_temperature": [2, 8]}})
+    publish(sweep)
+    assert (first.name, other.name, sweep.name) == ("smoke", "smoke-other", "smoke-sweep_smoke")
+    assert Study(params, reports=root).name == "smoke"  # the same study again: its own folder
+    assert Study(params, reports=root, overrides={"output": str(tmp_path / "other")}).name == "smoke-other"
+    assert {p: p.read_bytes() for p in first.reports.rglob("*.html")} == pages
+    shutil.rmtree(tmp_path / "other", ignore_errors=True)
+    publish(other)
+    listing = (root / "index.html").read_text()
+    for name in ("smoke", "smoke-other", "smoke-sweep_smoke"):
+        assert f'href="{name}/index.html"' in listing
+    gone = next(line for line in listing.splitlines() if 'href="smoke-other/index.html"' in line)
+    assert "no longer exists" in gone and str(tmp_path / "other") in gone
+    kept = next(line for line in listing.splitlines() if 'href="smoke/index.html"' in line)
+    assert "no longer exists" not in kept and str(params) in kept
 
 
 def _edited_source(tmp_path) -> Path:

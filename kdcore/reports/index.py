@@ -8,7 +8,7 @@ import html
 import os
 from pathlib import Path
 
-from kdcore.io import write_text
+from kdcore.io import read_json, write_json, write_text
 from kdcore.layout import PAPER_TABLE_FORMATS, PAPER_TABLES, Reports
 from kdcore.study.scheduler import Study
 from kdcore.study.sweep import Sweep, point_label
@@ -18,14 +18,23 @@ def run_and_publish(runner: Study | Sweep, progress=print) -> list[dict]:
     """Run a study or a sweep, then write its index pages, also when a stage failed (the index
     says how far each stage got). Params refused by the preflight write nothing, pages included."""
     runner.check()
+    claim(runner)  # before any page: a killed run's pages are still found as this study's
     try:
         return runner.run_checked(progress)
     finally:
         publish(runner)
 
 
+def claim(runner: Study | Sweep) -> None:
+    """Mark the runner's report folder as holding its pages: its params file, overrides and output
+    (``report_folder`` finds it again by the output; another output gets a folder of its own)."""
+    write_json(runner.pages.claim(), {"params": str(runner.params), "overrides": runner.overrides,
+                                      "output": str(Path(runner.cfg.output).resolve())})
+
+
 def publish(runner: Study | Sweep) -> Path:
     """The index of a study, or of a sweep and each of its sub-studies; then the list of all studies."""
+    claim(runner)
     if isinstance(runner, Sweep):
         for study in runner.studies:
             write(study)
@@ -49,13 +58,24 @@ def write(study: Study) -> Path:
 
 
 def write_studies(pages: Reports) -> Path:
-    """The list of every study (and sweep) under the reports root."""
+    """The list of every study (and sweep) under the reports root: its params file, overrides and
+    output, and a mark where that output no longer exists (its pages show results that are gone)."""
     studies = [Reports(pages.root, p.parent.relative_to(pages.root).as_posix())
                for p in sorted(pages.root.glob(f"*/{Reports.INDEX}"))]
     links = "\n".join(f"<li>{link(s.index(), pages.root, s.folder.name)}"
                       + (f" ({link(s.page(None), pages.root, 'comparison')})" if s.page(None).exists() else "")
-                      + "</li>" for s in studies)
+                      + _claim_line(s) + "</li>" for s in studies)
     return write_text(pages.studies(), STUDIES.format(links=links))
+
+
+def _claim_line(pages: Reports) -> str:
+    if not pages.claim().exists():
+        return ""
+    claim = read_json(pages.claim())
+    settings = " ".join(f"{k}={v}" for k, v in claim.get("overrides", {}).items())
+    gone = "" if Path(claim["output"]).exists() else " <b>(this output no longer exists: the pages show results that are gone)</b>"
+    return (f": <code>{html.escape(claim['params'])}</code>" + (f" <code>{html.escape(settings)}</code>" if settings else "")
+            + f" -> <code>{html.escape(claim['output'])}</code>{gone}")
 
 
 def _grid(study: Study) -> str:
@@ -129,7 +149,7 @@ STUDIES = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>kdcore studies</title>
 <style>body{{font-family:sans-serif;margin:2em}}</style></head>
 <body><h1>kdcore studies</h1>
-<p>One folder per study (named by its params file); a study never touches another's pages.</p>
+<p>One folder per study output (named by its params file, and by its output where that is not the file's own); a study never touches another's pages.</p>
 <ul>
 {links}
 </ul></body></html>

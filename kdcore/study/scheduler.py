@@ -112,6 +112,28 @@ def code_digest(source: Path, notebook: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def report_folder(root: str | Path, params: Path, output: str) -> str:
+    """A study's report folder under ``root``, by what makes it a study: its output. The folder that
+    already holds this output's pages (``Reports.claim``); else the params file's name when the
+    output is the file's own, else the name and the output's folder (``smoke-other``), numbered on
+    where another output holds that name. Two studies of one params file with two outputs never
+    share a folder; the same study run again rewrites its own."""
+    root, output = Path(root), str(Path(output).resolve())
+    for claim in sorted(root.glob(f"{params.stem}*/{Reports.CLAIM}")):
+        if read_json(claim).get("output") == output:
+            return claim.parent.name
+    try:
+        own = str(Path(load_config(params).output).resolve())
+    except KDError:  # a file that is only complete with its overrides has no output of its own
+        own = None
+    base = params.stem if output == own else f"{params.stem}-{Path(output).name}"
+    name, n = base, 1
+    while Reports(root, name).claim().exists():  # held by another output: ours was looked for above
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
 class Study:
     def __init__(self, params: str | Path, reports: str | Path = "reports", force: bool = False,
                  jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
@@ -125,7 +147,7 @@ class Study:
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
         self.layout = Layout(self.cfg.output)
-        self.name = name or self.params.stem  # a study's reports live in their own folder, named by its params file
+        self.name = name or report_folder(reports, self.params, self.cfg.output)
         self.donors = donors or []
         self.wait, self.who = wait, who  # the output's writer lock: wait for another writer, or refuse
         self.reports_root = Path(reports)

@@ -15,7 +15,7 @@ from pathlib import Path
 from kdcore.layout import Layout, Reports
 from kdcore.study.config import Config, load_config, typed
 from kdcore.study.notebooks import NOTEBOOKS, run_stage
-from kdcore.study.scheduler import Study
+from kdcore.study.scheduler import Study, report_folder
 
 PAGE = "05_sweep"  # the sweep page's notebook
 
@@ -44,7 +44,8 @@ class Sweep:
         self.params = Path(params).resolve()
         self.overrides = overrides or {}
         self.cfg = load_config(self.params, **self.overrides)
-        self.name, self.force, self.show_code = self.params.stem, force, study_options.get("show_code", False)
+        self.name = report_folder(reports, self.params, self.cfg.output)
+        self.force, self.show_code = force, study_options.get("show_code", False)
         self.compare = study_options.get("compare", True)  # kd run: one teacher's stages, no comparison or page
         self.pages, self.layout = Reports(reports, self.name), Layout(self.cfg.output)
         self.points = sweep_points(self.cfg)
