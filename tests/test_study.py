@@ -335,7 +335,7 @@ def test_a_sweep_shares_what_its_value_cannot_reach_and_a_second_writer_waits_fo
     ran = [line.split()[1] for line in log.splitlines() if line.startswith("finished ")]
     assert ran == ["data/seed_1/00_data", "swin-micro/seed_1/01_teacher", "swin-micro/seed_1/02_student", "compare",
                    "swin-micro/seed_1/02_student", "compare"]  # the second temperature trains its student only
-    assert "shared data/seed_1/00_data from smoke/kd_temperature=2.0" in log
+    assert "shared data/seed_1/00_data from smoke-out/kd_temperature=2.0" in log  # named by its output
     assert not any(line.startswith("finished ") for line in second.splitlines())  # the second ran nothing
 
     sweep = Sweep(SMOKE, reports=tmp_path / "reports", overrides=kd_settings(settings))
