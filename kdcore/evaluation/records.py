@@ -100,7 +100,8 @@ def baseline_keys(labels) -> list[str]:
     return ["macro_f1", *(f"{n}_f1" for n in names), f"{names[0]}_ap", *(f"{n}_prevalence" for n in names)]
 
 
-def _walk(value, path: tuple[str, ...]):
+def walk(value, path: tuple[str, ...]):
+    """The value at ``path`` in nested dicts, None where a step is missing."""
     for step in path:
         value = value.get(step) if isinstance(value, dict) else None
     return value
@@ -108,13 +109,13 @@ def _walk(value, path: tuple[str, ...]):
 
 def metric_value(evaluation: dict, key: str):
     """The value of metric ``key`` in an evaluation record (None where the record lacks it)."""
-    return _walk(evaluation["metrics"], metric(key)[1])
+    return walk(evaluation["metrics"], metric(key)[1])
 
 
 def baseline_value(evaluation: dict, key: str):
     """What a constant scorer gets in ``key`` (``baseline_path``) on the record's test frames."""
     path = baseline_path(key)
-    return None if path is None else _walk(evaluation["metrics"].get("baseline"), path)
+    return None if path is None else walk(evaluation["metrics"].get("baseline"), path)
 
 
 def with_aliases(summaries: dict) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from kdcore.evaluation.metrics import final_metrics, visibility_breakdown
-from kdcore.evaluation.records import latency_key
+from kdcore.evaluation.records import latency_key, walk
 from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import NO_KD, Layout
 from kdcore.models.profile import example_inputs, latency_ms
@@ -109,13 +109,13 @@ def evaluate(model: torch.nn.Module, cfg: Config, data: SeedData, log: dict, che
     return record
 
 
-def lead_metric(headline: str) -> tuple[tuple[str, ...], str]:
-    """Where a teacher's lead over the no-KD student is read, before the student trains: the
-    validation value of the study's headline (a label's AUROC, or accuracy) where a record keeps
-    it; else the validation AUROC of the first output. With its name in words."""
+def lead_metric(headline: str, first: str) -> tuple[tuple[str, ...], str]:
+    """Where a teacher's lead over the no-KD student is read, before the student trains, with its
+    name in words: the validation value of the study's headline (a label's AUROC, or accuracy);
+    for a headline records keep no validation value of, the ``first`` output's validation AUROC."""
     if headline == "accuracy":
         return ("validation_accuracy",), "validation accuracy"
-    label = headline[: -len("_auroc")] if headline.endswith("_auroc") else None
+    label = headline[: -len("_auroc")] if headline.endswith("_auroc") else first
     return ("validation_ranking", label, "auroc"), f"validation {label} AUROC"
 
 
@@ -123,11 +123,8 @@ def teacher_lead(teacher: dict, no_kd: dict, headline: str = "fire_auroc") -> di
     """The teacher's lead over the no-KD student in the validation headline (FLAME2: fire AUROC),
     known before the student trains: distillation pulls the student towards its teacher, so it can
     only pay where the teacher is ahead."""
-    path, words = lead_metric(headline)
-    if path[1:2] == (None,):  # a headline without a validation value: the first output's AUROC
-        path = ("validation_ranking", next(iter(teacher["metrics"]["validation_ranking"])), "auroc")
-        words = f"validation {path[1]} AUROC"
-    ours, theirs = (_walk(r["metrics"], path) for r in (teacher, no_kd))
+    path, words = lead_metric(headline, next(iter(teacher["metrics"]["validation_ranking"])))
+    ours, theirs = (walk(r["metrics"], path) for r in (teacher, no_kd))
     lead = None if ours is None or theirs is None else ours - theirs
     if lead is None:
         verdict = f"the teacher's lead is undefined ({words} missing)"
@@ -139,12 +136,6 @@ def teacher_lead(teacher: dict, no_kd: dict, headline: str = "fire_auroc") -> di
                    f"{ours:.3f} against {theirs:.3f})")
     return {"metric": words.replace("AUROC", "auroc"), "teacher": ours, "no_kd_student": theirs, "lead": lead,
             "verdict": verdict}
-
-
-def _walk(value, path):
-    for step in path:
-        value = value.get(step) if isinstance(value, dict) else None
-    return value
 
 
 def oracle_evaluation(data: SeedData, outputs, predictions: Path) -> dict:
