@@ -183,7 +183,7 @@ def _study(args, params, teachers=None, compare=True):
     slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("gpus_per_node", args.slurm_gpus),
                                ("timeout_min", args.slurm_timeout_min)) if v is not None}
     overrides = {**_overrides(args), **_settings(getattr(args, "settings", []))}
-    options = dict(reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor,
+    options = dict(reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor, kernels=args.kernels,
                    show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results,
                    wait=not args.no_wait, who=f"kd {args.command}")
     if load_config(params, **overrides).sweep:
@@ -300,7 +300,9 @@ def _study_flags(p) -> None:
                    help="accept stages finished by other code (recorded in their stage records)")
     p.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                    help="show each stage as finished / to run / stale, and why; run nothing")
-    p.add_argument("--jobs", type=int, default=1, help="independent stages to run at once")
+    p.add_argument("--jobs", type=int, help="independent stages to run at once (default: one per core)")
+    p.add_argument("--kernels", default="forked", choices=["forked", "spawned"],
+                   help="stage kernels forked from a process with kdcore imported (default), or spawned afresh")
     p.add_argument("--no-wait", "--no_wait", dest="no_wait", action="store_true",
                    help="when another kd study writes the same output, exit (status 2) instead of waiting for it")
     p.add_argument("--executor", default="inline", choices=["inline", "slurm", "submitit-local"],

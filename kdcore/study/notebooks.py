@@ -52,11 +52,15 @@ def submit(spec: dict, executor_name: str, folder: Path, slurm: dict) -> None:
         raise KDError(f"stage {spec['key']}: the submitted job failed: {str(e).strip().splitlines()[-1]}") from None
 
 
-def run_stage(spec: dict) -> None:
-    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node)."""
+def run_stage(spec: dict, forked: bool = False) -> None:
+    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node).
+    ``forked``: its kernel forks from a process with the stage's modules imported
+    (``kdcore.study.kernels``); else papermill spawns a Python for it."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
+
+    from kdcore.study.kernels import ForkedKernelManager
 
     executed = Path(spec["executed"])
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,8 @@ def run_stage(spec: dict) -> None:
     try:
         papermill.execute_notebook(spec["notebook"], str(executed), parameters=spec["parameters"],
                                    kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()),
-                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # failures come back through papermill
+                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                                   **({"kernel_manager_class": ForkedKernelManager} if forked else {}))  # failures come back through papermill
     except papermill.PapermillExecutionError as e:
         raise KDError(f"stage {spec['key']}: notebook {Path(spec['notebook']).name} failed in cell "
                       f"{e.exec_count} ({e.ename}: {e.evalue}); executed notebook kept at {executed}") from None

@@ -136,13 +136,17 @@ def report_folder(root: str | Path, params: Path, output: str) -> str:
 
 class Study:
     def __init__(self, params: str | Path, reports: str | Path = "reports", force: bool = False,
-                 jobs: int = 1, executor: str = "inline", teachers: list[str] | None = None,
+                 jobs: int | None = None, executor: str = "inline", kernels: str = "forked", teachers: list[str] | None = None,
                  show_code: bool = False, slurm: dict | None = None, overrides: dict | None = None,
                  compare: bool = True, keep_results: bool = False, name: str | None = None,
                  donors: list[Study] | None = None, wait: bool = True, who: str = "kd study"):
-        """``name``: its reports' folder (default: the params file's name); ``donors``: studies whose
+        """``jobs``: stages at once (default: one per core); ``kernels``: ``forked`` from a process
+        with the stages' modules imported, or ``spawned`` afresh (``kdcore.study.kernels``);
+        ``name``: its reports' folder (default: the params file's name); ``donors``: studies whose
         finished stages this one takes instead of running them again, where the stage's digest and
         code are the same (a sweep's earlier sub-studies)."""
+        if kernels not in ("forked", "spawned"):
+            raise KDError(f"kernels must be forked or spawned (got {kernels!r})")
         self.params = Path(params).resolve()
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
@@ -153,7 +157,8 @@ class Study:
         self.reports_root = Path(reports)
         self.pages = Reports(reports, self.name)
         self.reports = self.pages.folder
-        self.force, self.jobs, self.executor, self.show_code = force, max(1, jobs), executor, show_code
+        self.force, self.executor, self.kernels, self.show_code = force, executor, kernels, show_code
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.keep_results = keep_results
         self.source, self._code = SOURCE, {}
         # concurrent stages share the cores rather than each taking all of them
@@ -367,7 +372,7 @@ class Study:
         start = time.perf_counter()
         spec = self.job_spec(stage)
         if self.executor == "inline":
-            run_stage(spec)
+            run_stage(spec, forked=self.kernels == "forked")
         else:
             submit(spec, self.executor, self.layout.submitit(), self.slurm)
         write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
