@@ -28,15 +28,21 @@ def has_vnni() -> bool:
     return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+def has_bf16() -> bool:
+    """bfloat16 arithmetic (AVX-512 BF16 or AMX): without it autocast to bfloat16 is emulated, and slow."""
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def cpu_summary() -> str:
-    """E.g. 'AMD EPYC, 2 cores, AVX2, no AVX-512, no VNNI' (every speed figure is quoted beside it)."""
+    """E.g. 'AMD EPYC, 2 cores, AVX2, no AVX-512, no VNNI, no BF16' (every speed figure is quoted beside it)."""
     flags = _cpu_flags()
     model = next((line.partition(":")[2].strip() for line in
                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                  platform.processor() or platform.machine()) if flags else platform.machine()
     features = ["AVX2" if "avx2" in flags else "no AVX2",
                 "AVX-512" if "avx512f" in flags else "no AVX-512",
-                "VNNI" if has_vnni() else "no VNNI"]
+                "VNNI" if has_vnni() else "no VNNI",
+                "BF16" if has_bf16() else "no BF16"]
     return f"{model}, {os.cpu_count()} cores, {', '.join(features)}"
 
 

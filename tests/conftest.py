@@ -10,6 +10,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ["TQDM_DISABLE"] = "1"  # keep stderr to what the tests read
 
 
+def pytest_collection_modifyitems(items):
+    """A test of the smoke study shares its one run of every stage (about 1.5 minutes on 2 cores): slow."""
+    for item in items:
+        if "smoke_study" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def synth_csv(tmp_path_factory):
     """A small synthetic data set shared by the tests that only read it."""

@@ -14,6 +14,7 @@ from benchmarks import gpu, loader, startup
 DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
 
+@pytest.mark.slow
 def test_gpu_check_smoke_mode_runs_every_part(tmp_path):
     result = gpu.main(["--device", "cpu", "--size", "32", "--frames", "120", "--params", str(SMOKE), "--out", str(tmp_path)])
     assert result["smoke"] and "CPU" in result["device"]

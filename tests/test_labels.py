@@ -102,6 +102,7 @@ def _params(folder: Path, csv: Path, labels: dict, **changes) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("labels", [MULTICLASS, THREE_LABELS], ids=["multiclass", "three labels"])
 def test_a_study_of_another_label_set_runs_every_stage_and_predicts(synth_csv, tmp_path, kd, labels):
     csv = _relabelled(synth_csv, tmp_path / "data")

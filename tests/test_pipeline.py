@@ -100,6 +100,7 @@ def test_kd_predict_refuses_a_teacher_checkpoint(smoke, kd, tmp_path):
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.slow
 def test_torchrun_runs_the_whole_pipeline_on_two_ranks(smoke, tmp_path):
     """Two gloo ranks run the whole pipeline through its barriers; provenance records both."""
     import socket

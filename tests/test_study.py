@@ -115,7 +115,25 @@ def test_a_changed_setting_reruns_what_depends_on_it(smoke_study):
     assert todo and all("swin-micro" in k or k == "compare" for k in todo)
 
 
+def test_a_spawned_kernel_writes_what_a_forked_one_does(smoke_study, tmp_path):
+    """The smoke study's kernels fork from a warm process (the default); papermill's own spawned
+    kernels, running one teacher's and its seed's stages again, write byte-identical metrics."""
+    from golden import SEED, TEACHER
+    from golden import record as golden_record
+
+    tmp, study, _ = smoke_study
+    spawned = Study(SMOKE, reports=tmp_path / "reports", teachers=[TEACHER], compare=False, jobs=2, kernels="spawned",
+                    overrides={"output": str(tmp_path / "out"), "csv": str(tmp / "data" / "frame_labels.csv"),
+                               "seeds": [SEED]})
+    ran = spawned.run(progress=lambda line: None)
+    assert {r["kernels"] for r in ran} == {"spawned"} and len(ran) == len(spawned.stages) == 4
+    assert {json.loads(study.record_path(s).read_text())["kernels"] for s in study.stages} == {"forked"}
+    forked = golden_record(Path(study.cfg.output))
+    assert golden_record(tmp_path / "out") == forked and len(forked) >= 9
+
+
 def test_a_failed_stage_names_its_notebook_and_cell(smoke_study, tmp_path):
+    """Through a forked kernel (the default), as every stage of a study runs."""
     tmp, _, _ = smoke_study
     shutil.copytree(tmp / "data", tmp_path / "data")
     broken = sorted((tmp_path / "data" / "254p RGB Images").iterdir())[7]

@@ -33,8 +33,9 @@ def threads_per_kernel(threads: int):
                 os.environ[name] = value
 
 
-def submit(spec: dict, executor_name: str, folder: Path, slurm: dict) -> None:
-    """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine."""
+def submit(spec: dict, executor_name: str, folder: Path, slurm: dict) -> float:
+    """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine. Its kernel is
+    spawned: a job runs one stage, so a warm process to fork from would cost what it saves."""
     import submitit
 
     if executor_name == "slurm":
@@ -47,15 +48,15 @@ def submit(spec: dict, executor_name: str, folder: Path, slurm: dict) -> None:
         raise KDError(f"--executor must be inline, slurm or submitit-local (got {executor_name!r})")
     job = executor.submit(run_stage, spec)
     try:
-        job.result()
+        return job.result()
     except submitit.core.utils.FailedJobError as e:
         raise KDError(f"stage {spec['key']}: the submitted job failed: {str(e).strip().splitlines()[-1]}") from None
 
 
-def run_stage(spec: dict, forked: bool = False) -> None:
-    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node).
-    ``forked``: its kernel forks from a process with the stage's modules imported
-    (``kdcore.study.kernels``); else papermill spawns a Python for it."""
+def run_stage(spec: dict, forked: bool = False) -> float:
+    """Execute one stage notebook with papermill and render its HTML (here or on a cluster node);
+    return the seconds of its work (``work_seconds``). ``forked``: its kernel forks from a process
+    with the stage's modules imported (``kdcore.study.kernels``); else papermill spawns a Python."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -75,5 +76,18 @@ def run_stage(spec: dict, forked: bool = False) -> None:
                       f"{e.exec_count} ({e.ename}: {e.evalue}); executed notebook kept at {executed}") from None
     exporter = HTMLExporter(exclude_input=not spec["show_code"], exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    notebook = nbformat.read(executed, as_version=4)
+    body, _ = exporter.from_notebook_node(notebook)
     write_text(spec["report"], body)
+    return work_seconds(notebook)
+
+
+NOT_WORK = {"parameters", "injected-parameters", "imports"}  # the tags of cells that set up, not work
+
+
+def work_seconds(notebook) -> float:
+    """The seconds an executed notebook spent in its work: its code cells but those that take the
+    parameters and import (papermill times each cell). What a stage costs beyond this is its
+    kernel, imports, papermill and the HTML rendering."""
+    return sum(cell.metadata.get("papermill", {}).get("duration") or 0.0 for cell in notebook.cells
+               if cell.cell_type == "code" and not NOT_WORK & set(cell.metadata.get("tags", [])))
