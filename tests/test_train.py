@@ -108,12 +108,33 @@ def test_same_seed_gives_identical_logs(tmp_path):
     assert entry["timing"]["eval_frames_per_s"] > 0 and entry["lr"] == 1e-3
 
 
+def test_bf16_and_channels_last_run_on_a_cpu_when_asked(tmp_path):
+    """The GPU path's settings: left unset, a CPU fit stays fp32 and NCHW; set, its convolutions
+    run under bfloat16 autocast on NHWC weights, and learn what the fp32 fit learns."""
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    runs = {}
+    for name, asked in (("fp32", {}), ("bf16", {"bf16": True, "channels_last": True})):
+        torch.manual_seed(0)
+        model = Student()
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+        dtypes = set()
+        conv.register_forward_hook(lambda module, inputs, output, seen=dtypes: seen.add(output.dtype))
+        log = fit(model, HardLabels(), train, val, _settings(epochs=1, **asked), _paths(tmp_path / name))
+        runs[name] = (dtypes, conv.weight.is_contiguous(memory_format=torch.channels_last), log)
+    assert runs["fp32"][:2] == ({torch.float32}, False)
+    assert runs["bf16"][:2] == ({torch.bfloat16}, True)
+    fp32, bf16 = (runs[name][2]["epochs"][-1]["train"]["loss"] for name in ("fp32", "bf16"))
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.05 * fp32
+
+
 def test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     (tmp_path / "full").mkdir()
     (tmp_path / "crash").mkdir()
+    torch.manual_seed(0)
     full = fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / "full"))
     train.fail_at = 64 + 40  # one epoch and a bit, then a crash in the middle of epoch 2
+    torch.manual_seed(0)  # the same initial weights, whatever ran before
     with pytest.raises(RuntimeError, match="injected crash"):
         fit(Student(), HardLabels(), train, val, _settings(), _paths(tmp_path / "crash"))
     assert len(json.loads((tmp_path / "crash" / "student_train_log.json").read_text())["epochs"]) == 1
@@ -221,6 +242,7 @@ def _ddp_worker(rank, world, folder, port):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_with_two_gloo_processes_runs_an_epoch(tmp_path):
     import socket
 

@@ -136,8 +136,10 @@ class Config:
     finetune_epochs: int = 10
     # hardware
     device: str = "auto"
-    bf16: bool = True
-    channels_last: bool = True
+    # the GPU path's settings: None turns them on with CUDA only; true also on a CPU (bfloat16 is
+    # fast only with AVX-512 BF16 or AMX), false nowhere
+    bf16: bool | None = None  # bfloat16 autocast in training and validation
+    channels_last: bool | None = None  # NHWC models and batches
     compile: bool = False
     deterministic: bool = False  # CUDA: deterministic kernels (slower); the CPU always is
     eval_batch_size: int = 64

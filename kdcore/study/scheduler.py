@@ -82,12 +82,26 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
     return stages
 
 
+def eta(left: list[Stage], ran: list[dict], jobs: int) -> str:
+    """About how long the stages ``left`` take: each at the mean of the stages of its notebook that
+    ran so far (of all that ran, for a notebook none of whose stages has), ``jobs`` at a time."""
+    if not left or not ran:
+        return ""
+    by_kind: dict[str, list[float]] = {}
+    for row in ran:
+        by_kind.setdefault(row["notebook"], []).append(row["seconds"])
+    every = [s for seconds in by_kind.values() for s in seconds]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    seconds = sum(mean(by_kind.get(stage.notebook) or every) for stage in left) / jobs
+    return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
+
+
 def _priority(stage: Stage) -> int:
     """Teachers first: the longest stages start early, and the short ones fill the cores at the end."""
     return 0 if stage.notebook == steps.TEACHER_STEP else 1
 
 
-DIGEST_FORMULA = 3  # stage_digest's formula: a record of another formula is judged stale, never "changed"
+DIGEST_FORMULA = 4  # stage_digest's formula: a record of another formula is judged stale, never "changed"
 
 
 def stage_digest(cfg: Config, stage: Stage) -> str:
@@ -312,7 +326,7 @@ class Study:
 
     def _schedule(self, todo: list[Stage], done: set[str], progress) -> list[dict]:
         """Start every stage whose dependencies are done, ``jobs`` at a time (or share it from a donor)."""
-        ran = []
+        ran, done_before, total = [], len(done), len(todo)
         with threads_per_kernel(self.threads if self.executor == "inline" else 0), \
                 ThreadPoolExecutor(self.jobs) as pool:
             running = {}
@@ -334,10 +348,12 @@ class Study:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     stage = running.pop(future)
-                    seconds = future.result()
+                    timing = future.result()
                     done.add(stage.key)
-                    ran.append({"stage": stage.key, "seconds": seconds})
-                    progress(f"finished {stage.key} in {seconds:.0f} s")
+                    ran.append({"stage": stage.key, "notebook": stage.notebook, **timing})
+                    left = eta([*todo, *running.values()], ran, self.jobs)
+                    progress(f"finished {stage.key} in {timing['seconds']:.0f} s ({timing['work_s']:.0f} s of work) "
+                             f"[{len(done) - done_before}/{total} done{left}]")
         return ran
 
     def preflight(self, todo: list[Stage]) -> None:
@@ -368,17 +384,20 @@ class Study:
                 with torch.device("meta"):  # the architecture alone: no weights, no memory
                     build_teacher(self.cfg, name)
 
-    def _execute(self, stage: Stage) -> float:
+    def _execute(self, stage: Stage) -> dict:
+        """Run a stage; its record says its seconds, and of them those of its work (the notebook's
+        work cells: ``notebooks.work_seconds``)."""
         start = time.perf_counter()
         spec = self.job_spec(stage)
         if self.executor == "inline":
-            run_stage(spec, forked=self.kernels == "forked")
+            work = run_stage(spec, forked=self.kernels == "forked")
         else:
-            submit(spec, self.executor, self.layout.submitit(), self.slurm)
+            work = submit(spec, self.executor, self.layout.submitit(), self.slurm)
+        kernels = self.kernels if self.executor == "inline" else "spawned"
+        timing = {"seconds": time.perf_counter() - start, "work_s": work, "kernels": kernels}
         write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
-                                             "code": self.code_digest_of(stage), "seconds": time.perf_counter() - start,
-                                             "finished": time.time()})
-        return time.perf_counter() - start
+                                             "code": self.code_digest_of(stage), **timing, "finished": time.time()})
+        return timing
 
     def job_spec(self, stage: Stage) -> dict:
         executed = self.layout.executed(stage.key)

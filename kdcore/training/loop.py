@@ -55,8 +55,8 @@ class FitSettings:
     eval_batch_size: int
     num_workers: int
     device: str
-    bf16: bool
-    channels_last: bool
+    bf16: bool | None  # None: on CUDA only (``gpu_path_on``)
+    channels_last: bool | None
     compile: bool
     deterministic: bool
     select_on: str = DEFAULT_SELECTION
@@ -132,8 +132,14 @@ def main_process_first():
         synchronize()
 
 
-def _autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+def gpu_path_on(flag: bool | None, device: torch.device) -> bool:
+    """Whether a GPU-path setting (bf16, channels_last) applies: None means on CUDA only, so that a
+    study written for a GPU runs in fp32 on a CPU unless told otherwise."""
+    return device.type == "cuda" if flag is None else flag
+
+
+def _autocast(device: torch.device, bf16: bool | None):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu_path_on(bf16, device))
 
 
 def _batches(dataset: Dataset, batch_size: int, epoch: int | None = None, seed: int = 0,
@@ -153,9 +159,9 @@ def _batches(dataset: Dataset, batch_size: int, epoch: int | None = None, seed: 
                       pin_memory=torch.cuda.is_available(), drop_last=lonely)
 
 
-def _to(dataset: Dataset, batch, device: torch.device, channels_last: bool):
-    """The batch on ``device``; a dataset of uint8 frames scales them there (``on_device``)."""
-    fmt = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
+def _to(dataset: Dataset, batch, device: torch.device, channels_last: bool | None):
+    """The batch on ``device``; a dataset of uint8 frames scales them there (its ``on_device``)."""
+    fmt = torch.channels_last if gpu_path_on(channels_last, device) else torch.contiguous_format
     if hasattr(dataset, "on_device"):
         return dataset.on_device(batch, device, fmt)
     rgb, ir, targets, ids = batch
@@ -175,7 +181,7 @@ def _labels(criterion: nn.Module) -> LabelSet:
 
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64, device: str | torch.device = "auto",
-            features: bool = False, bf16: bool = True, progress_bar: bool = False,
+            features: bool = False, bf16: bool | None = None, progress_bar: bool = False,
             labels: LabelSet = FLAME2) -> dict:
     """Logits, probabilities (sigmoids per label, or the softmax over ``labels``' classes), targets
     and ids (and pooled features) for every item, in order."""
@@ -276,13 +282,13 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 
 def _place(model: nn.Module, criterion: nn.Module, settings: FitSettings) -> torch.device:
-    """Model and criterion on the fit's device (channels_last and deterministic kernels on CUDA)."""
+    """Model and criterion on the fit's device (in channels_last if asked; deterministic kernels on CUDA)."""
     device = resolve_device(settings.device)
     if device.type == "cuda":
         set_deterministic(settings.deterministic)
     model.to(device)
     criterion.to(device)
-    if settings.channels_last and device.type == "cuda":
+    if gpu_path_on(settings.channels_last, device):
         model.to(memory_format=torch.channels_last)
     return device
 
