@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU-and-CUDA torch build pinned for this project; override for another CUDA or a newer torch.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PARAMS ?= params/demo.yaml
-JOBS   ?= 2
+JOBS   ?=  # empty: kd study's default, one stage per core
 
 .PHONY: setup test study lab bench clean
 
@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/pytest
 
 study: setup
-	$(BIN)/kd study $(PARAMS) --jobs $(JOBS)
+	$(BIN)/kd study $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
 # root (as in many containers) must say so to Jupyter
 lab: setup

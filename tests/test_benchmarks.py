@@ -9,7 +9,7 @@ import torch
 from conftest import SMOKE
 from torch.utils.data import default_collate
 
-from benchmarks import gpu, loader, startup
+from benchmarks import gpu, loader, startup, training
 
 DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
@@ -104,3 +104,14 @@ def test_startup_pieces_add_up_to_the_last_and_the_table_names_each():
     assert result["kd_help_s"] > 0 and "kernel_s" not in result
     text = startup.table(result)
     assert all(r["what"] in text for r in rows) and "`kd --help`" in text and "cores" in text
+
+
+def test_training_benchmark_sets_fit_beside_the_bare_loop_and_fp32_beside_bf16(tmp_path):
+    """One small run of each arm: every model has its rows, and the ratios are those of its rates."""
+    result = training.main(["--frames", "32", "--epochs", "1", "--repeats", "1", "--out", str(tmp_path)])
+    assert [r["model"] for r in result["loop"]] == [r["model"] for r in result["precision"]] == list(training.MODELS)
+    for loop, precision in zip(result["loop"], result["precision"], strict=True):
+        assert loop["ratio"] == pytest.approx(loop["fit"] / loop["bare loop"])
+        assert precision["speed-up"] == pytest.approx(precision["bf16"] / precision["fp32"])
+        assert 0 <= precision["val AUROC bf16"] <= 1
+    assert "fit / bare" in (tmp_path / next(p.name for p in tmp_path.glob("training-*.md"))).read_text()

@@ -1,0 +1,149 @@
+"""The training loop, side by side in one run, one thread, 32 px, batch 16: what kdcore's ``fit``
+costs over a bare loop, and what the GPU path's settings do on this CPU.
+
+1. ``fit`` (validation every epoch, checkpoints, its log) against a bare PyTorch loop of the same
+   model, data, batch, optimizer and schedule (AdamW, cosine), for the student and the resnet-18
+   teacher: training samples/s over the whole run, the bare loop's validation-free. A change to the
+   loop shows its cost here.
+2. ``fit`` in fp32 against ``bf16: true, channels_last: true`` (autocast to bfloat16, NHWC): the
+   samples/s of the same fit, and its kept model's validation mean AUROC in each. bfloat16 is fast
+   only on a CPU with bfloat16 instructions (AVX-512 BF16, AMX); elsewhere it is emulated.
+
+    python -m benchmarks.training [--frames 512] [--epochs 3] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from benchmarks.machine import RESULTS, cpu_summary, has_bf16, publish
+from kdcore.data.dataset import FrameDataset
+from kdcore.models import Student, create_teacher
+from kdcore.study.config import Config
+from kdcore.training.loop import FitPaths, FitSettings, fit
+from kdcore.training.losses import HardLabels, model_inputs
+
+SIZE, BATCH, LR = 32, 16, 1e-3
+MODELS = {"student": Student, "resnet-18": lambda: create_teacher("resnet-18", img_size=SIZE)}
+
+
+def frames(n: int, seed: int) -> FrameDataset:
+    """Noise pairs with a warm square in IR on fire frames and a reddish one in RGB on smoke frames:
+    something to learn, so that the two precisions' kept models can be compared."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 160, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    ir = rng.integers(0, 160, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    labels = rng.random((n, 2)) < 0.5
+    for i in range(n):
+        y, x = rng.integers(0, SIZE - 8, 2)
+        if labels[i, 0]:
+            ir[i, y:y + 8, x:x + 8] += 90
+        if labels[i, 1]:
+            rgb[i, y:y + 8, x:x + 8, 0] += 60
+    stats = {m: {"min": [0, 0, 0], "max": [255, 255, 255]} for m in ("rgb", "ir")}
+    return FrameDataset(rgb, ir, labels.astype(np.float32), [str(i) for i in range(n)], np.arange(n), stats)
+
+
+def settings(epochs: int, **gpu_path) -> FitSettings:
+    return FitSettings.from_config(Config(), epochs=epochs, patience=epochs, lr=LR, batch_size=BATCH, seed=0,
+                                   eval_batch_size=64, device="cpu", progress=False, **gpu_path)
+
+
+def bare_loop(model: torch.nn.Module, train: FrameDataset, epochs: int) -> float:
+    """The loop without kdcore: shuffled batches, BCE, AdamW and a cosine schedule; samples/s."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=Config().weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    loader = DataLoader(train, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+    device = torch.device("cpu")
+    model.train()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            rgb, ir, targets, _ = train.on_device(batch, device)
+            loss = F.binary_cross_entropy_with_logits(model(*model_inputs(model, rgb, ir)), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+    return len(train) * epochs / (time.perf_counter() - start)
+
+
+def kdcore_fit(model: torch.nn.Module, train: FrameDataset, val: FrameDataset, fit_settings: FitSettings,
+               folder: Path) -> tuple[float, float]:
+    """``fit`` from scratch in ``folder``: (samples/s, the kept model's validation mean AUROC)."""
+    folder.mkdir(parents=True)
+    paths = FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json")
+    start = time.perf_counter()
+    log = fit(model, HardLabels(), train, val, fit_settings, paths)
+    rate = len(train) * fit_settings.epochs / (time.perf_counter() - start)
+    return rate, log["epochs"][log["best_epoch"] - 1]["val"]["mean_auroc"]
+
+
+def run(n_frames: int, epochs: int, repeats: int) -> dict:
+    torch.set_num_threads(1)
+    train, val = frames(n_frames, 0), frames(n_frames // 4, 1)
+    loop_rows, precision_rows = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, build in MODELS.items():
+            rates = {"bare loop": [], "fit": [], "fit, bf16 + channels_last": []}
+            aurocs = {}
+            for r in range(repeats):  # interleaved, so that the machine's drift falls on all three
+                torch.manual_seed(0)
+                rates["bare loop"].append(bare_loop(build(), train, epochs))
+                for arm, gpu_path in (("fit", {}), ("fit, bf16 + channels_last", {"bf16": True, "channels_last": True})):
+                    torch.manual_seed(0)
+                    rate, aurocs[arm] = kdcore_fit(build(), train, val, settings(epochs, **gpu_path),
+                                                   Path(tmp) / f"{name}-{arm}-{r}")
+                    rates[arm].append(rate)
+            median = {arm: statistics.median(values) for arm, values in rates.items()}
+            loop_rows.append({"model": name, "bare loop": median["bare loop"], "fit": median["fit"],
+                              "ratio": median["fit"] / median["bare loop"]})
+            precision_rows.append({"model": name, "fp32": median["fit"], "bf16": median["fit, bf16 + channels_last"],
+                                   "speed-up": median["fit, bf16 + channels_last"] / median["fit"],
+                                   "val AUROC fp32": aurocs["fit"], "val AUROC bf16": aurocs["fit, bf16 + channels_last"]})
+    return {"cpu": cpu_summary(), "bf16_instructions": has_bf16(), "torch": torch.__version__, "threads": 1,
+            "img_size": SIZE, "batch_size": BATCH, "frames": n_frames, "epochs": epochs, "repeats": repeats,
+            "loop": loop_rows, "precision": precision_rows}
+
+
+def markdown(result: dict) -> str:
+    head = (f"{result['frames']} training frames at {result['img_size']} px, batch {result['batch_size']}, "
+            f"{result['epochs']} epochs, one thread, median of {result['repeats']} interleaved runs; "
+            f"CPU: {result['cpu']}; torch {result['torch']}.")
+    lines = [head, "", "fit (validation, checkpoints and log included) against a bare loop, training samples/s:", "",
+             "| model | bare loop | fit | fit / bare |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['bare loop']:,.0f} | {r['fit']:,.0f} | {r['ratio']:.2f} |" for r in result["loop"]]
+    lines += ["", "fit in fp32 against bf16 autocast + channels_last, samples/s and the kept model's validation "
+              "mean AUROC:", "", "| model | fp32 | bf16 | bf16 / fp32 | val AUROC fp32 | val AUROC bf16 | difference |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['fp32']:,.0f} | {r['bf16']:,.0f} | {r['speed-up']:.2f}x | {r['val AUROC fp32']:.3f} "
+              f"| {r['val AUROC bf16']:.3f} | {r['val AUROC bf16'] - r['val AUROC fp32']:+.3f} |"
+              for r in result["precision"]]
+    if not result["bf16_instructions"]:
+        lines += ["", "This CPU has no bfloat16 instructions: bf16 is emulated here, and slow."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.training", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    result = run(args.frames, args.epochs, args.repeats)
+    publish("training", result, markdown(result), args.out)
+    return result
+
+
+if __name__ == "__main__":
+    main()
