@@ -115,3 +115,14 @@ def test_training_benchmark_sets_fit_beside_the_bare_loop_and_fp32_beside_bf16(t
         assert precision["speed-up"] == pytest.approx(precision["bf16"] / precision["fp32"])
         assert 0 <= precision["val AUROC bf16"] <= 1
     assert "fit / bare" in (tmp_path / next(p.name for p in tmp_path.glob("training-*.md"))).read_text()
+
+
+def test_stage_costs_by_kind_are_medians_and_the_table_sums_every_stage():
+    rows = [{"notebook": "01_teacher", "seconds": s, "work_s": w} for s, w in ((10, 2), (12, 3), (30, 4))]
+    rows.append({"notebook": "00_data", "seconds": 5.0, "work_s": 1.0})
+    kinds = startup.by_kind(rows)
+    assert kinds["01_teacher"] == {"stages": 3, "total_s": 52, "seconds": 12, "work_s": 3, "beyond_s": 9}
+    result = {"machine": "m", "stages": {"spawned": kinds, "forked": startup.by_kind(rows[:1] + rows[3:])}}
+    text = "\n".join(startup.stages_table(result))
+    assert "| 00_data | 1 |" in text and "| 01_teacher | 3 |" in text
+    assert "spawned 57 s, forked 15 s (3.8x)" in text

@@ -46,6 +46,9 @@ def test_every_stage_ran_and_rendered(smoke_study):
         assert page.exists(), stage.key
         assert f'href="{page.relative_to(reports).as_posix()}"' in index
         assert (Path(study.cfg.output) / "executed" / f"{stage.key}.ipynb").exists()
+        record = json.loads(study.record_path(stage).read_text())
+        assert 0 < record["work_s"] < record["seconds"], stage.key
+    assert index.count(" s of work)") == len(study.stages) - 1  # each stage but the comparison, in its cell
     figures = (reports / "resnet-18" / "seed_1" / "01_teacher.html").read_text()
     assert figures.count("data:image/png;base64") >= 3  # curves, confusion, t-SNE (smoke draws no UMAP)
     assert "kdcore 0.1.0" in figures and "seed 1; cpu, 1 thread(s), world size 1" in figures  # provenance line

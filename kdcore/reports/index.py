@@ -85,13 +85,22 @@ def _grid(study: Study) -> str:
     for stage in (s for s in study.stages if s.step.scope != "study"):
         page = study.report(stage)
         title = link(page, study.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
-        mark = {"finished": "&#10003;", "stale": "(stale)"}.get(study.status(stage)[0], "(not finished)")
+        status = study.status(stage)[0]
+        mark = {"finished": "&#10003;" + _seconds(study, stage), "stale": "(stale)"}.get(status, "(not finished)")
         cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
     head = "".join(f"<th>seed {s}</th>" for s in study.cfg.seeds)
     rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
         f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in study.cfg.seeds) + "</tr>"
         for run, by_seed in cells.items())
     return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
+
+
+def _seconds(study: Study, stage) -> str:
+    """A finished stage's seconds and, of them, its work's (what is left is its start-up and page)."""
+    record = read_json(study.record_path(stage))
+    if "work_s" not in record:  # recorded before stages timed their work
+        return ""
+    return f" {record['seconds']:.0f} s ({record['work_s']:.0f} s of work)"
 
 
 def write_sweep(sweep: Sweep) -> Path:
