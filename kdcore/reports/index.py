@@ -86,7 +86,8 @@ def _grid(study: Study) -> str:
         page = study.report(stage)
         title = link(page, study.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
         status = study.status(stage)[0]
-        mark = {"finished": "&#10003;" + _seconds(study, stage), "stale": "(stale)"}.get(status, "(not finished)")
+        mark = ("&#10003;" + _seconds(study, stage) if status == "finished"
+                else {"stale": "(stale)"}.get(status, "(not finished)"))
         cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
     head = "".join(f"<th>seed {s}</th>" for s in study.cfg.seeds)
     rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
