@@ -423,3 +423,15 @@ def test_a_stage_imports_only_what_it_uses(smoke_study, notebook, teacher, unloa
                       f"import sys; print([m for m in {unloaded!r} if m in sys.modules])"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip().splitlines()[-1] == "[]"  # a finished 02_student reads its records: no teacher, no timm
+
+
+def test_time_left_counts_each_stage_at_the_mean_of_its_kind_so_far():
+    from types import SimpleNamespace
+
+    from kdcore.study.scheduler import eta
+
+    ran = [{"notebook": "01_teacher", "seconds": 10}, {"notebook": "01_teacher", "seconds": 20},
+           {"notebook": "02_student", "seconds": 100}]
+    left = [SimpleNamespace(notebook=n) for n in ("01_teacher", "02_student", "03_compress")]
+    assert eta(left, ran, jobs=2) == ", about 79 s left"  # (15 + 100 + 130 / 3) / 2: a kind not yet run at the mean of all
+    assert eta(left * 2, ran, jobs=1) == ", about 5 min left" and eta([], ran, 1) == eta(left, [], 1) == ""

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 
 from kdcore.errors import KDError
 from kdcore.io import (
@@ -91,8 +92,7 @@ def eta(left: list[Stage], ran: list[dict], jobs: int) -> str:
     for row in ran:
         by_kind.setdefault(row["notebook"], []).append(row["seconds"])
     every = [s for seconds in by_kind.values() for s in seconds]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    seconds = sum(mean(by_kind.get(stage.notebook) or every) for stage in left) / jobs
+    seconds = sum(fmean(by_kind.get(stage.notebook) or every) for stage in left) / jobs
     return f", about {seconds / 60:.0f} min left" if seconds >= 90 else f", about {seconds:.0f} s left"
 
 
