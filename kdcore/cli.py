@@ -176,12 +176,19 @@ def _settings(pairs: list[str]) -> dict:
     return values
 
 
+# the slurm: block's keys the command line may override (kdcore.study.config.SlurmConfig)
+SLURM_FLAGS = (("partition", str, "partition of the training stages"), ("cpu_partition", str, "of the others"),
+               ("account", str, "account charged"), ("qos", str, "quality of service"),
+               ("time", int, "minutes per stage job"), ("cpus", int, "CPUs per job"),
+               ("mem_gb", float, "memory per job"), ("gpus", int, "GPUs per training stage's job"),
+               ("constraint", str, "node features of the training stages' jobs"))
+
+
 def _study(args, params, teachers=None, compare=True):
     from kdcore.study.config import load_config
     from kdcore.study.scheduler import Study
 
-    slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition), ("gpus_per_node", args.slurm_gpus),
-                               ("timeout_min", args.slurm_timeout_min)) if v is not None}
+    slurm = {key: getattr(args, f"slurm_{key}") for key, _, _ in SLURM_FLAGS}
     overrides = {**_overrides(args), **_settings(getattr(args, "settings", []))}
     options = dict(reports=args.reports, force=args.force, jobs=args.jobs, executor=args.executor, kernels=args.kernels,
                    show_code=args.show_code, slurm=slurm, overrides=overrides, keep_results=args.keep_results,
@@ -193,7 +200,12 @@ def _study(args, params, teachers=None, compare=True):
     return Study(params, teachers=teachers, compare=compare, **options)
 
 
-def _run_or_show(study, dry_run: bool) -> None:
+def _run_or_show(study, args) -> None:
+    """Run a study (or sweep) and publish its pages; or show its plan (--dry-run); or hand it to a
+    driver job (--detach)."""
+    dry_run = args.dry_run
+    if args.detach:
+        return _detach(study, [a for a in args.argv if a != "--detach"])
     if dry_run:
         rows = study.plan_table()
         width = max(len(r["stage"]) for r in rows)
@@ -206,6 +218,21 @@ def _run_or_show(study, dry_run: bool) -> None:
 
     run_and_publish(study)
     _report(study)
+
+
+def _detach(runner, argv: list[str]) -> None:
+    """Check what a run would ask of Slurm, then submit the command itself as the study's driver."""
+    from kdcore.study.slurm import detach
+
+    cluster = getattr(runner, "studies", [runner])[0].cluster
+    if cluster is None:
+        raise KDError("--detach submits the study's driver to Slurm: it needs --executor slurm")
+    runner.check()
+    job_id, log = detach(argv, cluster.cfg, runner.layout.submitit())
+    print(f"submitted the study's driver as Slurm job {job_id}; it submits the stages and waits on them\n"
+          f"  follow it: tail -f {log}   (squeue -j {job_id})\n"
+          f"  stop waiting: scancel {job_id} (its stage jobs go on; the same command without --detach "
+          "waits on them again)")
 
 
 def _report(study) -> None:
@@ -253,14 +280,14 @@ def cmd_study(args) -> None:
     if args.params and "=" in args.params and not args.params.endswith((".yaml", ".yml")):
         args.settings, args.params = [args.params, *args.settings], None  # settings only: the demo's params
     params = args.params or str(NOTEBOOKS.parent / "params" / "demo.yaml")
-    _run_or_show(_study(args, params), args.dry_run)
+    _run_or_show(_study(args, params), args)
 
 
 def cmd_run(args) -> None:
     from kdcore.study.notebooks import NOTEBOOKS
 
     params = args.params or str(NOTEBOOKS.parent / "params" / "default.yaml")
-    _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args.dry_run)
+    _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args)
 
 
 def cmd_predict(args) -> None:
@@ -305,11 +332,13 @@ def _study_flags(p) -> None:
                    help="stage kernels forked from a process with kdcore imported (default), or spawned afresh")
     p.add_argument("--no-wait", "--no_wait", dest="no_wait", action="store_true",
                    help="when another kd study writes the same output, exit (status 2) instead of waiting for it")
-    p.add_argument("--executor", default="inline", choices=["inline", "slurm", "submitit-local"],
-                   help="where stages run: here, on a Slurm cluster through submitit, or submitit's local executor")
-    p.add_argument("--slurm_partition")
-    p.add_argument("--slurm_gpus", type=int)
-    p.add_argument("--slurm_timeout_min", type=int)
+    p.add_argument("--executor", default="inline", choices=["inline", "slurm"],
+                   help="where stages run: here, or each as a Slurm job (the params' slurm: block says what "
+                        "it asks for; docs/gpu.md, On a cluster)")
+    p.add_argument("--detach", action="store_true",
+                   help="with --executor slurm: submit this command itself as a one-CPU job and return")
+    for key, kind, words in SLURM_FLAGS:
+        p.add_argument(f"--slurm_{key}", type=kind, help=f"slurm.{key} of the params: {words}")
     p.add_argument("--show_code", action="store_true", help="keep the code cells in the HTML reports")
 
 
@@ -443,6 +472,7 @@ USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROF
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --detach hands to the driver job
     try:
         args.func(args)
     except KDError as e:

@@ -83,8 +83,9 @@ def writer_lock(folder: str | os.PathLike, who: str, wait: bool = True):
 
     folder = ensure_folder(folder)
     token = f"{os.getpid()}:{folder.resolve()}"
-    if os.environ.get(WRITER_ENV, "").split(";").count(f"{_holder_pid(folder)}:{folder.resolve()}"):
-        yield  # our parent holds it
+    inherited_tokens = os.environ.get(WRITER_ENV, "").split(";")
+    if f"{_holder_pid(folder)}:{folder.resolve()}" in inherited_tokens or job_token(folder) in inherited_tokens:
+        yield  # our parent holds it, or we are a study's Slurm job
         return
     fd = os.open(folder / ".kdcore-writer", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -113,6 +114,12 @@ def writer_lock(folder: str | os.PathLike, who: str, wait: bool = True):
                 os.environ[WRITER_ENV] = inherited
     finally:
         os.close(fd)  # releases the lock
+
+
+def job_token(folder: str | os.PathLike) -> str:
+    """What a study's Slurm job writes under: not the lock of the driver that submitted it, which may
+    be gone, but the study's own rule that no driver runs a stage whose job is queued or running."""
+    return f"job:{Path(folder).resolve()}"
 
 
 def _holder_pid(folder: Path) -> int | None:

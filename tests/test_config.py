@@ -32,6 +32,11 @@ def test_yaml_with_overrides(tmp_path):
     ({"split": "random"}, r"config key 'split': must be one of auto, block, group, stratified"),
     ({"teachers": ["resnet-9000"]}, r"unknown teacher 'resnet-9000'"),
     ({"teachers": [{"name": "x", "colour": 1}]}, r"unknown config key 'teachers\[0\].colour'"),
+    ({"slurm": {"gpu": 1}}, r"unknown config key 'slurm.gpu'"),
+    ({"slurm": {"time": "2h"}}, r"config key 'slurm.time': expected int"),
+    ({"slurm": {"cpus": 0}}, r"config key 'slurm.cpus': impossible value 0"),
+    ({"slurm": {"sbatch": {"exclude": ["a", "b"]}}}, r"config key 'slurm.sbatch.exclude': expected an sbatch option"),
+    ({"sweep": {"slurm": [{}]}}, r"'slurm' cannot be swept"),
 ])
 def test_bad_values_name_the_key(values, message):
     with pytest.raises(KDError, match=message):
@@ -66,3 +71,25 @@ def test_one_rule_for_what_shapes_results(tmp_path):
         assert (stage_digest(base, a) != stage_digest(changed, c)) == ("kd_temperature" not in a.step.ignores)
         reached += [a.notebook] if stage_digest(base, a) != stage_digest(changed, c) else []
     assert reached == ["02_student", "03_compress", "04_compare"]  # a temperature cannot reach data or teacher
+
+
+def test_where_stages_run_on_a_cluster_shapes_no_result(tmp_path):
+    """The slurm: block says what each job asks for, never what it computes: no digest reads it."""
+    (tmp_path / "p.yaml").write_text("teachers: [resnet-18]\nslurm: {partition: gpu, gpus: 1}\n")
+    cfg = load_config(tmp_path / "p.yaml")
+    assert (cfg.slurm.partition, cfg.slurm.gpus, cfg.slurm.time) == ("gpu", 1, 240)
+    assert cfg.digest() == load_config(tmp_path / "p.yaml", slurm={"partition": "other"}).digest()
+
+
+def test_only_training_stages_ask_for_gpus_and_node_features():
+    from kdcore.study.config import SlurmConfig
+    from kdcore.study.slurm import request, sbatch_flags, settings
+
+    cfg = settings(SlurmConfig(partition="gpu", cpu_partition="cpu", gpus=2, constraint="a100", mem_gb=1.5,
+                               sbatch={"exclude": "node17", "requeue": True}), gpus=1, account=None)
+    train, other = request(cfg, True, "kd:x"), request(cfg, False, "kd:y")
+    assert (train["partition"], train["gpus_per_node"], train["constraint"]) == ("gpu", 1, "a100")
+    assert other["partition"] == "cpu" and "gpus_per_node" not in other and "constraint" not in other
+    assert "account" not in train  # unset: the cluster's default
+    assert sbatch_flags(other) == ["--job-name=kd:y", "--time=240", "--partition=cpu", "--mem=1536M",
+                                   "--exclude=node17", "--requeue"]

@@ -85,15 +85,29 @@ def _grid(study: Study) -> str:
     for stage in (s for s in study.stages if s.step.scope != "study"):
         page = study.report(stage)
         title = link(page, study.pages.folder, stage.step.title) if page.exists() else html.escape(stage.step.title)
-        status = study.status(stage)[0]
-        mark = ("&#10003;" + _seconds(study, stage) if status == "finished"
-                else {"stale": "(stale)"}.get(status, "(not finished)"))
+        status, why = study.status(stage)
+        mark = ("&#10003;" + _seconds(study, stage) if status == "finished" else "(stale)" if status == "stale"
+                else f"(running: {html.escape(why.split(':')[0])})" if status == "running" else _unfinished(study, stage))
         cells.setdefault(stage.teacher or "seed data", {}).setdefault(stage.seed, []).append(f"{title} {mark}")
     head = "".join(f"<th>seed {s}</th>" for s in study.cfg.seeds)
     rows = "\n".join(f"<tr><th>{html.escape(run)}</th>" + "".join(
         f"<td>{'<br>'.join(by_seed.get(s, []))}</td>" for s in study.cfg.seeds) + "</tr>"
         for run, by_seed in cells.items())
     return f"<table><tr><th></th>{head}</tr>\n{rows}\n</table>"
+
+
+def _unfinished(study: Study, stage) -> str:
+    """A stage that has not finished; where it failed, how, and a link to what to read: its job's
+    log, or its executed notebook."""
+    path = study.record_path(stage)
+    record = read_json(path) if path.exists() else {}
+    if record.get("status") != "failed":
+        return "(not finished)"
+    executed = study.layout.executed(stage.key)
+    read = (link(Path(record["log"]), study.pages.folder, "log") if "log" in record
+            else link(executed, study.pages.folder, "executed notebook") if executed.exists() else "")
+    job = f" as Slurm job {html.escape(record['job_id'])}, {html.escape(record['state'])}" if "state" in record else ""
+    return f"<b>(failed{job})</b> {read}"
 
 
 def _seconds(study: Study, stage) -> str:

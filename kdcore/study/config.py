@@ -44,6 +44,25 @@ class TeacherConfig:
     twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
 
 
+@dataclass
+class SlurmConfig:
+    """What each stage's job asks Slurm for (``--executor slurm``): where and with what a stage
+    runs, never what it computes, so no stage's digest reads it. Only stages that train ask for
+    GPUs; the others, and the driver of ``--detach``, run on ``cpu_partition``."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    cpu_partition: str | None = None  # stages that do not train, and the driver; None: partition
+    account: str | None = None
+    qos: str | None = None
+    time: int = 240  # minutes a stage's job may run
+    cpus: int | None = None  # CPUs per job (its torch threads); None: Slurm's default (1)
+    mem_gb: float | None = None  # None: Slurm's default for the CPUs asked
+    gpus: int = 0  # GPUs of each training stage's job
+    constraint: str | None = None  # node features, as sbatch --constraint
+    sbatch: dict = field(default_factory=dict)  # any other sbatch option: {exclude: node17} -> --exclude=node17
+    driver_time: int = 4320  # minutes for the driver job of --detach (it waits for the whole study)
+
+
 RGB_TWIN_SUFFIX = "-rgb"
 ORACLE = "oracle"  # the teacher whose outputs are the true labels: a planted effect, and the ceiling
 
@@ -66,10 +85,10 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
 
 
 PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file
-WRITTEN_TO = ("output", "cache_dir")  # where results go, never what they are
+WRITTEN_TO = ("output", "cache_dir", "slurm")  # where results go or are made, never what they are
 DATA_KEYS = ("csv", "base_path")  # which data: a run's data fingerprint stands for these where it is taken
 GRID = ("teachers", "seeds")  # which runs: a run's own teacher and seed stand for these
-NOT_SWEPT = ("sweep", "output", "cache_dir")  # a sweep's sub-studies differ in these by construction
+NOT_SWEPT = ("sweep", "output", "cache_dir", "slurm")  # a sweep's sub-studies differ in these by construction
 
 
 def result_settings(settings: dict) -> dict:
@@ -145,6 +164,8 @@ class Config:
     eval_batch_size: int = 64
     latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at larger batches)
     latency_batches: list[int] = field(default_factory=lambda: [1, 64])
+    # a cluster: what each stage's Slurm job asks for (kdcore.study.slurm)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     # reports
     embeddings: list[str] = field(default_factory=lambda: ["tsne", "umap"])  # feature maps drawn
     # a sweep: config key -> values; one sub-study per combination of values (kdcore.study.sweep)
@@ -173,6 +194,7 @@ class Config:
         for key, ok in checks.items():
             if not ok:
                 raise KDError(f"config key {key!r}: impossible value {getattr(self, key)!r}")
+        self._check_slurm()
         if not self.latency_batches or min(self.latency_batches) < 1:
             raise KDError(f"config key 'latency_batches': impossible value {self.latency_batches!r}")
         unknown = sorted(set(self.embeddings) - {"tsne", "umap"})
@@ -221,6 +243,17 @@ class Config:
                 raise KDError(f"config key 'sweep.{key}': expected a non-empty list of values, found {values!r}")
             for i, value in enumerate(values):
                 _convert(value, hints[key], f"sweep.{key}[{i}]")
+
+    def _check_slurm(self) -> None:
+        s = self.slurm
+        for key, ok in {"time": s.time >= 1, "cpus": s.cpus is None or s.cpus >= 1, "gpus": s.gpus >= 0,
+                        "mem_gb": s.mem_gb is None or s.mem_gb > 0, "driver_time": s.driver_time >= 1}.items():
+            if not ok:
+                raise KDError(f"config key 'slurm.{key}': impossible value {getattr(s, key)!r}")
+        for option, value in s.sbatch.items():
+            if not isinstance(option, str) or isinstance(value, (dict, list)):
+                raise KDError(f"config key 'slurm.sbatch.{option}': expected an sbatch option and its value "
+                              f"(e.g. exclude: node17), found {value!r}")
 
     @property
     def label_set(self) -> LabelSet:

@@ -1,15 +1,17 @@
 """Running one stage notebook: papermill executes it in a fresh kernel and nbconvert renders its
-HTML report, here (``run_stage``) or as a submitit job on a cluster or this machine (``submit``).
+HTML report (``run_stage``); ``run_recorded`` also writes the stage's completion record. Here, or
+in a Slurm job (``kdcore.study.slurm``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from kdcore.errors import KDError
-from kdcore.io import write_text
+from kdcore.io import write_json, write_text
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # the stage notebooks, one per step
 
@@ -33,24 +35,15 @@ def threads_per_kernel(threads: int):
                 os.environ[name] = value
 
 
-def submit(spec: dict, executor_name: str, folder: Path, slurm: dict) -> float:
-    """Through submitit: ``slurm`` on a cluster, ``submitit-local`` on this machine. Its kernel is
-    spawned: a job runs one stage, so a warm process to fork from would cost what it saves."""
-    import submitit
-
-    if executor_name == "slurm":
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-        executor.update_parameters(**slurm)
-    elif executor_name == "submitit-local":
-        executor = submitit.LocalExecutor(folder=folder)
-        executor.update_parameters(timeout_min=slurm.get("timeout_min", 60))
-    else:
-        raise KDError(f"--executor must be inline, slurm or submitit-local (got {executor_name!r})")
-    job = executor.submit(run_stage, spec)
-    try:
-        return job.result()
-    except submitit.core.utils.FailedJobError as e:
-        raise KDError(f"stage {spec['key']}: the submitted job failed: {str(e).strip().splitlines()[-1]}") from None
+def run_recorded(spec: dict, forked: bool = False, **more) -> dict:
+    """Run a stage, then write its completion record (last: after its notebook and page), here or
+    in its job on a cluster node, so that a stage whose job finished while no driver waited on it
+    is finished all the same. Returns its timing: the seconds it took, and of them its work's."""
+    start = time.perf_counter()
+    work = run_stage(spec, forked)
+    timing = {"seconds": time.perf_counter() - start, "work_s": work, "kernels": "forked" if forked else "spawned"}
+    write_json(spec["record"], {"status": "finished", **spec["identity"], **timing, **more, "finished": time.time()})
+    return timing
 
 
 def run_stage(spec: dict, forked: bool = False) -> float:

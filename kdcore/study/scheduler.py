@@ -33,7 +33,9 @@ from kdcore.io import (
 from kdcore.layout import COMPARE, DATA, Layout, Reports
 from kdcore.study import steps
 from kdcore.study.config import DATA_KEYS, Config, digest, load_config, result_settings
-from kdcore.study.notebooks import NOTEBOOKS, run_stage, submit, threads_per_kernel
+from kdcore.study.notebooks import NOTEBOOKS, run_recorded, threads_per_kernel
+from kdcore.study.slurm import LIVE, Cluster, StageFailed, log_file, squeue_states
+from kdcore.study.slurm import settings as slurm_settings
 
 SOURCE = Path(__file__).resolve().parents[1]  # the kdcore package: its code is part of every result
 
@@ -161,6 +163,8 @@ class Study:
         code are the same (a sweep's earlier sub-studies)."""
         if kernels not in ("forked", "spawned"):
             raise KDError(f"kernels must be forked or spawned (got {kernels!r})")
+        if executor not in ("inline", "slurm"):
+            raise KDError(f"--executor must be inline or slurm (got {executor!r})")
         self.params = Path(params).resolve()
         self.cfg = load_config(self.params, **(overrides or {}))
         self.overrides = overrides or {}
@@ -172,13 +176,17 @@ class Study:
         self.pages = Reports(reports, self.name)
         self.reports = self.pages.folder
         self.force, self.executor, self.kernels, self.show_code = force, executor, kernels, show_code
-        self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.keep_results = keep_results
         self.source, self._code = SOURCE, {}
-        # concurrent stages share the cores rather than each taking all of them
-        self.threads = max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 else 0
-        self.slurm = slurm or {}
         self.stages = plan(self.cfg, teachers, compare)
+        # on a cluster every stage whose inputs are there is submitted at once: Slurm queues them
+        self.cluster = Cluster(slurm_settings(self.cfg.slurm, **(slurm or {})), self.layout.submitit()) \
+            if executor == "slurm" else None
+        self.jobs = max(1, jobs or (len(self.stages) if self.cluster else os.cpu_count() or 1))
+        # concurrent stages share the cores rather than each taking all of them
+        self.threads = max(1, (os.cpu_count() or 1) // self.jobs) if self.jobs > 1 and not self.cluster else 0
+        self._queued: dict[str, tuple[str, str]] | None = None
+        self._say = print
         for name in teachers or []:
             self.cfg.teacher(name)  # an unknown teacher is an error before anything runs
 
@@ -199,11 +207,18 @@ class Study:
         return self._code[key]
 
     def status(self, stage: Stage) -> tuple[str, str]:
-        """(finished | to run | stale, why): stale means finished, but by other code."""
+        """(finished | to run | running | stale, why): stale means finished, but by other code;
+        running, that its Slurm job is queued or running (submitted by an earlier ``kd study``)."""
         path = self.record_path(stage)
         if not path.exists():
             return "to run", "never ran"
         record = read_json(path)
+        if record.get("status") == "submitted" and stage.key in self.queued():
+            job_id, state = self.queued()[stage.key]
+            return "running", f"Slurm job {job_id} is {state}: waits on it, submits nothing"
+        if record.get("status") == "failed":
+            job = f" (Slurm job {record['job_id']}, {record['state']})" if "state" in record else ""
+            return "to run", f"failed{job}: runs again, resuming"
         if record.get("status") != "finished":
             return "to run", "interrupted: resumes where it stopped"
         if record.get("digest_formula") != DIGEST_FORMULA:  # its digest cannot be compared: keep, don't clean
@@ -216,6 +231,19 @@ class Study:
 
     def finished(self, stage: Stage) -> bool:
         return self.status(stage)[0] == "finished"
+
+    def queued(self) -> dict[str, tuple[str, str]]:
+        """The stages whose recorded Slurm job is still queued or running: key -> (job ID, state).
+        Read from squeue once per run (none where there is no Slurm)."""
+        if self._queued is None:
+            recorded = {}
+            for stage in self.stages:
+                path = self.record_path(stage)
+                if path.exists() and (record := read_json(path)).get("status") == "submitted":
+                    recorded[stage.key] = record["job_id"]
+            states = squeue_states(sorted(set(recorded.values()))) if recorded and shutil.which("squeue") else {}
+            self._queued = {key: (job, states[job]) for key, job in recorded.items() if states.get(job) in LIVE}
+        return self._queued
 
     def plan_table(self) -> list[dict]:
         """Each stage, what a run would do with it, and why."""
@@ -301,6 +329,8 @@ class Study:
         return [s for s in self.stages if self.force or not self.finished(s)]
 
     def _run(self, progress) -> list[dict]:
+        self._queued, self._say = None, progress
+        self._check_queued()
         stale = [s for s in self.stages if self.status(s)[0] == "stale"]
         if stale and not self.force:
             if not self.keep_results:
@@ -324,13 +354,31 @@ class Study:
                 progress(f"  {row['status']:<16} {row['stage']:<40} {row['reason']}")
         return self._schedule(todo, done, progress)
 
+    def _check_queued(self) -> None:
+        """Stages whose Slurm job is still queued or running are waited on, on a cluster, and never
+        run a second time: not here, not with other settings, not forced."""
+        for key, (job_id, state) in self.queued().items():
+            stage = next(s for s in self.stages if s.key == key)
+            why = ("it would run here as well" if self.cluster is None else "--force would run it twice" if self.force
+                   else "with other settings than these" if read_json(self.record_path(stage)).get("digest")
+                   != stage_digest(self.cfg, stage) else "")
+            if why:
+                raise KDError(f"stage {key} runs as Slurm job {job_id} ({state}), {why}: wait for it "
+                              f"(kd study --executor slurm waits on it) or scancel {job_id}")
+
     def _schedule(self, todo: list[Stage], done: set[str], progress) -> list[dict]:
-        """Start every stage whose dependencies are done, ``jobs`` at a time (or share it from a donor)."""
-        ran, done_before, total = [], len(done), len(todo)
+        """Start every stage whose dependencies are done, ``jobs`` at a time (or share it from a
+        donor, or wait on its queued job); a stage that fails stops only the stages that read
+        what it makes, and the run ends with its error once the others are done."""
+        ran, done_before, total, failed = [], len(done), len(todo), {}
         with threads_per_kernel(self.threads if self.executor == "inline" else 0), \
                 ThreadPoolExecutor(self.jobs) as pool:
             running = {}
             while todo or running:
+                for stage in [s for s in todo if any(d in failed for d in s.deps)]:
+                    todo.remove(stage)
+                    failed[stage.key] = None  # not run: what it reads is missing
+                    progress(f"not run {stage.key}: it reads what a failed stage makes")
                 ready = sorted((s for s in todo if all(d in done for d in s.deps)), key=_priority)
                 for stage in [s for s in ready if not self.force and self.donor(s)]:
                     donor = self.donor(stage)
@@ -341,6 +389,9 @@ class Study:
                 ready = [s for s in ready if s.key not in done][: self.jobs - len(running)]
                 for stage in ready:
                     todo.remove(stage)
+                    if stage.key in self.queued():
+                        running[pool.submit(self._attach, stage)] = stage
+                        continue
                     self._start(stage)
                     running[pool.submit(self._execute, stage)] = stage
                 if not running:
@@ -348,12 +399,23 @@ class Study:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     stage = running.pop(future)
-                    timing = future.result()
+                    try:
+                        timing = future.result()
+                    except KDError as e:
+                        failed[stage.key] = e
+                        self._fail(stage, e)
+                        progress(f"failed {e}" if isinstance(e, StageFailed) else f"failed {stage.key}: {e}")
+                        continue
                     done.add(stage.key)
                     ran.append({"stage": stage.key, "notebook": stage.notebook, **timing})
                     left = eta([*todo, *running.values()], ran, self.jobs)
                     progress(f"finished {stage.key} in {timing['seconds']:.0f} s ({timing['work_s']:.0f} s of work) "
                              f"[{len(done) - done_before}/{total} done{left}]")
+        errors = [e for e in failed.values() if e is not None]
+        if errors:
+            more = [f"{len(errors) - 1} more stage(s) failed"] if len(errors) > 1 else []
+            more += [f"{len(failed) - len(errors)} that read what failed did not run"] if len(failed) > len(errors) else []
+            raise KDError(f"{errors[0]}" + (f" ({'; '.join(more)}: each is listed above)" if more else ""))
         return ran
 
     def preflight(self, todo: list[Stage]) -> None:
@@ -377,6 +439,8 @@ class Study:
         from kdcore.models.weights import pretrained_kind
         from kdcore.study.work import build_teacher
 
+        if self.cluster:
+            self.cluster.check({s.step.trains for s in todo})
         for name in sorted({s.teacher for s in todo if s.notebook == steps.TEACHER_STEP and not self.cfg.is_oracle(s.teacher)}):
             if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
                 build_teacher(self.cfg, name)  # raises, naming the file, when the weights do not fit
@@ -385,24 +449,39 @@ class Study:
                     build_teacher(self.cfg, name)
 
     def _execute(self, stage: Stage) -> dict:
-        """Run a stage; its record says its seconds, and of them those of its work (the notebook's
-        work cells: ``notebooks.work_seconds``)."""
-        start = time.perf_counter()
+        """Run a stage, here or as a Slurm job; its record says its seconds, and of them those of
+        its work (the notebook's work cells: ``notebooks.work_seconds``)."""
         spec = self.job_spec(stage)
-        if self.executor == "inline":
-            work = run_stage(spec, forked=self.kernels == "forked")
-        else:
-            work = submit(spec, self.executor, self.layout.submitit(), self.slurm)
-        kernels = self.kernels if self.executor == "inline" else "spawned"
-        timing = {"seconds": time.perf_counter() - start, "work_s": work, "kernels": kernels}
-        write_json(self.record_path(stage), {"status": "finished", **self._digest(stage),
-                                             "code": self.code_digest_of(stage), **timing, "finished": time.time()})
-        return timing
+        if self.cluster is None:
+            return run_recorded(spec, forked=self.kernels == "forked")
+        job_id = self.cluster.submit(spec, stage.step.trains)
+        path = self.record_path(stage)
+        record = read_json(path)
+        if record.get("status") == "started":  # the job has not finished it meanwhile
+            write_json(path, {**record, "status": "submitted", "job_id": job_id,
+                              "log": str(log_file(self.cluster.folder, job_id)), "submitted": time.time()})
+        self._say(f"submitted {stage.key} as Slurm job {job_id}")
+        return self.cluster.wait(stage.key, job_id)
+
+    def _attach(self, stage: Stage) -> dict:
+        """Wait on the job an earlier run submitted for a stage."""
+        job_id, state = self.queued()[stage.key]
+        self._say(f"waiting on {stage.key}: Slurm job {job_id} is {state} (submitted by an earlier run)")
+        return self.cluster.wait(stage.key, job_id)
+
+    def _fail(self, stage: Stage, error: KDError) -> None:
+        """Record that a stage failed, and how (its Slurm job's ID, state and log where it had one)."""
+        path = self.record_path(stage)
+        record = read_json(path) if path.exists() else {}
+        write_json(path, {**record, "status": "failed", "error": str(error), **getattr(error, "job", {}),
+                          "failed": time.time()})
 
     def job_spec(self, stage: Stage) -> dict:
         executed = self.layout.executed(stage.key)
         return {"notebook": str(NOTEBOOKS / f"{stage.notebook}.ipynb"), "executed": str(executed),
                 "report": str(self.report(stage)), "key": stage.key, "show_code": self.show_code,
+                "record": str(self.record_path(stage)),
+                "identity": {**self._digest(stage), "code": self.code_digest_of(stage)},
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
                                "overrides": self.overrides, "threads": self.threads}}

@@ -36,6 +36,7 @@ class Step:
     applies: Callable[[Config, str | None], bool] = _always
     skipped_when: str = ""  # in words: when ``applies`` says no
     ignores: tuple[str, ...] = ()  # settings that cannot change what it makes (config keys)
+    trains: bool = True  # fits a model: on a cluster its job asks for the GPUs (slurm.gpus)
     # "module:function" doing the work, imported when it runs: (cfg, data, teacher) -> record; a
     # study-scope step's (cfg, **the notebook's options) -> what its page shows
     work: str = ""
@@ -71,7 +72,7 @@ STEPS = (
          makes=("compressed_students",), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
          ignores=ARMS, work="kdcore.study.work.compression:compress_student"),
-    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",),
+    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",), trains=False,
          work="kdcore.study.work.compare:compare_runs"),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
