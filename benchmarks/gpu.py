@@ -151,6 +151,25 @@ def part_models(cfg: Config, device: torch.device, smoke: bool, compile_models: 
     return rows
 
 
+def peak_rows(cfg: Config, peak_tflops: float) -> list[dict]:
+    """Every model of the study at a GPU's peak compute (6 FLOPs per multiply-add in training, 2 in
+    inference), for a projection no device has measured: an upper bound on speed, so a lower bound
+    on GPU-hours. Memory is not projected."""
+    from kdcore.models.profile import count_macs, example_inputs
+
+    rows = []
+    for name, batch in _batch_sizes(cfg):
+        if any(r["model"] == name for r in rows):
+            continue
+        with torch.device("meta"):
+            model = _build(cfg, name)
+        macs = count_macs(model, example_inputs(model, cfg.image_size, device="meta"))
+        rows.append({"model": name, "batch": batch, "macs": macs,
+                     "eager": {"train_images_per_s": peak_tflops * 1e12 / (6 * macs),
+                               "infer_images_per_s": peak_tflops * 1e12 / (2 * macs), "peak_gib": None}})
+    return rows
+
+
 def _rate_text(row: dict) -> str:
     eager = row["eager"]
     if "error" in eager:
@@ -284,7 +303,7 @@ def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -
     not counted."""
     student = _rates(models, loops, STUDENT)
     seeds = len(cfg.seeds)
-    out = {"frames": FLAME2_FRAMES, "seeds": seeds, "arms": {}}
+    out = {"frames": FLAME2_FRAMES, "seeds": seeds, "arms": {}, "jobs": {}}
     for budget, epochs in (("full budget", None), ("early stop", stop)):
         te = epochs["teacher"] if epochs else cfg.epochs_teacher
         se = epochs["student"] if epochs else cfg.epochs_student
@@ -293,6 +312,7 @@ def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -
             labelled = FLAME2_FRAMES["train"] * arm.labelled_fraction
             own = out["arms"].setdefault(label, {"labelled_frames": labelled, "teachers": {}})
             hours = seeds * _fit_hours(se, student, labelled)  # the no-KD student
+            _job(out, label, "00_data", "every teacher", seeds, budget, hours / seeds)
             for t in arm.teachers:
                 rates = _rates(models, loops, t.name)
                 if rates is None:  # out of memory at its batch: no projection
@@ -302,11 +322,21 @@ def projection(cfg: Config, models: list[dict], loops: list[dict], stop: dict) -
                 finetune_h = _fit_hours(min(arm.finetune_epochs, se), student, FLAME2_FRAMES["train"]) \
                     if arm.compresses(t.name) else 0.0
                 own["teachers"].setdefault(t.name, {})[budget] = seeds * (teacher_h + student_h + finetune_h)
+                for stage, job_h in (("01_teacher", teacher_h), ("02_student", student_h), ("03_compress", finetune_h)):
+                    if stage != "03_compress" or arm.compresses(t.name):
+                        _job(out, label, stage, t.name, seeds, budget, job_h)
                 hours += own["teachers"][t.name][budget]
             own[budget] = hours
             total += hours
         out[budget] = {"teacher_epochs": te, "student_epochs": se, "gpu_hours": total}
     return out
+
+
+def _job(out: dict, arm: str, stage: str, teacher: str, count: int, budget: str, hours: float) -> None:
+    """One kind of Slurm job (a stage for one teacher, ``count`` of them: one per seed) and the
+    GPU-hours one of them takes."""
+    row = out["jobs"].setdefault(f"{arm}/{teacher}/{stage}", {"arm": arm, "stage": stage, "teacher": teacher, "jobs": count})
+    row[budget] = hours
 
 
 def _row(rows: list[dict], name: str) -> dict:
@@ -356,6 +386,12 @@ def _projection_lines(p: dict) -> list[str]:
         lines.append(f"| {arm} | all, with the no-KD students ({own['labelled_frames']:,.0f} labelled training frames) "
                      f"| {own['full budget']:.1f} | {own['early stop']:.1f} |")
     lines.append(f"| total | | {full['gpu_hours']:.1f} | {early['gpu_hours']:.1f} |")
+    jobs = p.get("jobs", {}).values()
+    lines += ["", f"On Slurm, one job per stage ({sum(j['jobs'] for j in jobs) + len(p['arms'])} with the comparisons, "
+              "which need no GPU); GPU-minutes of one job (compression's CPU work not counted):", "",
+              "| arm | stage | teacher | jobs | full budget | early stop |", "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {j['arm']} | {j['stage']} | {j['teacher']} | {j['jobs']} | {60 * j['full budget']:.1f} "
+              f"| {60 * j['early stop']:.1f} |" for j in jobs]
     return lines
 
 
@@ -371,8 +407,13 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also time torch.compile (default: on a GPU only; compiling on a CPU takes minutes)")
     parser.add_argument("--stop-epochs", type=int, nargs=2, default=None, metavar=("TEACHER", "STUDENT"),
                         help="assumed early-stopping epochs for the projection (default: twice each patience)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="no device: project from compute alone, every model at this many TFLOP/s "
+                             "(989: an H100 SXM's dense bf16); the projection part only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.peak_tflops:
+        return planning(args)
     device = resolve_device(args.device)
     smoke = device.type == "cpu"
     compile_models = args.compile if args.compile is not None else not smoke
@@ -400,6 +441,20 @@ def main(argv: list[str] | None = None) -> dict:
             stop = {"teacher": min(teacher, cfg.epochs_teacher), "student": min(student, cfg.epochs_student)}
             result["projection"] = projection(cfg, result["models"], result["loop"], stop)
     publish("gpu", result, markdown(result), args.out)
+    return result
+
+
+def planning(args) -> dict:
+    """The projection from compute alone: every model at ``--peak-tflops``, the loader at full speed."""
+    cfg = study_config(args.params, args.size, smoke=False)
+    teacher, student = args.stop_epochs or (2 * cfg.patience_teacher, 2 * cfg.patience_student)
+    stop = {"teacher": min(teacher, cfg.epochs_teacher), "student": min(student, cfg.epochs_student)}
+    models = peak_rows(cfg, args.peak_tflops)
+    result = {"device": f"none: every model at {args.peak_tflops:g} TFLOP/s (planning, from compute alone)",
+              "image_size": args.size, "smoke": False, "params": str(args.params), "torch": torch.__version__,
+              "part_s": {}, "projection": projection(cfg, models, [], stop)}
+    publish("gpu-planning", result, "\n".join([result["device"] + "."] + _projection_lines(result["projection"])) + "\n",
+            args.out)
     return result
 
 
