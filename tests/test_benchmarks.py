@@ -126,3 +126,16 @@ def test_stage_costs_by_kind_are_medians_and_the_table_sums_every_stage():
     text = "\n".join(startup.stages_table(result))
     assert "| 00_data | 1 |" in text and "| 01_teacher | 3 |" in text
     assert "spawned 57 s, forked 15 s (3.8x)" in text
+
+
+def test_the_study_projected_from_compute_alone_is_a_job_per_stage(tmp_path):
+    """--peak-tflops: every model at a GPU's peak; one job per stage, whose hours add up to the study's."""
+    from kdcore.study.scheduler import Study
+
+    p = gpu.main(["--peak-tflops", "989", "--params", str(SMOKE), "--size", "64", "--out", str(tmp_path)])["projection"]
+    jobs = p["jobs"].values()
+    stages = Study(SMOKE, reports=tmp_path / "reports").stages
+    assert sum(j["jobs"] for j in jobs) == len([s for s in stages if s.step.trains])  # one per training stage
+    for budget in ("full budget", "early stop"):
+        assert sum(j["jobs"] * j[budget] for j in jobs) == pytest.approx(p[budget]["gpu_hours"])
+    assert "| study | 01_teacher | resnet-18 | 2 |" in next(tmp_path.glob("gpu-planning-*.md")).read_text()
