@@ -45,12 +45,18 @@ def cmd_import_mnist(args) -> None:
 
 def cmd_check(args) -> None:
     from kdcore.data import describe, frame_hashes, read_frame_csv
-    from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS, audit_modes, one_valued_labels
+    from kdcore.data.splits import (
+        HASH_SIZE,
+        NEAR_DUPLICATE_BITS,
+        audit_modes,
+        independent,
+        one_valued_labels,
+    )
 
     csv, labels, train_size = _check_inputs(args)
     table = read_frame_csv(csv, args.base_path, labels=labels)
     summary = describe(table)
-    hashes = frame_hashes(table.frames["rgb_path"].tolist())
+    hashes = None if independent(table.groups, table.videos) else frame_hashes(table.frames["rgb_path"].tolist())
     audits = audit_modes(table.strata, table.groups, hashes, args.seed, args.block_frames, args.gap_frames,
                          table.videos, train_size)
     warnings = one_valued_labels(table.targets, label_set=labels)
@@ -92,7 +98,9 @@ def _print_audit(audit: dict) -> None:
         return
     leaks = f"  LEAKS: {audit['leaks']}" if audit["leaks"] else ""
     test, val = (_percent(audit[k]) for k in ("near_duplicate_share", "val_near_duplicate_share"))
-    print(f"  {audit['mode']}: near-duplicates of test {test}, of val {val}; {audit['left_out']} frames left out{leaks}")
+    near = f"near-duplicates {audit['not_audited']}" if "not_audited" in audit else \
+        f"near-duplicates of test {test}, of val {val}"
+    print(f"  {audit['mode']}: {near}; {audit['left_out']} frames left out{leaks}")
     combos = sorted(next(iter(audit["parts"].values()))["combos"])
     print(f"    {'part':<6} {'frames':>7} {'share':>6} " + " ".join(f"{c:>6}" for c in combos))
     for part, p in audit["parts"].items():

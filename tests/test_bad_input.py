@@ -51,8 +51,9 @@ def finished_study(smoke_study, tmp_path):
     ({"teachers": [{"name": "mine", "family": "resnet", "backbone": "resnet18", "backbone_kwargs": {"depth": 3}}]},
      ["backbone 'resnet18': cannot create it as asked"]),
     ({"synth_options": {"rgb_fires": 1.0}}, ["'synth_options': unknown synth option 'rgb_fires'"]),
+    ({"split": "stratified", "train_size": 239}, ["config key 'train_size': 239 training items of 240 leaves too few"]),
 ], ids=["unknown key", "wrong type", "negative epochs", "sparsity 1", "unknown teacher", "missing weights",
-        "unknown family", "bad backbone argument", "unknown synth option"])
+        "unknown family", "bad backbone argument", "unknown synth option", "train_size too large"])
 def test_bad_params_leave_a_finished_study_as_it_was(finished_study, kd, change, names):
     params, reports, folders = finished_study
     before = _snapshot(*folders)
@@ -70,6 +71,20 @@ def test_weights_of_another_backbone_are_refused_before_anything_runs(finished_s
     code, _, err = kd("study", spoiled, "--reports", reports)
     _one_error_line(code, err, "resnet34.safetensors: does not fit backbone 'resnet18'", "unexpected")
     assert _snapshot(*folders) == before  # the changed teacher's earlier results were not cleaned away
+
+
+def test_a_missing_image_is_named_by_row_and_id_before_any_stage_runs(synth_csv, kd, tmp_path):
+    """As kd check names it, and not from inside the first data stage."""
+    import shutil
+
+    data = Path(shutil.copytree(Path(synth_csv).parent, tmp_path / "data"))
+    gone = sorted((data / "254p Thermal Images").iterdir())[5]
+    gone.unlink()
+    code, _, err = kd("study", SMOKE, f"csv={data / 'frame_labels.csv'}", f"output={tmp_path / 'out'}",
+                      "--reports", tmp_path / "reports")
+    row = next(i for i, line in enumerate((data / "frame_labels.csv").read_text().splitlines(), 1) if gone.name in line)
+    _one_error_line(code, err, f"frame_labels.csv: row {row} (id ", f"image not found: {gone}")
+    assert not (tmp_path / "out" / "stages").exists()
 
 
 def test_unwritable_output_folder(finished_study, kd, tmp_path):

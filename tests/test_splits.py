@@ -134,10 +134,11 @@ def test_train_size_takes_exactly_that_many_items_stratified_and_independent_ite
     with pytest.raises(KDError, match="config key 'train_size'"):
         make_split(classes, np.arange(500) // 10, "block", 1, train_size=50)
     hashes = np.random.default_rng(0).integers(0, 255, (500, 32), dtype=np.uint8)
-    (audit,) = audit_modes(classes, None, hashes, 1, train_size=50)
+    (audit,) = audit_modes(classes, None, None, 1, train_size=50)  # independent: no hashes needed
     assert audit["leaks"] is None and audit["parts"]["train"]["frames"] == 50
+    assert audit["near_duplicate_share"] is None and audit["not_audited"].startswith("not measured")
     (video,) = audit_modes(classes, None, hashes, 1, videos=np.zeros(500, int))
-    assert video["leaks"]  # frames of one video: a frame-level split is marked as leaking
+    assert video["leaks"] and video["near_duplicate_share"] is not None  # frames of one video: measured, leaking
 
 
 def test_missing_seeds_are_named_by_their_numbers():

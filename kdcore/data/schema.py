@@ -165,6 +165,16 @@ def check_image_pairs(table: FrameTable, progress: bool = True) -> dict[tuple[in
     return sizes
 
 
+def check_image_files(table: FrameTable) -> None:
+    """Every image is there (without decoding it, which ``check_image_pairs`` does): the first
+    missing one is an error naming its row and id, as ``kd check`` names it."""
+    df = table.frames
+    for row, (rgb, ir) in enumerate(zip(df["rgb_path"], df["ir_path"], strict=True)):
+        for path in (rgb, ir):
+            if not os.path.isfile(path):
+                raise KDError(f"{table.csv}: row {row + 2} (id {df['id'].iloc[row]!r}): image not found: {path}")
+
+
 def _pair_sizes(pair: tuple[str, str]):
     sizes = []
     for path in pair:

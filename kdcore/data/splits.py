@@ -219,14 +219,26 @@ def labelled_mask(split: Split, combos: np.ndarray, fraction: float, seed: int) 
     return labelled
 
 
-def audit_modes(combos: np.ndarray, groups: np.ndarray | None, hashes: np.ndarray, seed: int,
+NOT_AUDITED = ("not measured: the items are independent (no group or video column), and a difference hash "
+               "finds look-alikes among them, not copies")
+
+
+def independent(groups: np.ndarray | None, videos: np.ndarray | None) -> bool:
+    """Items with neither groups nor videos: no two are frames of one scene, so none can leak."""
+    return groups is None and videos is None
+
+
+def audit_modes(combos: np.ndarray, groups: np.ndarray | None, hashes: np.ndarray | None, seed: int,
                 block_frames: int = BLOCK_FRAMES, gap_frames: int = GAP_FRAMES,
                 videos: np.ndarray | None = None, train_size: float | None = None) -> list[dict]:
     """Every split mode the data allows: realized fractions per part and stratum, and the share of
     val and test frames with a near-duplicate in train. A mode that cannot be made says why. Items
-    of a table with neither groups nor videos are independent: no mode is marked as leaking there."""
+    of a table with neither groups nor videos are independent: no mode is marked as leaking there,
+    and near-duplicates are not measured (``hashes`` may be None): on small images of one
+    background colour (digits) the difference hash calls most pairs near, a number that means
+    nothing."""
     modes = ["stratified", "group", "block"] if groups is not None else ["stratified"]
-    independent = groups is None and videos is None
+    unrelated = independent(groups, videos)
     out = []
     for mode in modes:
         try:
@@ -235,8 +247,9 @@ def audit_modes(combos: np.ndarray, groups: np.ndarray | None, hashes: np.ndarra
         except KDError as e:
             out.append({"mode": mode, "not_possible": str(e)})
             continue
-        out.append({**leakage(hashes, split), **realized(split, combos),
-                    "leaks": None if independent else LEAKY.get(mode)})
+        near = ({"near_duplicate_share": None, "val_near_duplicate_share": None, "not_audited": NOT_AUDITED}
+                if unrelated else leakage(hashes, split))
+        out.append({**near, **realized(split, combos), "leaks": None if unrelated else LEAKY.get(mode)})
     return out
 
 

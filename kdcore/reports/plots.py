@@ -219,29 +219,47 @@ def _interval(rows, part: str):
 
 
 def sweep_gain(rows, keys: list[str], gain: str, metric: str = "fire AUROC") -> Figure:
-    """The KD gain (mean, 95% CI over seeds) against the swept value, a line per teacher. One numeric
-    key spanning a factor of 10 or more is drawn on a log axis."""
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.subplots()
-    points = rows[keys].astype(str).agg(", ".join, axis=1)
-    order = list(dict.fromkeys(points))
-    numeric = len(keys) == 1 and all(_is_number(p) for p in order)
-    for teacher, own in rows.assign(point=points).groupby("teacher", sort=False):
-        x = own["point"].astype(float).to_numpy() if numeric else own["point"].map(order.index).to_numpy()
-        mean, err = _interval(own, gain)
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=teacher)
-    if numeric:
-        values = [float(p) for p in order]
-        if min(values) > 0 and max(values) / min(values) >= 10:
-            ax.set_xscale("log")
-        ax.set_xticks(values, order)
-    else:
-        ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
-    ax.axhline(0, color="grey", ls="--", lw=1)
-    ax.set(xlabel=", ".join(keys), ylabel=f"distilled - no-KD student, test {metric}",
-           title="the KD gain (95% CI over seeds) against the swept value")
-    ax.legend(fontsize=7)
+    """The KD gain (mean, 95% CI over seeds) against the first swept key; a line per teacher and
+    value of the second key; a panel per value of the third (and further) keys. A numeric first key
+    spanning a factor of 10 or more is drawn on a log axis."""
+    x_key, line_keys, panel_keys = keys[0], keys[1:2], keys[2:]
+    rows = rows.assign(_panel=_joined(rows, panel_keys), _line=_joined(rows, ["teacher", *line_keys]))
+    panels = list(dict.fromkeys(rows["_panel"]))
+    order = list(dict.fromkeys(rows[x_key].astype(str)))
+    numeric = all(_is_number(v) for v in order)
+    fig = Figure(figsize=(6.5 * min(len(panels), 2) if len(panels) > 1 else 6.5, 4 * -(-len(panels) // 2)),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(-(-len(panels) // 2), min(len(panels), 2), sharey=True, squeeze=False)).ravel()
+    for ax, panel in zip(axes, panels, strict=False):
+        for line, own in rows[rows["_panel"] == panel].groupby("_line", sort=False):
+            values = own[x_key].astype(str)
+            x = values.astype(float).to_numpy() if numeric else values.map(order.index).to_numpy()
+            mean, err = _interval(own, gain)
+            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=line)
+        if numeric:
+            ticks = [float(v) for v in order]
+            if min(ticks) > 0 and max(ticks) / min(ticks) >= 10:
+                ax.set_xscale("log")
+            ax.set_xticks(ticks, order)
+        else:
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+        ax.axhline(0, color="grey", ls="--", lw=1)
+        ax.set(xlabel=x_key, title=panel or "the KD gain (95% CI over seeds) against the swept value")
+        ax.legend(fontsize=7, title=", ".join(["teacher", *line_keys]), title_fontsize=7)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel(f"distilled - no-KD student, test {metric}")
+    if panel_keys:
+        fig.suptitle(f"the KD gain (95% CI over seeds) against {x_key}, a panel per {', '.join(panel_keys)}")
     return fig
+
+
+def _joined(rows, keys: list[str]):
+    """Each row's values of ``keys`` as one label: ``resnet-18, kd_temperature = 20``."""
+    if not keys:
+        return [""] * len(rows)
+    return rows[keys].astype(str).apply(
+        lambda r: ", ".join(v if k == "teacher" else f"{k} = {v}" for k, v in r.items()), axis=1)
 
 
 def gain_against_lead(rows, keys: list[str], gain: str, lead: str, metric: str = "fire AUROC") -> Figure:

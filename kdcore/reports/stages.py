@@ -274,11 +274,15 @@ def data_stage(cfg: Config, seed: int) -> Run:
 def data_summary(run: Run) -> list[str]:
     data, audit = run.data, run.extra["audit"]
     used = next(a for a in audit if a["mode"] == data.split.mode)
-    worst = max((a for a in audit if "near_duplicate_share" in a), key=lambda a: a["near_duplicate_share"])
     sizes = "/".join(str(len(ix)) for ix in data.split.parts().values())
+    if "not_audited" in used:
+        near = f"near-duplicates {used['not_audited']}"
+    else:
+        worst = max((a for a in audit if a.get("near_duplicate_share") is not None), key=lambda a: a["near_duplicate_share"])
+        near = (f"{100 * used['near_duplicate_share']:.1f}% of test frames have a near-duplicate in train "
+                f"({worst['mode']} split: {100 * worst['near_duplicate_share']:.1f}%)")
     lines = [f"Seed {run.seed}: {data.split.mode} split, train/val/test {sizes} frames, {data.split.left_out} left "
-             f"out between parts; {100 * used['near_duplicate_share']:.1f}% of test frames have a near-duplicate "
-             f"in train ({worst['mode']} split: {100 * worst['near_duplicate_share']:.1f}%)."]
+             f"out between parts; {near}."]
     if data.label_budget:
         lines.append(f"Label budget: {int(data.labelled[data.split.train].sum())} of {len(data.split.train)} "
                      "training frames keep their labels (whole blocks).")
@@ -308,7 +312,8 @@ def leakage_table(run: Run) -> pd.DataFrame:
                           "val frames with a near-duplicate in train, %": _percent(a.get("val_near_duplicate_share")),
                           "frames left out": a.get("left_out"),
                           **{f"{p} frames": v["frames"] for p, v in a.get("parts", {}).items()},
-                          "note": a.get("leaks") or a.get("not_possible") or ""} for a in run.extra["audit"]])
+                          "note": a.get("leaks") or a.get("not_possible") or a.get("not_audited") or ""}
+                         for a in run.extra["audit"]])
 
 
 def _percent(share):

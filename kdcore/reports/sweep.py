@@ -1,6 +1,7 @@
 """The sweep page: the KD gain (distilled - no-KD student, 95% CI over seeds) against the swept
-value, and against the teacher's lead over the no-KD student, for every teacher of every
-sub-study, read from each sub-study's answer table."""
+values, and against the teacher's lead over the no-KD student, for every teacher of every
+sub-study, read from each sub-study's answer table. With several swept keys the first is the
+x-axis and the table's columns, the second a line per value, the third a panel per value."""
 
 from __future__ import annotations
 
@@ -44,16 +45,27 @@ def _kd_rows(result: SweepResult) -> pd.DataFrame:
 
 
 def summary(result: SweepResult) -> list[str]:
-    """Per teacher, the gain at each swept value, in one line."""
+    """What was swept and how many draws each point has; then per teacher (and value of the other
+    keys) the gain at each value of the first key, in one line."""
     rows = _kd_rows(result)
     if not len(rows):
         return ["No sub-study has finished its comparison yet."]
-    lines = []
-    for teacher, own in rows.groupby("teacher", sort=False):
-        at = "; ".join(f"{_point(r, result.keys)}: {mean_ci(r[f'{GAIN_PART} mean difference'], r[f'{GAIN_PART} CI low'], r[f'{GAIN_PART} CI high'], signed=True)}"
-                       for _, r in own.iterrows())
-        lines.append(f"{teacher}: distilled - no-KD student, test {_metric(result)} (95% CI over seeds): {at}.")
+    values = {k: list(dict.fromkeys(result.answers[k])) for k in result.keys}
+    swept = " x ".join(f"{k} ({len(v)} value{'s' * (len(v) > 1)})" for k, v in values.items())
+    seeds = sorted(set(rows["seeds"].astype(int)))
+    draws = f"{seeds[0]} seeds (draws) each" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]} seeds (draws) per point"
+    lines = [f"Swept {swept}: {len(rows.groupby(result.keys))} finished points, {draws}."]
+    first, rest = result.keys[0], ["teacher", *result.keys[1:]]
+    for _, own in rows.groupby(rest, sort=False):
+        at = "; ".join(f"{r[first]}: {_gain(r)}" for _, r in own.iterrows())
+        lines.append(f"{_point(own.iloc[0], rest)}: distilled - no-KD student, test {_metric(result)} "
+                     f"(95% CI over seeds) at {first} {at}.")
     return lines
+
+
+def _gain(row) -> str:
+    return mean_ci(row[f"{GAIN_PART} mean difference"], row[f"{GAIN_PART} CI low"], row[f"{GAIN_PART} CI high"],
+                   signed=True)
 
 
 def _metric(result: SweepResult) -> str:
@@ -62,7 +74,21 @@ def _metric(result: SweepResult) -> str:
 
 
 def _point(row, keys: list[str]) -> str:
-    return ", ".join(f"{k} = {row[k]}" for k in keys)
+    return ", ".join(str(row[k]) if k == "teacher" else f"{k} = {row[k]}" for k in keys)
+
+
+def gain_grid(result: SweepResult) -> pd.DataFrame:
+    """The gain (mean [95% CI over seeds]) pivoted: a row per teacher and value of the other keys, a
+    column per value of the first key, so that a reader finds a cell at a glance."""
+    rows = _kd_rows(result)
+    if not len(rows):
+        return rows
+    first, rest = result.keys[0], ["teacher", *result.keys[1:]]
+    grid = rows.assign(gain=[_gain(r) for _, r in rows.iterrows()]).pivot_table(
+        index=rest, columns=first, values="gain", aggfunc="first", sort=False)
+    grid = grid[[v for v in dict.fromkeys(rows[first]) if v in grid.columns]]
+    grid.columns = [f"{first} = {v}" for v in grid.columns]
+    return grid.reset_index()
 
 
 def gain_table(result: SweepResult) -> pd.DataFrame:

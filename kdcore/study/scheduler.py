@@ -424,10 +424,7 @@ class Study:
         labels, teachers that cannot be built (an unknown family or backbone, bad backbone
         arguments), weights files that are missing or do not fit."""
         if Path(self.cfg.csv).exists():  # generated data is made (and right) later
-            from kdcore.data import read_frame_csv
-
-            read_frame_csv(self.cfg.csv, self.cfg.base_path, check_images=False, progress=False,
-                           labels=self.cfg.label_set)
+            self._check_data()
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(self.layout.write_check(folder), "")
@@ -447,6 +444,20 @@ class Study:
             else:
                 with torch.device("meta"):  # the architecture alone: no weights, no memory
                     build_teacher(self.cfg, name)
+
+    def _check_data(self) -> None:
+        """What ``kd check`` would find before the data stage does: the labels, a missing image (by
+        row and id; decoding every frame is the data stage's), a split that cannot be made for a
+        seed (a ``train_size`` that leaves too few items for val and test)."""
+        from kdcore.data import make_split, read_frame_csv
+        from kdcore.data.schema import check_image_files
+
+        cfg = self.cfg
+        table = read_frame_csv(cfg.csv, cfg.base_path, check_images=False, progress=False, labels=cfg.label_set)
+        check_image_files(table)
+        for seed in cfg.seeds:
+            make_split(table.strata, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames, table.videos,
+                       cfg.train_size)
 
     def _execute(self, stage: Stage) -> dict:
         """Run a stage, here or as a Slurm job; its record says its seconds, and of them those of

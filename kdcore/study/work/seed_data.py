@@ -113,9 +113,10 @@ def audit(cfg: Config, data: SeedData) -> list[dict]:
     """The leakage audit of every split mode on this seed's frames (what 00_data shows), written
     beside the split."""
     from kdcore.data import frame_hashes
-    from kdcore.data.splits import audit_modes
+    from kdcore.data.splits import audit_modes, independent
 
-    hashes = frame_hashes(data.table.frames["rgb_path"].tolist())
+    table = data.table
+    hashes = None if independent(table.groups, table.videos) else frame_hashes(table.frames["rgb_path"].tolist())
     found = audit_modes(data.table.strata, data.table.groups, hashes, data.seed, cfg.block_frames, cfg.gap_frames,
                         data.table.videos, cfg.train_size)
     if is_main_process():
