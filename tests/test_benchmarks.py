@@ -9,7 +9,7 @@ import torch
 from conftest import SMOKE
 from torch.utils.data import default_collate
 
-from benchmarks import gpu, loader, startup, training
+from benchmarks import compression, gpu, loader, minutes, startup, training
 
 DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
@@ -139,3 +139,28 @@ def test_the_study_projected_from_compute_alone_is_a_job_per_stage(tmp_path):
     for budget in ("full budget", "early stop"):
         assert sum(j["jobs"] * j[budget] for j in jobs) == pytest.approx(p[budget]["gpu_hours"])
     assert "| study | 01_teacher | resnet-18 | 2 |" in next(tmp_path.glob("gpu-planning-*.md")).read_text()
+
+
+@pytest.mark.slow  # torch.export's first export imports for 10 s and more
+def test_both_onnx_exports_of_the_student_match_it_and_are_timed(tmp_path):
+    demo = dict(list(compression.MODELS.items())[:1])
+    result = compression.run(1, demo)
+    (row,) = result["rows"]
+    assert all(row[path] > 0 and row["gap"][path] < 1e-4 for path in compression.PATHS)
+    assert "speed-up" in compression.markdown(result)
+
+
+def test_a_studys_minutes_add_up_from_its_records(smoke_study):
+    """Read off the smoke study: its seconds are its stage records', its fits' their logs'."""
+    import json
+
+    tmp, study, _ = smoke_study
+    output = Path(study.cfg.output)
+    rows = {r["kind"]: r for r in minutes.run(output)["rows"]}
+    records = [json.loads(p.read_text()) for p in output.glob("stages/**/*.json")]
+    assert sum(r["stages"] for r in rows.values()) == len(records) == len(study.stages)
+    assert sum(r["seconds"] for r in rows.values()) == pytest.approx(sum(r["seconds"] for r in records))
+    teacher_logs = list(output.glob("metrics/*/run_seed_*/teacher_train_log.json"))
+    assert rows["01_teacher"]["fits_s"] == pytest.approx(sum(json.loads(p.read_text())["timing"]["train_s"]
+                                                             for p in teacher_logs))
+    assert all(r["work_s"] >= r["step_s"] >= r["fits_s"] >= 0 for r in rows.values())
