@@ -8,8 +8,11 @@ costs over a bare loop, and what the GPU path's settings do on this CPU.
 2. ``fit`` in fp32 against ``bf16: true, channels_last: true`` (autocast to bfloat16, NHWC): the
    samples/s of the same fit, and its kept model's validation mean AUROC in each. bfloat16 is fast
    only on a CPU with bfloat16 instructions (AVX-512 BF16, AMX); elsewhere it is emulated.
+3. fp32 training steps of each teacher of the demo (``params/demo.yaml``), contiguous against
+   channels_last (NHWC): oneDNN's depthwise convolutions (EfficientNet) run faster in NHWC, plain
+   convolutions (ResNet) slower, so a teacher chooses (``channels_last:`` per teacher).
 
-    python -m benchmarks.training [--frames 512] [--epochs 3] [--repeats 3]
+    python -m benchmarks.training [--frames 512] [--epochs 3] [--repeats 3] [--steps 10]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch.utils.data import DataLoader
 from benchmarks.machine import RESULTS, cpu_summary, has_bf16, publish
 from kdcore.data.dataset import FrameDataset
 from kdcore.models import Student, create_teacher
-from kdcore.study.config import Config
+from kdcore.study.config import Config, load_config
 from kdcore.training.loop import FitPaths, FitSettings, fit
 from kdcore.training.losses import HardLabels, model_inputs
 
@@ -88,7 +91,52 @@ def kdcore_fit(model: torch.nn.Module, train: FrameDataset, val: FrameDataset, f
     return rate, log["epochs"][log["best_epoch"] - 1]["val"]["mean_auroc"]
 
 
-def run(n_frames: int, epochs: int, repeats: int) -> dict:
+DEMO = Path(__file__).resolve().parents[1] / "params" / "demo.yaml"
+
+
+def step_seconds(model: torch.nn.Module, channels_last: bool, steps: int) -> float:
+    """Seconds of one fp32 training step (forward, BCE, backward, AdamW) at batch 16, 32 px."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    images = [torch.randn(BATCH, 3, SIZE, SIZE).contiguous(memory_format=fmt) for _ in model_inputs(model, 0, 0)]
+    targets = (torch.rand(BATCH, 2) < 0.5).float()
+
+    def step():
+        loss = F.binary_cross_entropy_with_logits(model(*images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def memory_formats(repeats: int, steps: int) -> list[dict]:
+    """Each demo teacher's training step, contiguous and channels_last, interleaved."""
+    from kdcore.study.work import build_teacher
+
+    cfg = load_config(DEMO, image_size=SIZE)
+    rows = []
+    for teacher in cfg.teachers:
+        if teacher.twin_of:
+            continue
+        times = {False: [], True: []}
+        for _ in range(repeats):
+            for channels_last in (False, True):
+                torch.manual_seed(0)
+                times[channels_last].append(step_seconds(build_teacher(cfg, teacher.name), channels_last, steps))
+        contiguous, nhwc = (statistics.median(times[k]) for k in (False, True))
+        rows.append({"model": teacher.name, "contiguous_ms": 1000 * contiguous, "channels_last_ms": 1000 * nhwc,
+                     "speed-up": contiguous / nhwc, "demo_channels_last": bool(teacher.channels_last)})
+    return rows
+
+
+def run(n_frames: int, epochs: int, repeats: int, steps: int = 10) -> dict:
     torch.set_num_threads(1)
     train, val = frames(n_frames, 0), frames(n_frames // 4, 1)
     loop_rows, precision_rows = [], []
@@ -112,7 +160,8 @@ def run(n_frames: int, epochs: int, repeats: int) -> dict:
                                    "val AUROC fp32": aurocs["fit"], "val AUROC bf16": aurocs["fit, bf16 + channels_last"]})
     return {"cpu": cpu_summary(), "bf16_instructions": has_bf16(), "torch": torch.__version__, "threads": 1,
             "img_size": SIZE, "batch_size": BATCH, "frames": n_frames, "epochs": epochs, "repeats": repeats,
-            "loop": loop_rows, "precision": precision_rows}
+            "loop": loop_rows, "precision": precision_rows, "steps": steps,
+            "memory_format": memory_formats(repeats, steps)}
 
 
 def markdown(result: dict) -> str:
@@ -130,6 +179,11 @@ def markdown(result: dict) -> str:
               for r in result["precision"]]
     if not result["bf16_instructions"]:
         lines += ["", "This CPU has no bfloat16 instructions: bf16 is emulated here, and slow."]
+    lines += ["", f"The demo's teachers (RGB + IR), one fp32 training step, ms (median of {result['repeats']} interleaved "
+              f"runs of {result['steps']} steps), contiguous against channels_last:", "",
+              "| teacher | contiguous | channels_last | speed-up | the demo's choice |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {r['model']} | {r['contiguous_ms']:.1f} | {r['channels_last_ms']:.1f} | {r['speed-up']:.2f}x "
+              f"| {'channels_last' if r['demo_channels_last'] else 'contiguous'} |" for r in result["memory_format"]]
     return "\n".join(lines) + "\n"
 
 
@@ -138,9 +192,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="training steps per timing of a demo teacher")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    result = run(args.frames, args.epochs, args.repeats)
+    result = run(args.frames, args.epochs, args.repeats, args.steps)
     publish("training", result, markdown(result), args.out)
     return result
 

@@ -108,13 +108,16 @@ def test_startup_pieces_add_up_to_the_last_and_the_table_names_each():
 
 def test_training_benchmark_sets_fit_beside_the_bare_loop_and_fp32_beside_bf16(tmp_path):
     """One small run of each arm: every model has its rows, and the ratios are those of its rates."""
-    result = training.main(["--frames", "32", "--epochs", "1", "--repeats", "1", "--out", str(tmp_path)])
+    result = training.main(["--frames", "32", "--epochs", "1", "--repeats", "1", "--steps", "1", "--out", str(tmp_path)])
     assert [r["model"] for r in result["loop"]] == [r["model"] for r in result["precision"]] == list(training.MODELS)
     for loop, precision in zip(result["loop"], result["precision"], strict=True):
         assert loop["ratio"] == pytest.approx(loop["fit"] / loop["bare loop"])
         assert precision["speed-up"] == pytest.approx(precision["bf16"] / precision["fp32"])
         assert 0 <= precision["val AUROC bf16"] <= 1
     assert "fit / bare" in next(tmp_path.glob("training-*.md")).read_text()
+    formats = {r["model"]: r for r in result["memory_format"]}
+    assert set(formats) == {"resnet-18-narrow", "tinynet-e", "vit-tiny-4", "swin-micro"}  # the twin is its teacher's
+    assert all(r["speed-up"] == pytest.approx(r["contiguous_ms"] / r["channels_last_ms"]) for r in formats.values())
 
 
 def test_stage_costs_by_kind_are_medians_and_the_table_sums_every_stage():

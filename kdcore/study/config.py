@@ -40,6 +40,7 @@ class TeacherConfig:
     ir_only: bool = False  # the privileged view alone: what IR knows without RGB
     batch_size: int | None = None  # None: the study's batch_size
     lr: float | None = None  # None: lr_teacher
+    channels_last: bool | None = None  # None: the study's channels_last (depthwise convolutions gain from NHWC)
     rgb_twin: bool | None = None  # add its RGB-only twin; None: as the study's rgb_teacher_arm
     twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
 
@@ -81,7 +82,8 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
         spec = TEACHERS[t.name]
         family, backbone, kwargs = spec.family, spec.backbone, {**spec.kwargs, **t.backbone_kwargs}
     return TeacherConfig(t.name + RGB_TWIN_SUFFIX, family, backbone, dict(kwargs), t.pretrained, t.ir_init,
-                         rgb_only=True, batch_size=t.batch_size, lr=t.lr, twin_of=t.name)  # never ir_only
+                         rgb_only=True, batch_size=t.batch_size, lr=t.lr, channels_last=t.channels_last,
+                         twin_of=t.name)  # never ir_only
 
 
 PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file

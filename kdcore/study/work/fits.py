@@ -22,13 +22,14 @@ from kdcore.training.losses import HardLabels, TeacherOutputs, build_criterion
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
     """A role's budget (``teacher``, ``student``, ``finetune``) over the study's shared settings;
-    a teacher's own batch size and learning rate where its config gives them."""
+    a teacher's own batch size, learning rate and memory format where its config gives them."""
     own = cfg.teacher(teacher) if teacher else None
     budget = {"teacher": (cfg.epochs_teacher, cfg.patience_teacher, cfg.lr_teacher),
               "student": (cfg.epochs_student, cfg.patience_student, cfg.lr_student),
               "finetune": (cfg.finetune_epochs, cfg.patience_student, cfg.lr_student)}
     epochs, patience, lr = budget[role]
-    return FitSettings.from_config(cfg, epochs=epochs, patience=patience, seed=seed,
+    channels_last = own.channels_last if own and own.channels_last is not None else cfg.channels_last
+    return FitSettings.from_config(cfg, epochs=epochs, patience=patience, seed=seed, channels_last=channels_last,
                                    lr=own.lr if own and own.lr else lr,
                                    batch_size=own.batch_size if own and own.batch_size else cfg.batch_size)
 
