@@ -34,7 +34,7 @@ from kdcore.layout import COMPARE, DATA, Layout, Reports
 from kdcore.study import steps
 from kdcore.study.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.study.notebooks import NOTEBOOKS, run_recorded, threads_per_kernel
-from kdcore.study.slurm import LIVE, Cluster, StageFailed, log_file, squeue_states
+from kdcore.study.slurm import LIVE, Cluster, log_file, squeue_states
 from kdcore.study.slurm import settings as slurm_settings
 
 SOURCE = Path(__file__).resolve().parents[1]  # the kdcore package: its code is part of every result
@@ -404,7 +404,7 @@ class Study:
                     except KDError as e:
                         failed[stage.key] = e
                         self._fail(stage, e)
-                        progress(f"failed {e}" if isinstance(e, StageFailed) else f"failed {stage.key}: {e}")
+                        progress(f"failed {e}")
                         continue
                     done.add(stage.key)
                     ran.append({"stage": stage.key, "notebook": stage.notebook, **timing})
@@ -464,8 +464,11 @@ class Study:
         its work (the notebook's work cells: ``notebooks.work_seconds``)."""
         spec = self.job_spec(stage)
         if self.cluster is None:
-            return run_recorded(spec, forked=self.kernels == "forked")
-        job_id = self.cluster.submit(spec, stage.step.trains)
+            return run_recorded(spec, forked=self.kernels == "forked")  # its errors name the stage
+        try:
+            job_id = self.cluster.submit(spec, stage.step.trains)
+        except KDError as e:
+            raise KDError(f"stage {stage.key}: {e}") from None
         path = self.record_path(stage)
         record = read_json(path)
         if record.get("status") == "started":  # the job has not finished it meanwhile

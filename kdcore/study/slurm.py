@@ -97,7 +97,7 @@ def squeue_states(job_ids: list[str]) -> dict[str, str | None]:
     done = subprocess.run([command("squeue"), "-h", "-o", "%i|%T", "--states=all", "-j", ",".join(job_ids)],
                           capture_output=True, text=True)
     if done.returncode != 0 and "Invalid job id" not in done.stderr:
-        raise KDError(f"squeue failed: {done.stderr.strip()}")
+        raise KDError(f"squeue cannot say whether Slurm jobs {', '.join(job_ids)} still run: {done.stderr.strip()}")
     known = dict(line.split("|", 1) for line in done.stdout.split() if "|" in line)
     return {job_id: known.get(job_id) for job_id in job_ids}
 
