@@ -34,9 +34,14 @@ def collect(params: str, overrides: dict | None = None) -> SweepResult:
     for point, study in zip(sweep.points, sweep.studies, strict=True):
         path = study.layout.paper_table("answer", ".csv")
         if path.exists():
-            frames.append(pd.read_csv(path).assign(**{k: str(v) for k, v in point.items()}))
+            frames.append(pd.read_csv(path).assign(**{k: _shown(v) for k, v in point.items()}))
     answers = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return SweepResult(sweep.cfg, list(sweep.cfg.sweep), answers)
+
+
+def _shown(value) -> str:
+    """A swept value as a reader writes it: 300, not 300.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _kd_rows(result: SweepResult) -> pd.DataFrame:
