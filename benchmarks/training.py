@@ -11,6 +11,9 @@ costs over a bare loop, and what the GPU path's settings do on this CPU.
 3. fp32 training steps of each teacher of the demo (``params/demo.yaml``), contiguous against
    channels_last (NHWC): oneDNN's depthwise convolutions (EfficientNet) run faster in NHWC, plain
    convolutions (ResNet) slower, so a teacher chooses (``channels_last:`` per teacher).
+4. ``fit`` of many short epochs, checkpointed after every epoch (before) against after the first,
+   at most every ``CHECKPOINT_EVERY_S`` and after the last (now): the MNIST experiments' MLP
+   student (a 7x7 view, 300 items, 200 epochs) and the demo's CNN student (stride 2, 32 px).
 
     python -m benchmarks.training [--frames 512] [--epochs 3] [--repeats 3] [--steps 10]
 """
@@ -31,6 +34,7 @@ from torch.utils.data import DataLoader
 from benchmarks.machine import RESULTS, cpu_summary, has_bf16, publish
 from kdcore.data.dataset import FrameDataset
 from kdcore.models import Student, create_teacher
+from kdcore.models.student import make_student
 from kdcore.study.config import Config, load_config
 from kdcore.training.loop import FitPaths, FitSettings, fit
 from kdcore.training.losses import HardLabels, model_inputs
@@ -136,6 +140,39 @@ def memory_formats(repeats: int, steps: int) -> list[dict]:
     return rows
 
 
+CADENCE = {"MLP student (7x7, 300 items)": (lambda: make_student({"family": "mlp", "input_size": 7}), 300, 200),
+           "CNN student (stride 2, 32 px)": (lambda: Student(stem_stride=2), 256, 20)}
+
+
+def checkpoint_cadence(repeats: int, epochs_scale: float = 1.0) -> list[dict]:
+    """Seconds of a whole fit with a checkpoint after every epoch and at the cadence, interleaved."""
+    from kdcore.training import loop
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (build, items, epochs) in CADENCE.items():
+            epochs = max(2, round(epochs * epochs_scale))
+            train, val = frames(items, 0), frames(items // 2, 1)
+            seconds = {"every epoch": [], "cadence": []}
+            for r in range(repeats):
+                for arm, every in (("every epoch", 0.0), ("cadence", loop.CHECKPOINT_EVERY_S)):
+                    torch.manual_seed(0)
+                    folder = Path(tmp) / f"{name}-{arm}-{r}".replace(" ", "_")
+                    folder.mkdir()
+                    paths = FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json")
+                    saved, loop.CHECKPOINT_EVERY_S = loop.CHECKPOINT_EVERY_S, every
+                    try:
+                        start = time.perf_counter()
+                        fit(build(), HardLabels(), train, val, settings(epochs), paths)
+                        seconds[arm].append(time.perf_counter() - start)
+                    finally:
+                        loop.CHECKPOINT_EVERY_S = saved
+            before, now = (statistics.median(seconds[k]) for k in ("every epoch", "cadence"))
+            rows.append({"model": name, "epochs": epochs, "every_epoch_s": before, "cadence_s": now,
+                         "speed-up": before / now})
+    return rows
+
+
 def run(n_frames: int, epochs: int, repeats: int, steps: int = 10) -> dict:
     torch.set_num_threads(1)
     train, val = frames(n_frames, 0), frames(n_frames // 4, 1)
@@ -161,7 +198,8 @@ def run(n_frames: int, epochs: int, repeats: int, steps: int = 10) -> dict:
     return {"cpu": cpu_summary(), "bf16_instructions": has_bf16(), "torch": torch.__version__, "threads": 1,
             "img_size": SIZE, "batch_size": BATCH, "frames": n_frames, "epochs": epochs, "repeats": repeats,
             "loop": loop_rows, "precision": precision_rows, "steps": steps,
-            "memory_format": memory_formats(repeats, steps)}
+            "memory_format": memory_formats(repeats, steps),
+            "checkpoints": checkpoint_cadence(repeats, 1.0 if steps >= 10 else 0.05)}
 
 
 def markdown(result: dict) -> str:
@@ -184,6 +222,11 @@ def markdown(result: dict) -> str:
               "| teacher | contiguous | channels_last | speed-up | the demo's choice |", "|---|---:|---:|---:|---|"]
     lines += [f"| {r['model']} | {r['contiguous_ms']:.1f} | {r['channels_last_ms']:.1f} | {r['speed-up']:.2f}x "
               f"| {'channels_last' if r['demo_channels_last'] else 'contiguous'} |" for r in result["memory_format"]]
+    lines += ["", f"A whole fit of short epochs, seconds (median of {result['repeats']} interleaved runs): a checkpoint "
+              "and log after every epoch (before) against after the first, every 30 s and after the last (now):", "",
+              "| model | epochs | every epoch | now | speed-up |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['epochs']} | {r['every_epoch_s']:.1f} | {r['cadence_s']:.1f} | {r['speed-up']:.2f}x |"
+              for r in result["checkpoints"]]
     return "\n".join(lines) + "\n"
 
 

@@ -158,6 +158,25 @@ def test_a_finished_fit_drops_its_resume_checkpoint_and_is_not_trained_again(tmp
     assert paths.best.read_bytes() == best
 
 
+def test_short_epochs_are_checkpointed_after_the_first_then_every_half_minute_and_at_the_end(tmp_path, monkeypatch):
+    """A crash loses at most CHECKPOINT_EVERY_S of training; a resume from an older checkpoint ends
+    as an uninterrupted run (test_resume_after_a_mid_epoch_crash_equals_an_uninterrupted_run)."""
+    from kdcore.training import loop
+
+    saved = []
+    monkeypatch.setattr(loop, "save_checkpoint", lambda path, payload: saved.append((path.name, payload.get("epoch"))))
+    train, val = Pairs(64, 0), Pairs(32, 1)
+    log = fit(Student(), HardLabels(), train, val, _settings(epochs=5), _paths(tmp_path / "a"))
+    last = [name for name, _ in saved if name == "student_last.pth"]
+    assert len(log["epochs"]) == 5 and len(last) == 2  # after epoch 1 and after epoch 5, not between
+    best = [epoch for name, epoch in saved if name == "student_best.pth"]
+    assert best[-1] == log["best_epoch"]  # the best weights written with the last checkpoint
+    saved.clear()
+    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)
+    fit(Student(), HardLabels(), train, val, _settings(epochs=5), _paths(tmp_path / "b"))
+    assert [name for name, _ in saved].count("student_last.pth") == 5  # epochs as long as the cadence: each
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     train, val = Pairs(64, 0), Pairs(32, 1)
     log = fit(Student(), HardLabels(), train, val, _settings(epochs=30, patience=2, lr=1e-5), _paths(tmp_path))
