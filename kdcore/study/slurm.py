@@ -10,7 +10,7 @@ few seconds sees each of its jobs end long before squeue forgets it (minutes: ``
 
 A job that Slurm stops (a preemption or ``scontrol requeue``, the time limit, ``scancel``) leaves no
 result: its kernel dies with it, and it waits for Slurm to end it, so that its fate is Slurm's to
-tell. Requeued, it runs its stage again, and the fit resumes from its last epoch's checkpoint; ended,
+tell. Requeued, it runs its stage again, and the fit resumes from its last checkpoint; ended,
 its stage fails with the state Slurm gives (CANCELLED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL). At the
 time limit's warning (submitit's USR2, 90 s before) submitit requeues it itself.
 """
@@ -163,7 +163,7 @@ class Cluster:
 
 
 class StageJob:
-    """A stage as a job runs it: the notebook (a fit resumes from its last epoch's checkpoint), its
+    """A stage as a job runs it: the notebook (a fit resumes from its last checkpoint), its
     page and its completion record. A stage already finished (a job requeued just as it ended) is
     not run again."""
 
