@@ -172,3 +172,15 @@ def test_kd_check_never_ends_in_a_traceback(kd, tmp_path):
     code, out, err = kd("check", "--csv", tmp_path / "s" / "no_fire.csv")
     assert code == 0 and "label 'fire' is 0 on all 150 frames" in err
     assert all(f"  {mode}: near-duplicates of test" in out for mode in ("stratified", "group", "block"))
+
+
+def test_the_slurm_executor_without_slurm_is_one_error_before_anything_runs(kd, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, squeue or srun here
+    code, _, err = kd("study", SMOKE, f"output={tmp_path / 'out'}", "--executor", "slurm", "--reports", tmp_path / "r")
+    _one_error_line(code, err, "--executor slurm: sbatch not found", "tools/slurm-local")
+    assert not (tmp_path / "out" / "stages").exists()
+
+
+def test_detach_needs_the_slurm_executor(kd, tmp_path):
+    code, _, err = kd("study", SMOKE, f"output={tmp_path / 'out'}", "--detach", "--reports", tmp_path / "r")
+    _one_error_line(code, err, "--detach submits the study's driver to Slurm: it needs --executor slurm")
