@@ -98,7 +98,7 @@ def _stratified_split(combos: np.ndarray, seed: int, train_size: float | None = 
     if train_size is not None:  # the training items first, the rest to val and test
         size = int(train_size) if train_size >= 1 else train_size
         if train_size >= 1 and (size != train_size or size >= len(combos) - 1):
-            raise KDError(f"config key 'train_size': {train_size} training items of {len(combos)} leaves too few "
+            raise KDError(f"config key 'train_size': {train_size:g} training items of {len(combos)} leaves too few "
                           "for val and test (give a count below the data's size, or a share below 1)")
         train, rest = train_test_split(index, train_size=size, stratify=_stratifiable(combos, size),
                                        random_state=seed)
