@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from benchmarks.machine import RESULTS, cpu_summary, publish
 from kdcore.data.dataset import FrameDataset, normalize
@@ -35,6 +35,9 @@ from kdcore.models.teachers import STUDY_TEACHERS, create_teacher
 
 class FloatItems(FrameDataset):
     """Items scaled to float32 on the CPU, one by one: the loader as it was before uint8 items."""
+
+    __getitems__ = None  # the DataLoader then asks item by item, and stacks them itself
+    collate = staticmethod(default_collate)
 
     def __getitem__(self, item: int):
         rgb, ir, labels, frame_id = super().__getitem__(item)
@@ -66,7 +69,8 @@ def pairs_per_second(dataset: FrameDataset, workers: int, batch_size: int, repea
     """The host's share: collated batches out of the loader (the scaling of uint8 batches is the
     device's work). Median over ``repeats`` passes of the whole set, after one warm-up pass."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0),
+                        collate_fn=dataset.collate)
     rates = []
     for i in range(repeats + 1):
         start = time.perf_counter()

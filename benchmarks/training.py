@@ -69,7 +69,8 @@ def bare_loop(model: torch.nn.Module, train: FrameDataset, epochs: int) -> float
     """The loop without kdcore: shuffled batches, BCE, AdamW and a cosine schedule; samples/s."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=Config().weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    loader = DataLoader(train, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(train, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0),
+                        collate_fn=FrameDataset.collate)
     device = torch.device("cpu")
     model.train()
     start = time.perf_counter()

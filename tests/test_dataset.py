@@ -104,6 +104,28 @@ def test_items_are_uint8_pairs_scaled_on_the_device(synth_csv, tmp_path):
     assert torch.equal(ds.normalized([5]), images[5:6])
 
 
+@pytest.mark.parametrize("ir, augment", [(True, False), (False, False), (True, True)], ids=["pairs", "rgb only", "augmented"])
+def test_a_loader_gathers_whole_batches_equal_to_the_items_stacked(synth_csv, tmp_path, monkeypatch, ir, augment):
+    from torch.utils.data import DataLoader, default_collate
+
+    ds = _dataset(synth_csv, tmp_path, ir=ir, augment=augment)
+    order = [7, 3, 11, 0, 5]
+
+    def first_batch(collate):
+        torch.manual_seed(0)  # the same flips and crops for both loaders
+        return next(iter(DataLoader(ds, batch_size=len(order), sampler=order, collate_fn=collate)))
+
+    with monkeypatch.context() as item_by_item:
+        item_by_item.setattr(FrameDataset, "__getitems__", None)
+        items = first_batch(default_collate)
+    batch = first_batch(ds.collate)
+    for got, expected in zip(batch, items, strict=True):
+        if isinstance(got, torch.Tensor):
+            assert got.dtype == expected.dtype and torch.equal(got, expected)
+        else:  # the frames' ids
+            assert list(got) == list(expected)
+
+
 def test_rgb_only_mode(synth_csv, tmp_path):
     ds = _dataset(synth_csv, tmp_path, ir=False)
     rgb, ir, _, _ = ds[0]

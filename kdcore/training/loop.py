@@ -157,7 +157,8 @@ def _batches(dataset: Dataset, batch_size: int, epoch: int | None = None, seed: 
     lonely = epoch is not None and len(dataset) % batch_size == 1 and len(dataset) > 1
     return DataLoader(dataset, batch_size=batch_size, shuffle=epoch is not None and sampler is None,
                       sampler=sampler, generator=generator, num_workers=num_workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=lonely)
+                      pin_memory=torch.cuda.is_available(), drop_last=lonely,
+                      collate_fn=getattr(dataset, "collate", None))
 
 
 def _to(dataset: Dataset, batch, device: torch.device, channels_last: bool | None):
