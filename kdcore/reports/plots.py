@@ -241,6 +241,7 @@ def sweep_gain(rows, keys: list[str], gain: str, metric: str = "fire AUROC") -> 
             if min(ticks) > 0 and max(ticks) / min(ticks) >= 10:
                 ax.set_xscale("log")
             ax.set_xticks(ticks, order)
+            ax.minorticks_off()  # the swept values alone, not a log axis's 6x10^1
         else:
             ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
         ax.axhline(0, color="grey", ls="--", lw=1)
