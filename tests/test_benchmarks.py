@@ -120,6 +120,8 @@ def test_training_benchmark_sets_fit_beside_the_bare_loop_and_fp32_beside_bf16(t
     assert all(r["speed-up"] == pytest.approx(r["contiguous_ms"] / r["channels_last_ms"]) for r in formats.values())
     assert [r["model"] for r in result["checkpoints"]] == list(training.CADENCE)
     assert all(r["speed-up"] == pytest.approx(r["every_epoch_s"] / r["cadence_s"]) for r in result["checkpoints"])
+    assert result["fetching"]["same_weights"] and result["fetching"]["speed-up"] == pytest.approx(
+        result["fetching"]["item_by_item_s"] / result["fetching"]["whole_batches_s"])
 
 
 def test_stage_costs_by_kind_are_medians_and_the_table_sums_every_stage():
