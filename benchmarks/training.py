@@ -91,15 +91,21 @@ def bare_loop(model: torch.nn.Module, train: FrameDataset, epochs: int) -> float
     return len(train) * epochs / (time.perf_counter() - start)
 
 
-def kdcore_fit(model: torch.nn.Module, train: FrameDataset, val: FrameDataset, fit_settings: FitSettings,
-               folder: Path) -> tuple[float, float]:
-    """``fit`` from scratch in ``folder``: (samples/s, the kept model's validation mean AUROC)."""
+def timed_fit(model: torch.nn.Module, train: FrameDataset, val: FrameDataset, fit_settings: FitSettings,
+              folder: Path) -> tuple[float, dict]:
+    """``fit`` from scratch in a new ``folder``: its seconds and its log."""
     folder.mkdir(parents=True)
     paths = FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json")
     start = time.perf_counter()
     log = fit(model, HardLabels(), train, val, fit_settings, paths)
-    rate = len(train) * fit_settings.epochs / (time.perf_counter() - start)
-    return rate, log["epochs"][log["best_epoch"] - 1]["val"]["mean_auroc"]
+    return time.perf_counter() - start, log
+
+
+def kdcore_fit(model: torch.nn.Module, train: FrameDataset, val: FrameDataset, fit_settings: FitSettings,
+               folder: Path) -> tuple[float, float]:
+    """``fit`` from scratch in ``folder``: (samples/s, the kept model's validation mean AUROC)."""
+    seconds, log = timed_fit(model, train, val, fit_settings, folder)
+    return len(train) * fit_settings.epochs / seconds, log["epochs"][log["best_epoch"] - 1]["val"]["mean_auroc"]
 
 
 DEMO = Path(__file__).resolve().parents[1] / "params" / "demo.yaml"
@@ -165,15 +171,8 @@ def checkpoint_cadence(repeats: int, epochs_scale: float = 1.0) -> list[dict]:
                 for arm, every in (("every epoch", 0.0), ("cadence", loop.CHECKPOINT_EVERY_S)):
                     torch.manual_seed(0)
                     folder = Path(tmp) / f"{name}-{arm}-{r}".replace(" ", "_")
-                    folder.mkdir()
-                    paths = FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json")
-                    saved, loop.CHECKPOINT_EVERY_S = loop.CHECKPOINT_EVERY_S, every
-                    try:
-                        start = time.perf_counter()
-                        fit(build(), HardLabels(), train, val, settings(epochs), paths)
-                        seconds[arm].append(time.perf_counter() - start)
-                    finally:
-                        loop.CHECKPOINT_EVERY_S = saved
+                    with mock.patch.object(loop, "CHECKPOINT_EVERY_S", every):
+                        seconds[arm].append(timed_fit(build(), train, val, settings(epochs), folder)[0])
             before, now = (statistics.median(seconds[k]) for k in ("every epoch", "cadence"))
             rows.append({"model": name, "epochs": epochs, "every_epoch_s": before, "cadence_s": now,
                          "speed-up": before / now})
@@ -209,13 +208,8 @@ def batch_fetching(repeats: int, epochs_scale: float = 1.0) -> dict:
             for arm, fetching in arms.items():
                 torch.manual_seed(0)
                 model = make_student({"family": "mlp", "input_size": 7})
-                folder = Path(tmp) / f"{arm}-{r}".replace(" ", "_")
-                folder.mkdir()
                 with fetching():
-                    start = time.perf_counter()
-                    fit(model, HardLabels(), train, val, settings(epochs),
-                        FitPaths(folder / "best.pth", folder / "last.pth", folder / "log.json"))
-                    seconds[arm].append(time.perf_counter() - start)
+                    seconds[arm].append(timed_fit(model, train, val, settings(epochs), Path(tmp) / f"{arm}-{r}")[0])
                 weights[arm] = list(model.state_dict().values())
     before, now = (statistics.median(seconds[arm]) for arm in arms)
     same = all(torch.equal(a, b) for a, b in zip(*weights.values(), strict=True))

@@ -155,7 +155,7 @@ def check_image_pairs(table: FrameTable, progress: bool = True) -> dict[tuple[in
         sizes: dict[tuple[int, int], int] = {}
         bar = progress_bar(results, total=len(pairs), desc="checking images", unit="pair", enabled=progress)
         for row, (rgb_size, ir_size, problem) in enumerate(bar):
-            where = f"{table.csv}: row {row + 2} (id {df['id'].iloc[row]!r})"
+            where = _row(table, row)
             if problem:
                 raise KDError(f"{where}: {problem}")
             if rgb_size != ir_size:
@@ -172,7 +172,12 @@ def check_image_files(table: FrameTable) -> None:
     for row, (rgb, ir) in enumerate(zip(df["rgb_path"], df["ir_path"], strict=True)):
         for path in (rgb, ir):
             if not os.path.isfile(path):
-                raise KDError(f"{table.csv}: row {row + 2} (id {df['id'].iloc[row]!r}): image not found: {path}")
+                raise KDError(f"{_row(table, row)}: image not found: {path}")
+
+
+def _row(table: FrameTable, row: int) -> str:
+    """Where a frame is in its CSV, as a reader finds it: the file, the line (after the header), the id."""
+    return f"{table.csv}: row {row + 2} (id {table.frames['id'].iloc[row]!r})"
 
 
 def _pair_sizes(pair: tuple[str, str]):

@@ -255,12 +255,16 @@ def sweep_gain(rows, keys: list[str], gain: str, metric: str = "fire AUROC") -> 
     return fig
 
 
+def point_text(row, keys: list[str]) -> str:
+    """A row's values of ``keys`` as one label: ``resnet-18, kd_temperature = 20``."""
+    return ", ".join(str(row[k]) if k == "teacher" else f"{k} = {row[k]}" for k in keys)
+
+
 def _joined(rows, keys: list[str]):
-    """Each row's values of ``keys`` as one label: ``resnet-18, kd_temperature = 20``."""
+    """``point_text`` of every row."""
     if not keys:
         return [""] * len(rows)
-    return rows[keys].astype(str).apply(
-        lambda r: ", ".join(v if k == "teacher" else f"{k} = {v}" for k, v in r.items()), axis=1)
+    return rows.apply(point_text, axis=1, keys=keys)
 
 
 def gain_against_lead(rows, keys: list[str], gain: str, lead: str, metric: str = "fire AUROC") -> Figure:

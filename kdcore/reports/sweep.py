@@ -63,7 +63,7 @@ def summary(result: SweepResult) -> list[str]:
     first, rest = result.keys[0], ["teacher", *result.keys[1:]]
     for _, own in rows.groupby(rest, sort=False):
         at = "; ".join(f"{r[first]}: {_gain(r)}" for _, r in own.iterrows())
-        lines.append(f"{_point(own.iloc[0], rest)}: distilled - no-KD student, test {_metric(result)} "
+        lines.append(f"{plots.point_text(own.iloc[0], rest)}: distilled - no-KD student, test {_metric(result)} "
                      f"(95% CI over seeds) at {first} {at}.")
     return lines
 
@@ -76,10 +76,6 @@ def _gain(row) -> str:
 def _metric(result: SweepResult) -> str:
     """What the answer tables are in (the study's headline: FLAME2's fire AUROC)."""
     return metric_label(result.cfg.headline_metric)
-
-
-def _point(row, keys: list[str]) -> str:
-    return ", ".join(str(row[k]) if k == "teacher" else f"{k} = {row[k]}" for k in keys)
 
 
 def gain_grid(result: SweepResult) -> pd.DataFrame:
