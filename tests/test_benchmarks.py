@@ -1,5 +1,6 @@
 """The benchmarks run (they assert no timing): the GPU check in its CPU smoke mode, its projection's
-arithmetic, the loader benchmark's two item formats, and the start-up benchmark's pieces."""
+arithmetic, the loader benchmark's two item formats, the start-up benchmark's pieces, and the set-up
+benchmark's reading of the Makefile."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from conftest import SMOKE
 from torch.utils.data import default_collate
 
-from benchmarks import compression, gpu, loader, minutes, startup, training
+from benchmarks import compression, gpu, loader, minutes, setup, startup, training
 
 DEFAULT = Path(__file__).resolve().parents[1] / "params" / "default.yaml"
 
@@ -91,6 +92,21 @@ def test_loader_items_scale_to_the_float_items_of_before():
     b = old.on_device(default_collate([old[i] for i in range(6)]), cpu)
     assert new[0][0].dtype == torch.uint8 and old[0][0].dtype == torch.float32
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_setup_benchmark_times_the_makefiles_own_commands(tmp_path, monkeypatch):
+    """The recipe is read from make, for the venv asked; two cheap commands stand in for it when
+    timed (the real one copies gigabytes)."""
+    venv = tmp_path / "venv"
+    recipe = setup.commands(venv)
+    assert recipe[0].endswith(f"-m venv {venv}") and any("compileall" in c for c in recipe)
+    assert sum("pip install " in c for c in recipe) == 3 and not any(c.lstrip().startswith("#") for c in recipe)
+    monkeypatch.setattr(setup, "commands", lambda v: [f"mkdir -p {v}/bin", f"head -c 2000000 /dev/zero > {v}/blob"])
+    result = setup.measure(venv)
+    assert [r["command"] for r in result["steps"]] == ["mkdir -p $VENV/bin", "head -c 2000000 /dev/zero > $VENV/blob"]
+    assert result["steps"][1]["written_mb"] == pytest.approx(2.0) and result["steps"][0]["resolve_s"] is None
+    assert result["total_s"] == pytest.approx(sum(r["seconds"] for r in result["steps"]))
+    assert "| `mkdir -p $VENV/bin` |" in setup.table(result)
 
 
 def test_startup_pieces_add_up_to_the_last_and_the_table_names_each():
