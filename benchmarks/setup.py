@@ -9,6 +9,7 @@ of the install is unpacking and copying.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -22,8 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def commands(venv: Path) -> list[str]:
     """`make setup`'s recipe for a fresh venv at ``venv``, one shell command a line, comments dropped."""
-    text = subprocess.run(["make", "--always-make", "--dry-run", "setup", f"VENV={venv}"], cwd=ROOT,
-                          capture_output=True, text=True, check=True).stdout
+    # run under make (as `make test` runs the tests), make would print its directory and inherit flags
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    text = subprocess.run(["make", "--no-print-directory", "--always-make", "--dry-run", "setup", f"VENV={venv}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
