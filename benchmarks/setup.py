@@ -13,10 +13,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.machine import cpu_summary, publish
+from benchmarks.startup import wall
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,19 +37,17 @@ def _megabytes(folder: Path) -> float:
 
 
 def _timed(command: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, shell=True, cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - start
+    return wall(command, shell=True, cwd=ROOT)
 
 
 def measure(venv: Path) -> dict:
-    rows = []
+    rows, size = [], _megabytes(venv)
     for command in commands(venv):
         resolve_s = _timed(command + " --dry-run") if "pip install " in command else None
-        before = _megabytes(venv)
         seconds = _timed(command)
+        size, before = _megabytes(venv), size
         rows.append({"command": command.replace(f"{venv}/bin/", "").replace(str(venv), "$VENV"),
-                     "seconds": seconds, "resolve_s": resolve_s, "written_mb": _megabytes(venv) - before})
+                     "seconds": seconds, "resolve_s": resolve_s, "written_mb": size - before})
     return {"machine": cpu_summary(), "steps": rows, "total_s": sum(r["seconds"] for r in rows)}
 
 

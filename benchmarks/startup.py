@@ -38,9 +38,10 @@ IMPORTS = [
 ]
 
 
-def wall(command: list[str]) -> float:
+def wall(command: list[str] | str, **options) -> float:
+    """Seconds ``command`` took to run to success (``options`` go to subprocess.run)."""
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, **options)
     return time.perf_counter() - start
 
 
