@@ -47,7 +47,8 @@ def run_case(kd_loss: str, kind: str, all_labelled: bool, feature_weight: float)
 
     from kdcore.models.student import Student
     from kdcore.study.config import from_dict
-    from kdcore.training.losses import TeacherOutputs, build_criterion
+    from kdcore.training.losses import TeacherOutputs
+    from kdcore.training.objective import build_criterion
 
     multiclass = kind == "multiclass"
     labels = {"kind": "multiclass", "column": "digit", "classes": [0, 1, 2]} if multiclass else {}
@@ -58,7 +59,7 @@ def run_case(kd_loss: str, kind: str, all_labelled: bool, feature_weight: float)
     student = Student(widths=(8, 8, 16, 16), hidden=16, num_classes=3 if multiclass else 2)
     ids = batch[3]
     labelled = None if all_labelled else set(ids[::3])
-    criterion = build_criterion(cfg, TeacherOutputs(ids, logits, features), student.num_features, 16, labelled)
+    criterion = build_criterion(cfg, TeacherOutputs(ids, logits, features), student, labelled)
     optimizer = torch.optim.AdamW([*student.parameters(), *criterion.parameters()], lr=1e-3)
     losses = []
     for _ in range(STEPS):

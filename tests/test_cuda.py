@@ -22,7 +22,9 @@ from kdcore.data import FrameDataset
 from kdcore.models import STUDY_TEACHERS, Student, create_teacher
 from kdcore.study.config import Config
 from kdcore.training.loop import FitPaths, FitSettings, fit
-from kdcore.training.losses import Distill, HardLabels, TeacherOutputs
+from kdcore.training.losses import HardLabels, TeacherOutputs
+from kdcore.training.methods import KD
+from kdcore.training.objective import Distill
 
 DEVICE = os.environ.get("KD_CUDA_TESTS_DEVICE", "cuda")
 pytestmark = [pytest.mark.cuda,
@@ -76,8 +78,8 @@ def test_cached_teacher_outputs_equal_online_ones_on_the_device(tmp_path):
     batch = data.on_device(torch.utils.data.default_collate([data[i] for i in range(8)]), torch.device(DEVICE),
                            torch.channels_last)
     with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):  # as inside a bf16 fit
-        online = Distill(teacher, 4.0, 0.7).teacher_logits_and_features(batch)
-    offline = Distill(cached, 4.0, 0.7).teacher_logits_and_features(batch)
+        online = Distill(teacher, KD()).teacher_logits_and_features(batch)
+    offline = Distill(cached, KD()).teacher_logits_and_features(batch)
     assert online[0].dtype == torch.float32 and online[0].abs().max() > 15
     torch.testing.assert_close(offline[0], online[0], atol=1e-3, rtol=0)
 

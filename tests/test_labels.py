@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from kdcore.data.labels import LabelSet
+from kdcore.errors import KDError
 
 SCENES = {(0, 0): "clear", (1, 0): "fire", (0, 1): "smoke", (1, 1): "both"}  # a class per label combination
 MULTICLASS = {"kind": "multiclass", "column": "scene", "classes": ["clear", "fire", "smoke", "both"]}
@@ -42,7 +43,7 @@ def test_softmax_distillation_equals_a_hand_computation_and_is_cross_entropy_at_
 
 def test_the_generalized_loss_does_not_soften_the_student():
     """Lopez-Paz et al.'s loss: T^2 * alpha * CE(softmax(z_t / T), softmax(z_s)) + (1 - alpha) * CE(y, softmax(z_s))."""
-    from kdcore.training.losses import GeneralizedDistill, TeacherOutputs
+    from kdcore.training.methods import Batch, Generalized, Views
 
     rng = np.random.default_rng(1)
     zs, zt = rng.normal(size=(5, 10)), rng.normal(size=(5, 10)) * 4
@@ -51,11 +52,12 @@ def test_the_generalized_loss_does_not_soften_the_student():
     pt = np.exp(_log_softmax(zt / T))
     expected = T**2 * alpha * -(pt * _log_softmax(zs)).sum(1).mean() + (1 - alpha) * -(y * _log_softmax(zs)).sum(1).mean()
     labels = LabelSet("multiclass", tuple("0123456789"), "digit")
-    loss = GeneralizedDistill(TeacherOutputs([], torch.empty(0), torch.empty(0)), T, alpha, labels=labels)
-    found = loss.objective(*(torch.tensor(a, dtype=torch.float64) for a in (zs, zt, y)), None)
+    loss = Generalized(labels, temperature=T, alpha=alpha)
+    zs, zt, y = (torch.tensor(a, dtype=torch.float64) for a in (zs, zt, y))
+    found = loss(Views(zs), Views(zt), Batch(y, None))
     assert found.item() == pytest.approx(expected)
-    with pytest.raises(ValueError, match="for classes"):
-        GeneralizedDistill(TeacherOutputs([], torch.empty(0), torch.empty(0)), T, alpha)
+    with pytest.raises(KDError, match="for classes"):
+        Generalized(temperature=T, alpha=alpha)
 
 
 def test_multiclass_metrics_decide_by_argmax():

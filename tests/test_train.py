@@ -13,7 +13,9 @@ from torch.utils.data import Dataset
 from kdcore.models import Student, create_teacher
 from kdcore.study.config import Config
 from kdcore.training.loop import FitPaths, FitSettings, TrainingDiverged, fit
-from kdcore.training.losses import Distill, HardLabels, TeacherOutputs, binary_kl, soft_target_loss
+from kdcore.training.losses import HardLabels, TeacherOutputs, binary_kl, soft_target_loss
+from kdcore.training.methods import KD
+from kdcore.training.objective import Distill
 
 
 class Pairs(Dataset):
@@ -202,8 +204,7 @@ def test_distillation_leaves_the_teacher_untouched(tmp_path):
     train, val = Pairs(48, 0), Pairs(16, 1)
     teacher = create_teacher("resnet-18", img_size=32).train()
     before = copy.deepcopy(teacher.state_dict())
-    criterion = Distill(teacher, temperature=4.0, alpha=0.7, feature_weight=1.0,
-                        student_dim=256, teacher_dim=teacher.num_features)
+    criterion = Distill(teacher, KD(), feature_weight=1.0, student_dim=256, teacher_dim=teacher.num_features)
     fit(Student(), criterion, train, val, _settings(epochs=2), _paths(tmp_path))
     assert not teacher.training
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
@@ -220,8 +221,8 @@ def test_cached_teacher_outputs_equal_online_ones_for_a_confident_teacher(tmp_pa
     predict_teacher_outputs(teacher, data, batch_size=16).save(tmp_path / "outputs.pt")
     cached = TeacherOutputs.load(tmp_path / "outputs.pt")
     batch = (data.rgb[:8], data.ir[:8], data.labels[:8], data.ids[:8])
-    online = Distill(teacher, 4.0, 0.7).teacher_logits_and_features(batch)
-    offline = Distill(cached, 4.0, 0.7).teacher_logits_and_features(batch)
+    online = Distill(teacher, KD()).teacher_logits_and_features(batch)
+    offline = Distill(cached, KD()).teacher_logits_and_features(batch)
     assert online[0].abs().max() > 15
     torch.testing.assert_close(offline[0], online[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(offline[1], online[1], atol=1e-5, rtol=0)
@@ -281,22 +282,25 @@ def test_a_training_set_one_frame_past_a_full_batch_trains(tmp_path):
 
 def test_a_new_kd_loss_is_one_registered_class_and_one_config_value(tmp_path):
     from kdcore.study.config import load_config
-    from kdcore.training.losses import LOSSES, build_criterion, register
+    from kdcore.training.methods import METHODS, Method, register
+    from kdcore.training.objective import build_criterion
 
-    @register("soft_only")
-    class SoftOnly(Distill):
-        @classmethod
-        def from_config(cls, cfg, teacher, student_dim, teacher_dim, labelled_ids):
-            return cls(teacher, cfg.kd_temperature, alpha=1.0)
+    @register
+    class SoftOnly(Method):
+        name, complete = "soft_only", True
+        options = {"temperature": 4.0, "alpha": 1.0}
+
+        def forward(self, student, teacher, batch):
+            return soft_target_loss(student.logits, teacher.logits, batch.targets, self.temperature, alpha=1.0)
 
     try:
         cfg = load_config(None, kd_loss="soft_only")
         teacher = create_teacher("resnet-18", img_size=32)
         criterion = build_criterion(cfg, teacher)
-        assert isinstance(criterion, SoftOnly) and criterion.alpha == 1.0
-        assert isinstance(build_criterion(load_config(None), teacher), Distill)
+        assert isinstance(criterion.base, SoftOnly) and criterion.base.temperature == cfg.kd_temperature
+        assert isinstance(build_criterion(load_config(None), teacher).base, KD)
         assert isinstance(build_criterion(cfg, None), HardLabels)  # no teacher: the no-KD student's BCE
         log = fit(Student(), criterion, Pairs(32, 0), Pairs(16, 1), _settings(epochs=1), _paths(tmp_path))
         assert log["stopped_by"] == "epoch_budget"
     finally:
-        LOSSES.pop("soft_only")
+        METHODS.pop("soft_only")

@@ -12,6 +12,8 @@ import itertools
 import torch
 from torch import nn
 
+from kdcore.models.stages import Stage
+
 
 def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
@@ -51,6 +53,8 @@ class Student(RGBStudent):
         self.hidden = nn.Sequential(nn.Linear(widths[-1], hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.head = nn.Linear(hidden, num_classes)
         self.num_features = hidden
+        # what feature methods read: each conv block's output (after its max-pool)
+        self.stages = {f"block{i + 1}": Stage(f"features.{i}") for i in range(len(widths))}
 
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         """Pooled penultimate features: what the head sees."""

@@ -17,6 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from kdcore.errors import KDError
 from kdcore.models.registry import STUDY_TEACHERS, TEACHERS, TeacherSpec
+from kdcore.models.stages import MAP, NHWC, TOKENS, Stage, path_of
 from kdcore.models.weights import create_backbone, pretrained_kind
 
 __all__ = ["FAMILIES", "STUDY_TEACHERS", "TEACHERS", "DualBranchTeacher", "Family", "TeacherSpec", "create_teacher"]
@@ -113,6 +114,28 @@ class Family:
             for p in backbone.get_submodule(path).parameters():
                 p.requires_grad_(False)
 
+    def stage(self, path: str, teacher: DualBranchTeacher) -> Stage:
+        """How the output of the module at ``path`` is laid out."""
+        return Stage(path, NHWC if self.channels_last else MAP)
+
+    def stages(self, teacher: DualBranchTeacher, backbones: dict[str, nn.Module]) -> dict[str, Stage]:
+        """The teacher's stages, from timm's ``feature_info`` of each branch's backbone: each trunk's
+        per branch (``rgb.layer2``, ``ir.layer2``), the fused map (``fusion``), then the shared
+        tail's under their own names (``layer4``). Found by identity: the teacher holds the very
+        modules of its backbones, so no path is written twice."""
+        trunks, tail = {}, {}
+        for branch, backbone in backbones.items():
+            for info in backbone.feature_info:
+                path = path_of(teacher, backbone.get_submodule(info["module"])) if "module" in info else None
+                if path is None:  # kdcore's MLP backbone (vectors, not maps), or a part the teacher left out
+                    continue
+                if path.startswith("tail."):
+                    tail[info["module"]] = self.stage(path, teacher)
+                else:
+                    trunks[f"{branch}.{info['module']}"] = self.stage(path, teacher)
+        fused = {"fusion": self.stage("fusion", teacher)} if isinstance(teacher.fusion, ConcatProject) else {}
+        return {**trunks, **fused, **tail}
+
 
 class Concat(nn.Module):
     """Two feature vectors side by side, projected back to one's width (an MLP's fusion)."""
@@ -139,6 +162,9 @@ class MLPFamily(Family):
 
 @dataclass(frozen=True)
 class ViTFamily(Family):
+    def stage(self, path: str, teacher: DualBranchTeacher) -> Stage:
+        return Stage(path, TOKENS, branches=len(teacher.modalities), prefix=1)
+
     def make_trunk(self, backbone: nn.Module) -> nn.Module:
         return ViTTokens(backbone)
 
@@ -201,6 +227,8 @@ class DualBranchTeacher(nn.Module):
         self.tail = family.make_tail(rgb, branches=len(self.modalities))
         self.num_features = rgb.num_features
         self.head = nn.Linear(self.num_features, num_classes)
+        backbones = {"ir" if ir_only else "rgb": rgb, **({"ir": ir} if self.fusion is not None else {})}
+        self.stages = family.stages(self, backbones)  # name -> Stage: what feature methods read
 
     def forward_features(self, rgb: torch.Tensor, ir: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled penultimate features: what the head sees."""

@@ -147,7 +147,7 @@ class Config:
     kd_temperature: float = 4.0
     kd_alpha: float = 0.7
     kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
-    kd_loss: str = "kd"  # the student's objective: a name registered in kdcore.training.losses.LOSSES
+    kd_loss: str = "kd"  # the student's objective: a complete method of kdcore.training.methods (kd | generalized)
     teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
     crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
@@ -339,12 +339,12 @@ class Config:
 
 
 def _kd_losses(name: str) -> tuple[str, ...]:
-    """The registered KD losses; the default needs no look-up (the registry lives with torch)."""
+    """The registered complete methods; the default needs no look-up (the registry lives with torch)."""
     if name == Config.kd_loss:
         return (name,)
-    from kdcore.training.losses import LOSSES
+    from kdcore.training.methods import complete_methods
 
-    return tuple(LOSSES)
+    return complete_methods()
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:

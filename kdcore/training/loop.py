@@ -238,7 +238,9 @@ def _evaluate(model, criterion, dataset, settings, device) -> dict:
 def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, desc) -> dict:
     model.train()
     criterion.train()
-    losses, probs, targets = [], [], []
+    if hasattr(criterion, "set_epoch"):  # a method's schedule (DKD's warm-up) follows the epoch, resumed or not
+        criterion.set_epoch(epoch)
+    losses, probs, targets, terms = [], [], [], {}
     bar = progress(loader, settings.progress and _rank() == 0, desc=f"{desc} epoch {epoch + 1}",
                    leave=False, unit="batch")
     for step, batch in enumerate(bar):
@@ -252,11 +254,16 @@ def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, d
         loss.backward()
         optimizer.step()
         losses.append(loss.item() * len(batch[2]))
+        for name, value in getattr(criterion, "last_terms", {}).items():
+            terms[name] = terms.get(name, 0.0) + value.item() * len(batch[2])
         probs.append(_probabilities(logits.detach().float(), _labels(criterion)).cpu())
         targets.append(batch[2].cpu())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    return {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets, labels=_labels(criterion))}
+    out = {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets, labels=_labels(criterion))}
+    if len(terms) > 1:  # an objective of several terms: each one's epoch mean, unweighted
+        out["terms"] = {name: total / len(targets) for name, total in terms.items()}
+    return out
 
 
 def _rng_states() -> dict:

@@ -1,4 +1,4 @@
-"""Privileged distillation: losses, and the teacher's outputs computed once and reused.
+"""Privileged distillation: the losses on logits, and the teacher's outputs computed once and reused.
 
 For labels (multi-label), the student loss per label is ``alpha * T^2 * KL(sigmoid(z_t/T) ||
 sigmoid(z_s/T)) + (1 - alpha) * BCE(z_s, y)``, the binary KL of the two temperature-softened
@@ -55,7 +55,7 @@ def hard_loss(logits: torch.Tensor, targets: torch.Tensor, multiclass: bool = Fa
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
                      temperature: float = 4.0, alpha: float = 0.7, labelled: torch.Tensor | None = None,
                      multiclass: bool = False) -> torch.Tensor:
-    """Hinton's distillation loss (the ``kd`` entry of ``LOSSES``): the soft term on every frame; the
+    """Hinton's distillation loss (the ``kd`` method): the soft term on every frame; the
     hard term on the ``labelled`` frames only (all if None), averaged over them (zero in a batch
     without one)."""
     if multiclass:
@@ -124,106 +124,3 @@ class TeacherOutputs:
         labelled or not (its "features" are its logits)."""
         logits = (2 * labels.float() - 1) * logit
         return cls(list(ids), logits, logits.clone())
-
-
-LOSSES: dict[str, type[nn.Module]] = {}  # config ``kd_loss`` -> the student objective's class
-
-
-def register(name: str):
-    """A KD loss for config ``kd_loss: name``: a module ``(model, batch) -> (loss, logits)`` with a
-    ``from_config(cfg, teacher, student_dim, teacher_dim, labelled_ids)`` constructor."""
-    def add(cls):
-        LOSSES[name] = cls
-        return cls
-    return add
-
-
-def build_criterion(cfg, teacher: TeacherOutputs | nn.Module | None, student_dim: int = 0, teacher_dim: int = 0,
-                    labelled_ids: set[str] | None = None) -> nn.Module:
-    """The objective of a student fit: the labels alone without a teacher, else the config's KD loss."""
-    if teacher is None:
-        return HardLabels(cfg.label_set)
-    return LOSSES[cfg.kd_loss].from_config(cfg, teacher, student_dim, teacher_dim, labelled_ids)
-
-
-@register("kd")
-class Distill(nn.Module):
-    """The student objective: soft targets from the teacher, cached or computed online, plus the
-    optional feature hint (student features, through a learned projection, regressed onto the
-    teacher's)."""
-
-    def __init__(self, teacher: TeacherOutputs | nn.Module, temperature: float, alpha: float,
-                 feature_weight: float = 0.0, student_dim: int = 0, teacher_dim: int = 0,
-                 labelled_ids: set[str] | None = None, labels: LabelSet = FLAME2):
-        super().__init__()
-        self.temperature, self.alpha, self.feature_weight = temperature, alpha, feature_weight
-        self.labels = labels
-        self.labelled_ids = labelled_ids  # None: every frame's label is used
-        if isinstance(teacher, nn.Module):
-            teacher.eval().requires_grad_(False)
-            self._teacher = [teacher]  # a list: not a submodule, so never in the optimizer or state
-        else:
-            self._teacher = teacher
-        self.hint = nn.Linear(student_dim, teacher_dim) if feature_weight > 0 else None
-
-    @classmethod
-    def from_config(cls, cfg, teacher, student_dim: int, teacher_dim: int, labelled_ids) -> Distill:
-        return cls(teacher, cfg.kd_temperature, cfg.kd_alpha, cfg.kd_feature_weight, student_dim, teacher_dim,
-                   labelled_ids, cfg.label_set)
-
-    @property
-    def multiclass(self) -> bool:
-        return self.labels.multiclass
-
-    def teacher_logits_and_features(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        rgb, ir, _, ids = batch
-        if isinstance(self._teacher, TeacherOutputs):
-            return self._teacher.lookup(ids, rgb.device)
-        teacher = self._teacher[0]
-        # fp32, as the cached outputs are: the soft targets must not depend on the training precision
-        with torch.no_grad(), torch.autocast(rgb.device.type, enabled=False):
-            features = teacher.forward_features(rgb.float(), ir.float())
-            return teacher.head(features).float(), features.float()
-
-    def labelled(self, ids, device) -> torch.Tensor | None:
-        if self.labelled_ids is None:
-            return None
-        return torch.tensor([i in self.labelled_ids for i in ids], dtype=torch.float32, device=device)
-
-    def forward(self, model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        rgb, _, targets, ids = batch
-        teacher_logits, teacher_features = self.teacher_logits_and_features(batch)
-        if self.hint is None:
-            logits = model(rgb).float()
-        else:  # one pass through the (possibly DDP-wrapped) model for both outputs
-            logits, features = model(rgb, with_features=True)
-            logits = logits.float()
-        loss = self.objective(logits, teacher_logits, targets, self.labelled(ids, rgb.device))
-        if self.hint is not None:
-            loss = loss + self.feature_weight * F.mse_loss(self.hint(features.float()), teacher_features)
-        return loss, logits
-
-    def objective(self, logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-                  labelled: torch.Tensor | None) -> torch.Tensor:
-        """The loss between the student's logits, the teacher's and the labels (Hinton's)."""
-        return soft_target_loss(logits, teacher_logits, targets, self.temperature, self.alpha, labelled,
-                                self.multiclass)
-
-
-@register("generalized")
-class GeneralizedDistill(Distill):
-    """The distillation loss of Lopez-Paz et al.'s MNIST code (ICLR 2016, "generalized
-    distillation"): ``(1 - alpha) * CE(y, softmax(z_s)) + T^2 * alpha * CE(softmax(z_t / T),
-    softmax(z_s))``. Unlike Hinton's, the student's soft output is not divided by T: only the
-    teacher's targets are softened, and T^2 scales the whole soft term. Classes only."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.multiclass:
-            raise ValueError("the generalized distillation loss is for classes (labels: {kind: multiclass})")
-
-    def objective(self, logits, teacher_logits, targets, labelled):
-        soft_targets = F.softmax(teacher_logits / self.temperature, dim=1)
-        soft = F.cross_entropy(logits, soft_targets)
-        hard = hard_loss(logits, targets, True, labelled)
-        return self.temperature**2 * self.alpha * soft + (1 - self.alpha) * hard

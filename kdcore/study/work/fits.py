@@ -17,7 +17,8 @@ from kdcore.study.config import Config
 from kdcore.study.work.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.study.work.seed_data import SeedData
 from kdcore.training.loop import FitSettings, finished, fit, is_main_process, load_best, predict
-from kdcore.training.losses import HardLabels, TeacherOutputs, build_criterion
+from kdcore.training.losses import HardLabels, TeacherOutputs
+from kdcore.training.objective import build_criterion
 
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
@@ -173,11 +174,9 @@ def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student:
         return build_criterion(cfg, None)
     if online_teacher(cfg):
         source = trained_teacher(cfg, teacher, data.seed)
-        teacher_dim = source.num_features
     else:
         source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs_file(teacher, data.seed))
-        teacher_dim = source.features.shape[1]
-    return build_criterion(cfg, source, student.num_features, teacher_dim, data.labelled_ids())
+    return build_criterion(cfg, source, student, data.labelled_ids())
 
 
 def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module, role: str,
