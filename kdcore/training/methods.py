@@ -288,7 +288,7 @@ class CRD(Method):
     embedding of a frame must pick the teacher's embedding of the same frame out of ``negatives``
     others, and the other way round. Both embeddings (linear, then unit length) are learned; the
     negatives come from two memory banks over every frame, moved towards each new embedding with
-    ``momentum``. Negatives are drawn at random and may, rarely, include the frame itself."""
+    ``momentum``. Negatives are drawn at random, with replacement, from every other frame."""
 
     name, reads = "crd", frozenset({FEATURES})
     weight = 0.8
@@ -309,8 +309,8 @@ class CRD(Method):
         v_s = F.normalize(self.embed_s(student.features.float()), dim=1)
         v_t = F.normalize(self.embed_t(teacher.features.float()), dim=1)
         frames = self.memory_s.shape[0]
-        negatives = torch.randint(0, frames, (len(batch.rows), min(self.negatives, frames - 1)),
-                                  device=v_s.device)
+        drawn = torch.randint(0, frames - 1, (len(batch.rows), min(self.negatives, frames - 1)), device=v_s.device)
+        negatives = drawn + (drawn >= batch.rows.unsqueeze(1)).long()  # any frame but the positive itself
         candidates = torch.cat([batch.rows.unsqueeze(1), negatives], dim=1)  # the positive first
         loss = self._nce(v_s, self.memory_t[candidates]) + self._nce(v_t, self.memory_s[candidates])
         if self.training:
