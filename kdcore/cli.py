@@ -45,15 +45,9 @@ def cmd_import_mnist(args) -> None:
 
 def cmd_check(args) -> None:
     from kdcore.data import describe, frame_hashes, read_frame_csv
-    from kdcore.data.splits import (
-        HASH_SIZE,
-        NEAR_DUPLICATE_BITS,
-        audit_modes,
-        independent,
-        one_valued_labels,
-    )
+    from kdcore.data.splits import audit_modes, independent, one_valued_labels
 
-    csv, labels, train_size = _check_inputs(args)
+    csv, labels, train_size, cfg = _check_inputs(args)
     table = read_frame_csv(csv, args.base_path, labels=labels)
     summary = describe(table)
     hashes = None if independent(table.groups, table.videos) else frame_hashes(table.frames["rgb_path"].tolist())
@@ -62,7 +56,19 @@ def cmd_check(args) -> None:
     warnings = one_valued_labels(table.targets, label_set=labels)
     if args.json:
         print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
-        return
+    else:
+        _print_check(summary, warnings, audits, labels, args)
+    if cfg is not None:  # whatever kd study would refuse in this params file, refused here too
+        from kdcore.study.scheduler import check_study
+
+        check_study(cfg)
+        if not args.json:
+            print(f"{args.params}: kd study would start (its data, teachers and methods pass the study's checks)")
+
+
+def _print_check(summary: dict, warnings: list[str], audits: list[dict], labels, args) -> None:
+    from kdcore.data.splits import HASH_SIZE, NEAR_DUPLICATE_BITS
+
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
@@ -85,11 +91,12 @@ def _check_inputs(args):
     if not args.params:
         if not args.csv:
             raise KDError("kd check: give --csv (a FLAME2-style CSV) or --params (a study's csv and labels)")
-        return args.csv, FLAME2, None
+        return args.csv, FLAME2, None, None
     from kdcore.study.config import load_config
 
-    cfg = load_config(args.params)
-    return args.csv or cfg.csv, cfg.label_set, cfg.train_size
+    cfg = load_config(args.params, **_settings(args.settings))
+    cfg.csv, cfg.base_path = args.csv or cfg.csv, args.base_path or cfg.base_path
+    return cfg.csv, cfg.label_set, cfg.train_size, cfg
 
 
 def _print_audit(audit: dict) -> None:
@@ -124,10 +131,12 @@ REFERENCE_CLAIMS = {  # params total / trainable, millions, as the reference imp
 def cmd_models(args) -> None:
     from kdcore.models.inventory import model_table
 
-    rows = model_table(args.img_size)
+    rows = model_table(args.img_size, stages=args.stages)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
+    if args.stages:
+        return _print_stages(rows, args.img_size)
     print(f"at {args.img_size}x{args.img_size}; trainable as when initialized from ImageNet weights "
           "(ir_init: rgb); reference = the figures the reference implementation reported")
     print(f"{'model':<16} {'params M':>9} {'trainable M':>12} {'frozen M':>9} {'GMACs':>7} "
@@ -138,6 +147,16 @@ def cmd_models(args) -> None:
         print(f"{r['name']:<16} {r['params_total'] / 1e6:9.2f} {r['params_trainable'] / 1e6:12.2f} "
               f"{r['params_frozen'] / 1e6:9.2f} {r['gmacs']:7.2f} {thop} {r['size_mb']:8.1f} "
               f"{f'~{claim[0]} / ~{claim[1]}' if claim else '':>28}")
+
+
+def _print_stages(rows: list[dict], img_size: int) -> None:
+    """Each model's stages, the names a method's student_stage and teacher_stage take."""
+    print(f"stages at {img_size}x{img_size}, as (channels, height, width): the names methods' student_stage and "
+          "teacher_stage take (rgb./ir.: one branch's trunk; fusion: the fused map; others: the shared tail)")
+    for r in rows:
+        print(f"{r['name']}:")
+        for stage, shape in r["stages"].items():
+            print(f"  {stage:<14} {' x '.join(map(str, shape))}")
 
 
 # the reference implementation's flags, kept by ``kd run``: config keys, typed as the Config types them
@@ -254,7 +273,7 @@ def _report(study) -> None:
         _report(sub)
     layout = Layout(study.cfg.output)
     for stage in study.stages if not hasattr(study, "studies") else []:
-        path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher else None
+        path = layout.final_evaluation(stage.teacher, stage.seed) if stage.teacher and not stage.method else None
         if path and steps.finishes(study.cfg, stage.teacher, stage.notebook) and path.exists():
             r = read_json(path)
             key = study.cfg.headline_metric
@@ -418,6 +437,7 @@ def _data_commands(sub) -> None:
     p.add_argument("--gap_frames", type=int, default=GAP_FRAMES,
                    help=f"block split: frames left out where parts meet inside one video (default {GAP_FRAMES})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("settings", nargs="*", metavar="key=value", help="with --params: config keys set on top of it")
     p.set_defaults(func=cmd_check)
 
 
@@ -458,6 +478,8 @@ def _model_commands(sub) -> None:
 
     p = sub.add_parser("models", help="the four study teachers and the student: params, MACs, size")
     p.add_argument("--img_size", type=int, default=224)
+    p.add_argument("--stages", action="store_true",
+                   help="each model's named stages and their shapes (what feature methods read)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 

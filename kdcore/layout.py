@@ -1,8 +1,8 @@
 """Where a study's files live: every output folder and file name, in one place.
 
 Plain paths only (no torch), so that ``kd study`` and ``kd`` read them without loading a model
-library. A *run* is a teacher's name, or ``NO_KD`` for the seed's student without a teacher (its
-figures go under ``DATA``); a *role* is what was fitted in a run (``teacher``, ``student``,
+library. A *run* is a teacher's name, ``NO_KD`` for the seed's student without a teacher (its
+figures go under ``DATA``), or ``<teacher>/<method>`` for a student of the methods axis; a *role* is what was fitted in a run (``teacher``, ``student``,
 ``student_pruned``, a crossfit fold); a *product* is what a step makes (``kdcore.study.steps``).
 """
 
@@ -127,6 +127,7 @@ class Layout:
             "no_kd_student": lambda: [self.evaluation(NO_KD, seed, "student")],
             "teacher": lambda: [self.evaluation(teacher, seed, "teacher"), self.teacher_outputs_file(teacher, seed)],
             "student": lambda: [self.evaluation(teacher, seed, "student")],
+            "method_student": lambda: [self.evaluation(teacher, seed, "student")],  # teacher: the method's run
             "compressed_students": lambda: [self.compression(teacher, seed)],
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
         }.get(product, lambda: [self.product_record(product, teacher, seed)])()
@@ -145,6 +146,7 @@ class Layout:
             + list(self.graphs(teacher, seed).glob("*teacher*")),
             "student": lambda: [student.best, student.last, student.log, self.evaluation(teacher, seed, "student"),
                                 self.predictions(teacher, seed, "student")],
+            "method_student": lambda: [*run, self.graphs(teacher, seed)],  # teacher: the method's run, all its own
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
             "compressed_students": lambda: [self.compression(teacher, seed), *run[0].glob("student_pruned*"),
                                             *run[0].glob("*.onnx"), *run[0].glob("*.safetensors")],
@@ -200,6 +202,12 @@ class Reports:
     def claim(self) -> Path:
         """The record of which study's pages the folder holds."""
         return self.folder / self.CLAIM
+
+
+def method_run(teacher: str, method: str) -> str:
+    """The run of a teacher's student distilled by one method of the methods axis: its folders sit
+    inside the teacher's (``models/<teacher>/<method>/run_seed_<s>/``)."""
+    return f"{teacher}/{method}"
 
 
 def deployable_names() -> list[str]:

@@ -274,6 +274,33 @@ def one_valued_labels(labels: np.ndarray, split: Split | None = None, label_set:
     return out
 
 
+def absent_labels(targets: np.ndarray, label_set: LabelSet, where: str) -> str | None:
+    """Why a declared label set does not fit the data: a class no row has, or a 0/1 label with one
+    value on every row (None: every one occurs)."""
+    for k, name in enumerate(label_set.names):
+        values = np.unique(targets[:, k])
+        if label_set.multiclass and 1 not in values:
+            return (f"{where}: class {name!r} of labels.classes is on no row of column {label_set.column!r}; "
+                    "drop it from the classes, or add rows of it")
+        if not label_set.multiclass and len(values) < 2:
+            return f"{where}: label {name!r} is {int(values[0])} on every row: nothing to learn or to measure"
+    return None
+
+
+def missing_in_training(targets: np.ndarray, rows: np.ndarray, label_set: LabelSet, seed: int) -> str | None:
+    """Why a seed's training frames (those whose labels are used) cannot teach every label: a class
+    none of them has, or a 0/1 label with one value on all of them (None: they can)."""
+    for k, name in enumerate(label_set.names):
+        values = np.unique(targets[rows, k])
+        if label_set.multiclass and 1 not in values:
+            return (f"seed {seed}: none of the {len(rows)} labelled training items is of class {name!r}: "
+                    "more training items (train_size) or a larger labelled_fraction")
+        if not label_set.multiclass and len(values) < 2:
+            return (f"seed {seed}: label {name!r} is {int(values[0])} on all {len(rows)} labelled training frames: "
+                    "a larger labelled_fraction, or more data")
+    return None
+
+
 def realized(split: Split, combos: np.ndarray) -> dict:
     """Frames and share of each part, per label combination and overall, and the frames left out."""
     combos = np.asarray(combos)

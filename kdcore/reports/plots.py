@@ -197,6 +197,34 @@ def differences(table, title: str) -> Figure:
     return fig
 
 
+def methods_by_teacher(table, parts: list[tuple[str, str]], metric: str) -> Figure:
+    """Methods x teachers: per part (a column prefix of ``table`` and its title), each method's
+    mean difference over seeds with its 95% interval, one colour per teacher, around zero."""
+    teachers, methods = list(dict.fromkeys(table["teacher"])), list(dict.fromkeys(table["method"]))
+    fig = Figure(figsize=(4.5 * len(parts), 0.45 * len(methods) + 1.8))
+    axes = fig.subplots(1, len(parts), sharey=True, squeeze=False)[0]
+    offsets = np.linspace(-0.2, 0.2, len(teachers)) if len(teachers) > 1 else [0.0]
+    for ax, (part, title) in zip(axes, parts, strict=True):
+        for k, teacher in enumerate(teachers):
+            rows = table[table["teacher"] == teacher].set_index("method")
+            for i, method in enumerate(methods):
+                mean, low, high = (rows.loc[method, f"{part} {c}"] if method in rows.index else None
+                                   for c in ("mean difference", "CI low", "CI high"))
+                if mean is None or np.isnan(mean):
+                    continue
+                y = len(methods) - 1 - i + offsets[k]
+                if low is not None and not np.isnan(low):
+                    ax.hlines(y, low, high, color=f"C{k}", linewidth=1.5)
+                ax.plot(mean, y, "o", color=f"C{k}", label=teacher if i == 0 or method == methods[0] else None)
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.set(title=title, xlabel=f"test {metric} difference (95% CI over seeds)")
+    axes[0].set_yticks(range(len(methods))[::-1], methods)
+    handles, labels = axes[0].get_legend_handles_labels()
+    by_label = dict(zip(labels, handles, strict=True))
+    axes[-1].legend(by_label.values(), by_label.keys(), fontsize=8, loc="best")
+    return fig
+
+
 def tradeoff(points: list[tuple[str, float, float, float]], xlabel: str, title: str) -> Figure:
     """points: (name, latency ms, macro-F1, size MB); the marker's area grows with the size."""
     fig = Figure(figsize=(7, 4.5))

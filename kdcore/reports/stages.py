@@ -18,7 +18,7 @@ from kdcore.evaluation import records
 from kdcore.evaluation.metrics import decisions
 from kdcore.evaluation.tables import number
 from kdcore.io import read_json
-from kdcore.layout import DATA, NO_KD, Layout
+from kdcore.layout import DATA, NO_KD, Layout, method_run
 from kdcore.reports import plots
 from kdcore.study import analysis, steps
 from kdcore.study.config import Config, TeacherConfig, load_config
@@ -72,16 +72,21 @@ class Run:
     provenance: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # what only this stage has (the audit, compression)
+    method: str | None = None  # a student of the methods axis: its method's label
 
     @property
     def layout(self) -> Layout:
         return Layout(self.cfg.output)
 
     def name(self, who: str) -> str:
+        if who == "student" and self.method:
+            return f"student distilled by {self.method}"
         return f"{self.teacher} teacher" if who == "teacher" else records.ROLES[who]
 
     def _where(self, who: str) -> tuple[str, str]:
         folder, role = ROLE_FILES[who]
+        if who == "student" and self.method:
+            return method_run(self.teacher, self.method), role
         return folder or self.teacher, role
 
     def evaluation(self, who: str) -> dict:
@@ -103,7 +108,8 @@ class Run:
     def save(self, **figures) -> dict:
         """Figures, also as PNG in the run's graphs folder."""
         for name, fig in figures.items():
-            plots.save(fig, self.layout.figure(self.teacher or DATA, self.seed, name))
+            run = method_run(self.teacher, self.method) if self.method else self.teacher or DATA
+            plots.save(fig, self.layout.figure(run, self.seed, name))
         return figures
 
 
@@ -241,7 +247,8 @@ def embeddings(run: Run, who: str) -> dict:
 
 # --- 00_data ----------------------------------------------------------------------------------
 
-def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, progress: bool = False):
+def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, progress: bool = False,
+          method: str | None = None):
     """Run one step for one seed (and teacher): its data, its record and the run's provenance.
     The steps' work (torch, and timm where a teacher is built) loads here, not when the page opens."""
     from kdcore.io import writer_lock
@@ -250,7 +257,7 @@ def _step(cfg: Config, notebook: str, seed: int, teacher: str | None = None, pro
 
     with writer_lock(cfg.output, f"the {notebook} notebook"):  # run by kd study: its lock, inherited
         data = prepare_data(cfg, seed, progress=progress)
-        record = run_step(cfg, notebook, data, teacher)
+        record = run_step(cfg, notebook, data, teacher, method or None)
     return data, record, run_provenance(cfg, data)
 
 
@@ -359,9 +366,9 @@ def crossfit_table(run: Run) -> pd.DataFrame:
 
 # --- 02_student -------------------------------------------------------------------------------
 
-def student_stage(cfg: Config, teacher: str, seed: int) -> Run:
-    data, _, origin = _step(cfg, steps.STUDENT_STEP, seed, teacher)
-    run = Run(cfg, seed, data, teacher, origin)
+def student_stage(cfg: Config, teacher: str, seed: int, method: str = "") -> Run:
+    data, _, origin = _step(cfg, steps.STUDENT_STEP, seed, teacher, method=method)
+    run = Run(cfg, seed, data, teacher, origin, method=method or None)
     run.warnings = flag_messages(run, ("teacher", "student", "no_kd_student"))
     return run
 
@@ -373,9 +380,21 @@ def student_summary(run: Run) -> list[str]:
     gap = f" ({value[0] - value[1]:+.3f}; one seed: see the comparison for intervals)" if None not in value else ""
     lead = evaluation.get("teacher_lead")
     before = [f"Before the student trained: {lead['verdict']}."] if lead else []
+    if run.method:
+        before.append(f"Method: {method_words(evaluation['method'])}.")
     return before + [f"Distilled from {run.teacher}, the student's test {records.metric_label(key)} is "
                      f"{number(value[0])}; the no-KD student's is {number(value[1])}{gap}.",
                      model_sentence(run.cfg, "distilled student", evaluation)]
+
+
+def method_words(spec: dict) -> str:
+    """A method's settings in words: ``fitnets (weight 100, stages block3 <- fusion), alone with the labels``."""
+    parts = [f"weight {spec['weight']}" if spec.get("weight") is not None else "",
+             f"stages {spec['student_stage']} <- {spec['teacher_stage']}" if spec.get("teacher_stage") else "",
+             ", ".join(f"{k} {v}" for k, v in spec.get("options", {}).items())]
+    settings = "; ".join(p for p in parts if p)
+    base = "added to Hinton's loss" if spec.get("kd") else "with the labels' hard term alone"
+    return f"{spec['name']}{f' ({settings})' if settings else ''}, {base}"
 
 
 # --- 03_compress ------------------------------------------------------------------------------
@@ -467,6 +486,33 @@ def difference_figures(study: Comparison) -> dict:
                 {c: float for c in ("mean", "low", "high", "boot_low", "boot_high")}),
             "paired differences, a - b")
     return _save_compare(study, figures)
+
+
+def method_figures(study: Comparison) -> dict:
+    """Methods x teachers: each method's student against the no-KD student and against the study's
+    own, with intervals over seeds (none without a methods axis)."""
+    if not len(study.methods):
+        return {}
+    base = study.cfg.kd_loss
+    parts = [(analysis.METHOD_GAIN, "method - no-KD student"), (analysis.METHOD_VS_BASE, f"method - {base}")]
+    label = records.metric_label(study.cfg.headline_metric)
+    return _save_compare(study, {"methods": plots.methods_by_teacher(study.methods, parts, label)})
+
+
+def methods_summary(study: Comparison) -> list[str]:
+    """The methods axis in one sentence per teacher, or why the section is empty."""
+    m = study.methods
+    if not len(m):
+        return ["This study has no methods axis (params key `methods`): its students are distilled by "
+                f"{study.cfg.kd_loss} alone."]
+    base, lines = study.cfg.kd_loss, []
+    for teacher, rows in m.groupby("teacher", sort=False):
+        gain = rows[rows[f"{analysis.METHOD_GAIN} CI low"].fillna(-1) > 0]["method"].tolist()
+        beats = rows[rows[f"{analysis.METHOD_VS_BASE} CI low"].fillna(-1) > 0]["method"].tolist()
+        lines.append(f"{teacher}: {len(gain)} of {len(rows)} students beat the no-KD student (95% CI over seeds "
+                     f"above 0{': ' + ', '.join(gain) if gain else ''}); {len(beats)} of {len(rows) - 1} methods "
+                     f"beat {base}{': ' + ', '.join(beats) if beats else ''}.")
+    return lines
 
 
 def tradeoff_figures(study: Comparison) -> dict:

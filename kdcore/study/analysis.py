@@ -36,7 +36,7 @@ from kdcore.evaluation.stats import (
     summarize,
 )
 from kdcore.io import read_json
-from kdcore.layout import NO_KD, Layout
+from kdcore.layout import NO_KD, Layout, method_run
 from kdcore.study.config import Config, result_settings
 
 BREAKDOWNS = ("fire_auroc_rgb_hidden", "fire_auroc_rgb_visible")  # kd synth's truth: where the data has it
@@ -398,3 +398,77 @@ def variant_names(runs: list[dict]) -> list[str]:
 def batch1_ms(record: dict, cfg: Config) -> float:
     """A model's CPU latency at the run's image size, batch 1 (every record has it)."""
     return record["timing"]["latency"][latency_key(cfg.image_size, 1)]["median_ms"]
+
+
+# --- the methods axis ----------------------------------------------------------------------------
+
+METHOD_GAIN, METHOD_VS_BASE = "gain", "against"  # the methods table's two parts: - no-KD, - the study's own student
+
+
+def load_method_evaluations(cfg: Config, layout: Layout) -> dict:
+    """(teacher, method label, seed) -> the record of that method's student."""
+    out = {}
+    for t in cfg.teachers:
+        for m in cfg.methods:
+            for seed in cfg.seeds:
+                path = layout.evaluation(method_run(t.name, m.run), seed, "student")
+                if not path.exists():
+                    raise KDError(f"missing {path}: run the method's student stage first")
+                out[t.name, m.run, seed] = read_json(path)
+    return out
+
+
+def method_table(cfg: Config, evaluations: dict, method_evaluations: dict) -> pd.DataFrame:
+    """Per teacher, the study's own student (``kd_loss``) and each method's: its headline metric
+    over seeds, its difference from the no-KD student and from the study's own student, paired by
+    seed, p-values Holm-adjusted over the methods of that teacher (each question a family)."""
+    if not cfg.methods:
+        return pd.DataFrame()
+    key, rows = cfg.headline_metric, []
+    for t in cfg.teachers:
+        no_kd = [metric_value(evaluations[t.name, s]["no_kd_student"], key) for s in cfg.seeds]
+        base = [metric_value(evaluations[t.name, s]["student"], key) for s in cfg.seeds]
+        arms = [(cfg.kd_loss, base)] + [(m.run, [metric_value(method_evaluations[t.name, m.run, s], key)
+                                                 for s in cfg.seeds]) for m in cfg.methods]
+        teacher_rows = []
+        for label, values in arms:
+            s = summarize(values)
+            row = {"teacher": t.name, "method": label, "seeds": s["n"], "mean": s["mean"], "low": s["ci95"][0],
+                   "high": s["ci95"][1]}
+            for part, other in ((METHOD_GAIN, no_kd), (METHOD_VS_BASE, base)):
+                own = part == METHOD_VS_BASE and label == cfg.kd_loss  # the baseline against itself
+                row.update(_method_part(part, None if own else paired_difference(values, other)))
+            teacher_rows.append(row)
+        for part in (METHOD_GAIN, METHOD_VS_BASE):
+            tested = [i for i, r in enumerate(teacher_rows) if r[f"{part} p"] is not None]
+            adjusted = holm([teacher_rows[i][f"{part} p"] for i in tested])
+            for i, r in enumerate(teacher_rows):
+                r[f"{part} p (Holm)"] = adjusted[tested.index(i)] if i in tested else None
+        for r in teacher_rows:
+            r["verdict"] = method_verdict(r, cfg.kd_loss)
+        rows += teacher_rows
+    return pd.DataFrame(rows)
+
+
+def _method_part(part: str, d: dict | None) -> dict:
+    keys = {"mean difference": "mean_difference", "p": "p_value", "detectable at 80% power": "detectable"}
+    row = {f"{part} {k}": None if d is None else d[v] for k, v in keys.items()}
+    row[f"{part} CI low"], row[f"{part} CI high"] = (None, None) if d is None else d["ci95"]
+    return row
+
+
+def method_verdict(row: dict, base: str) -> str:
+    """What a method did, in words: against the no-KD student, then against the study's own student."""
+    said = [verdict({"mean difference": row[f"{METHOD_GAIN} mean difference"], "n seeds": row["seeds"],
+                     "CI low": row[f"{METHOD_GAIN} CI low"], "CI high": row[f"{METHOD_GAIN} CI high"],
+                     "detectable at 80% power": row[f"{METHOD_GAIN} detectable at 80% power"],
+                     "bootstrap low": None})]
+    if row["method"] != base and _present(row[f"{METHOD_VS_BASE} mean difference"]):
+        low, high = row[f"{METHOD_VS_BASE} CI low"], row[f"{METHOD_VS_BASE} CI high"]
+        if _present(low) and low > 0:
+            said.append(f"beats {base}")
+        elif _present(high) and high < 0:
+            said.append(f"below {base}")
+        elif _present(low):
+            said.append(f"not told apart from {base}")
+    return "; ".join(said)

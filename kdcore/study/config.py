@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,24 @@ class TeacherConfig:
     channels_last: bool | None = None  # None: the study's channels_last (depthwise convolutions gain from NHWC)
     rgb_twin: bool | None = None  # add its RGB-only twin; None: as the study's rgb_teacher_arm
     twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
+
+
+@dataclass
+class MethodConfig:
+    """One more distilled student per teacher and seed (the methods axis): a method of
+    ``kdcore.training.methods`` and its settings."""
+
+    name: str  # a registered method: fitnets, at, rkd, crd, dkd, dist (or kd, generalized)
+    label: str | None = None  # its students' name in folders, pages and tables; None: its name (+kd)
+    weight: float | None = None  # its term's weight; None: the method's own default
+    kd: bool = False  # added to Hinton's loss (the study's kd_loss) instead of the labels' hard term alone
+    student_stage: str | None = None  # stage methods: which maps; None: the nearest in size to the teacher's
+    teacher_stage: str | None = None  # None: the teacher's deepest map of at least 2x2
+    options: dict = field(default_factory=dict)  # the method's own settings (kdcore.training.methods)
+
+    @property
+    def run(self) -> str:
+        return self.label or self.name + ("+kd" if self.kd else "")
 
 
 @dataclass
@@ -151,6 +170,9 @@ class Config:
     teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
     crossfit_folds: int = 3  # crossfit: teachers trained on folds of the training blocks
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
+    # the methods axis: one more distilled student per entry, teacher and seed (a name, or a mapping
+    # of MethodConfig's keys); the study's own student (kd_loss) is the baseline they stand beside
+    methods: list[MethodConfig] = field(default_factory=list)
     # compression
     compress: bool = True  # false: no 03_compress stages (a control study that measures KD only)
     prune_sparsity: float = 0.4
@@ -227,6 +249,7 @@ class Config:
         self._check_sweep()
         self._check_labels()
         self._check_models()
+        self._check_methods()
         if len(set(names)) != len(names):
             raise KDError("config key 'teachers': teacher names must be unique")
         self.teachers += [rgb_twin(t) for t in self.teachers
@@ -296,6 +319,51 @@ class Config:
             if t.rgb_only and t.ir_only:
                 raise KDError(f"config key 'teachers': teacher {t.name!r} reads RGB alone (rgb_only) or IR "
                               "alone (ir_only), not both")
+
+    def _check_methods(self) -> None:
+        """Each method registered, its options its own, its label a folder name used once, and what
+        it reads there to read: stage maps in the student, maps or features in every teacher (the
+        oracle has neither). Stage names are checked against the models before a study runs
+        (``kdcore.study.work.check_method_stages``)."""
+        if not self.methods:
+            return
+        from kdcore.training.methods import FEATURES, METHODS, STAGES
+
+        labels = []
+        for i, m in enumerate(self.methods):
+            key = f"methods[{i}]"
+            if m.name not in METHODS:
+                raise KDError(f"config key '{key}.name': unknown method {m.name!r}; known: {', '.join(METHODS)}")
+            cls = METHODS[m.name]
+            if cls.complete and (m.kd or m.weight is not None or m.student_stage or m.teacher_stage):
+                raise KDError(f"config key '{key}': {m.name!r} is a whole objective; it takes options only "
+                              "(no kd, weight or stages)")
+            try:
+                cls(self.label_set, **m.options)
+            except KDError as e:
+                raise KDError(f"config key '{key}.options': {e}") from None
+            if m.weight is not None and m.weight < 0:
+                raise KDError(f"config key '{key}.weight': impossible value {m.weight!r}")
+            if not re.fullmatch(r"[A-Za-z0-9._+-]+", m.run) or m.run == self.kd_loss:
+                raise KDError(f"config key '{key}.label': {m.run!r} cannot name its students: letters, digits, "
+                              f"'.', '_', '+' and '-', and not {self.kd_loss!r}, the study's own student (give a label)")
+            labels.append(m.run)
+            reads = cls.reads & {STAGES, FEATURES}
+            if reads and (oracle := next((t.name for t in self.teachers if is_oracle(t)), None)):
+                raise KDError(f"config key '{key}': method {m.name!r} reads {' and '.join(sorted(reads))}, and "
+                              f"teacher {oracle!r} has none (its outputs are the labels)")
+            if STAGES in reads and self.student.get("family", "cnn") != "cnn":
+                raise KDError(f"config key '{key}': method {m.name!r} reads stage maps, and the "
+                              f"{self.student['family']} student has none (its layers are vectors)")
+        if len(set(labels)) != len(labels):
+            twice = next(label for label in labels if labels.count(label) > 1)
+            raise KDError(f"config key 'methods': two entries name their students {twice!r}: give one a label")
+
+    def method(self, label: str) -> MethodConfig:
+        for m in self.methods:
+            if m.run == label:
+                return m
+        raise KDError(f"no method {label!r} in the config; it has {', '.join(m.run for m in self.methods) or 'none'}")
 
     def _check_oracle(self) -> None:
         """The oracle's outputs are the labels, cached once: nothing to train, pretrain, twin,

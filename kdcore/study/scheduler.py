@@ -12,6 +12,7 @@ Here: the plan, the records and the scheduling of stages; running one stage is
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -30,7 +31,7 @@ from kdcore.io import (
     write_text,
     writer_lock,
 )
-from kdcore.layout import COMPARE, DATA, Layout, Reports
+from kdcore.layout import COMPARE, DATA, Layout, Reports, method_run
 from kdcore.study import steps
 from kdcore.study.config import DATA_KEYS, Config, digest, load_config, result_settings
 from kdcore.study.notebooks import NOTEBOOKS, run_recorded, threads_per_kernel
@@ -46,16 +47,25 @@ class Stage:
     teacher: str | None = None
     seed: int | None = None
     deps: list[str] = field(default_factory=list)
+    method: str | None = None  # a per-method stage: its method's label (``MethodConfig.run``)
 
     @property
     def step(self) -> steps.Step:
         return steps.step(self.notebook)
 
     @property
+    def run(self) -> str | None:
+        """The run folder its files go to: the teacher's, or for a method's stage ``<teacher>/<method>``."""
+        return method_run(self.teacher, self.method) if self.method else self.teacher
+
+    @property
     def key(self) -> str:
         if self.step.scope == "study":
             return COMPARE
-        return f"{self.teacher or DATA}/seed_{self.seed}/{self.notebook}"
+        return f"{self.run or DATA}/seed_{self.seed}/{self.notebook}"
+
+    def products(self, cfg: Config) -> tuple[str, ...]:
+        return steps.products(cfg, self.teacher, self.step, self.method)
 
     @property
     def page(self) -> str | None:
@@ -67,22 +77,81 @@ class Stage:
         stage covers."""
         covers = all(mine is None or theirs is None or mine == theirs
                      for mine, theirs in ((self.seed, other.seed), (self.teacher, other.teacher)))
-        return covers and bool(set(self.step.reads) & set(made))
+        # the shared stages (no method) feed every method's; a method's feeds only the comparison
+        method = self.step.scope == "study" or other.method in (None, self.method)
+        return covers and method and bool(set(self.step.reads) & set(made))
 
 
 def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -> list[Stage]:
     """Every stage in dependency order, its dependencies derived from what each step reads."""
     names = teachers or [t.name for t in cfg.teachers]
     scoped = {"seed": [None], "teacher": names}
-    stages = [Stage(step.notebook, teacher, seed)
+    methods = [None] + [m.run for m in cfg.methods]
+    stages = [Stage(step.notebook, teacher, seed, method=method)
               for seed in cfg.seeds for scope in ("seed", "teacher") for teacher in scoped[scope]
-              for step in steps.STEPS if step.scope == scope and step.applies(cfg, teacher)]
+              for step in steps.STEPS if step.scope == scope and step.applies(cfg, teacher)
+              for method in (methods if step.per_method else [None])]
     if compare:
         stages += [Stage(step.notebook) for step in steps.STEPS if step.scope == "study"]
-    made = {s.key: steps.products(cfg, s.teacher, s.step) for s in stages}
+    made = {s.key: s.products(cfg) for s in stages}
     for i, stage in enumerate(stages):
         stage.deps = [earlier.key for earlier in stages[:i] if stage.reads_from(earlier, made[earlier.key])]
     return stages
+
+
+def check_study(cfg: Config, teachers: list[str] | None = None) -> None:
+    """Everything about a params file that would stop a stage, checked without writing anything
+    (``kd study`` before it starts, ``kd check --params``): the data where it exists (labels,
+    images, every seed's split and its labelled training frames), the teachers (an unknown family
+    or backbone, bad backbone arguments, weights that are missing or do not fit) and the stages the
+    methods read."""
+    if Path(cfg.csv).exists():  # generated data is made (and right) later
+        check_data(cfg)
+    check_models(cfg, teachers)
+
+
+def check_data(cfg: Config) -> None:
+    """What ``kd check`` finds before the data stage does: labels the CSV does not hold or that do
+    not occur, a missing image (by row and id; decoding every frame is the data stage's), a split
+    that cannot be made for a seed, a seed whose labelled training frames lack a class."""
+    from kdcore.data import make_split, read_frame_csv
+    from kdcore.data.schema import check_image_files
+    from kdcore.data.splits import absent_labels, labelled_mask, missing_in_training
+
+    table = read_frame_csv(cfg.csv, cfg.base_path, check_images=False, progress=False, labels=cfg.label_set)
+    check_image_files(table)
+    targets = table.targets
+    if problem := absent_labels(targets, cfg.label_set, str(cfg.csv)):
+        raise KDError(problem)
+    for seed in cfg.seeds:
+        split = make_split(table.strata, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames,
+                           table.videos, cfg.train_size)
+        labelled = labelled_mask(split, table.strata, cfg.labelled_fraction, seed)
+        if problem := missing_in_training(targets, split.train[labelled[split.train]], cfg.label_set, seed):
+            raise KDError(problem)
+
+
+def check_models(cfg: Config, teachers: list[str] | None = None) -> None:
+    """Every teacher (or those named) builds: its architecture alone on the meta device (no weights,
+    no memory), or with its weights file, which must fit; and every stage a method reads exists."""
+    import torch
+
+    from kdcore.models.weights import pretrained_kind
+    from kdcore.study.work import build_student, build_teacher
+    from kdcore.training.objective import stage_problem
+
+    names = [t.name for t in cfg.teachers if (teachers is None or t.name in teachers) and not cfg.is_oracle(t.name)]
+    with torch.device("meta"):
+        student = build_student(cfg)
+    for name in names:
+        if pretrained_kind(cfg.teacher(name).pretrained) == "file":
+            teacher = build_teacher(cfg, name)  # raises, naming the file, when the weights do not fit
+        else:
+            with torch.device("meta"):  # the architecture alone: no weights, no memory
+                teacher = build_teacher(cfg, name)
+        for i, m in enumerate(cfg.methods):
+            if problem := stage_problem(m.name, m.student_stage, m.teacher_stage, student, teacher, f"teacher {name!r}"):
+                raise KDError(f"config key 'methods[{i}]': {problem}")
 
 
 def eta(left: list[Stage], ran: list[dict], jobs: int) -> str:
@@ -114,8 +183,9 @@ def stage_digest(cfg: Config, stage: Stage) -> str:
     teachers = [t for t in settings["teachers"] if stage.step.scope == "study" or t["name"] == stage.teacher]
     seeds = settings["seeds"] if stage.step.scope == "study" else stage.seed
     shared = {k: v for k, v in result_settings(settings).items() if k not in stage.step.ignores}
+    own = {"method": dataclasses.asdict(cfg.method(stage.method))} if stage.method else {}  # its entry alone
     return digest({"shared": shared, "data": {k: settings[k] for k in DATA_KEYS},
-                   "teacher": teachers, "seed": seeds, "stage": stage.notebook})
+                   "teacher": teachers, "seed": seeds, "stage": stage.notebook, **own})
 
 
 def code_digest(source: Path, notebook: Path) -> str:
@@ -269,7 +339,7 @@ class Study:
     def _share(self, stage: Stage, donor: Study) -> None:
         """Take a donor's finished stage: its products, executed notebook and page, hard-linked."""
         self._start(stage, clean=True)
-        theirs = [(donor.layout.product_files(p, stage.teacher, stage.seed), p) for p in steps.products(self.cfg, stage.teacher, stage.step)]
+        theirs = [(donor.layout.product_files(p, stage.run, stage.seed), p) for p in stage.products(self.cfg)]
         for files, _ in theirs:
             for source in files:
                 link_tree(source, self.layout.root / source.relative_to(donor.layout.root))
@@ -295,10 +365,10 @@ class Study:
         path = self.record_path(stage)
         previous = read_json(path) if path.exists() else None
         if clean or self.force or (previous and previous.get("digest") != stage_digest(self.cfg, stage)):
-            for product in steps.products(self.cfg, stage.teacher, stage.step):
-                for p in self.layout.product_files(product, stage.teacher, stage.seed):
+            for product in stage.products(self.cfg):
+                for p in self.layout.product_files(product, stage.run, stage.seed):
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        for folder in self.layout.step_folders(stage.step.scope, stage.teacher, stage.seed):
+        for folder in self.layout.step_folders(stage.step.scope, stage.run, stage.seed):
             remove_stray_temporaries(folder)
         write_json(path, {"status": "started", **self._digest(stage), "code": self.code_digest_of(stage), "started": time.time()})
 
@@ -419,45 +489,18 @@ class Study:
         return ran
 
     def preflight(self, todo: list[Stage]) -> None:
-        """What would fail a stage an hour in, checked before anything runs or is cleaned:
-        output folders that cannot be written, a CSV whose label columns do not hold the declared
-        labels, teachers that cannot be built (an unknown family or backbone, bad backbone
-        arguments), weights files that are missing or do not fit."""
-        if Path(self.cfg.csv).exists():  # generated data is made (and right) later
-            self._check_data()
+        """What would fail a stage an hour in, checked before anything runs or is cleaned: output
+        folders that cannot be written, what a cluster cannot give, and ``check_study``'s data and
+        models."""
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(self.layout.write_check(folder), "")
                 self.layout.write_check(folder).unlink()
             except OSError as e:
                 raise KDError(f"{key} folder {folder} cannot be written: {e.strerror}") from None
-        import torch
-
-        from kdcore.models.weights import pretrained_kind
-        from kdcore.study.work import build_teacher
-
         if self.cluster:
             self.cluster.check({s.step.trains for s in todo})
-        for name in sorted({s.teacher for s in todo if s.notebook == steps.TEACHER_STEP and not self.cfg.is_oracle(s.teacher)}):
-            if pretrained_kind(self.cfg.teacher(name).pretrained) == "file":
-                build_teacher(self.cfg, name)  # raises, naming the file, when the weights do not fit
-            else:
-                with torch.device("meta"):  # the architecture alone: no weights, no memory
-                    build_teacher(self.cfg, name)
-
-    def _check_data(self) -> None:
-        """What ``kd check`` would find before the data stage does: the labels, a missing image (by
-        row and id; decoding every frame is the data stage's), a split that cannot be made for a
-        seed (a ``train_size`` that leaves too few items for val and test)."""
-        from kdcore.data import make_split, read_frame_csv
-        from kdcore.data.schema import check_image_files
-
-        cfg = self.cfg
-        table = read_frame_csv(cfg.csv, cfg.base_path, check_images=False, progress=False, labels=cfg.label_set)
-        check_image_files(table)
-        for seed in cfg.seeds:
-            make_split(table.strata, table.groups, cfg.split, seed, cfg.block_frames, cfg.gap_frames, table.videos,
-                       cfg.train_size)
+        check_study(self.cfg, sorted({s.teacher for s in todo if s.teacher}))
 
     def _execute(self, stage: Stage) -> dict:
         """Run a stage, here or as a Slurm job; its record says its seconds, and of them those of
@@ -498,4 +541,5 @@ class Study:
                 "identity": {**self._digest(stage), "code": self.code_digest_of(stage)},
                 "parameters": {"params": str(self.params), "output": self.cfg.output,
                                "teacher": stage.teacher or "", "seed": stage.seed if stage.seed is not None else -1,
-                               "overrides": self.overrides, "threads": self.threads}}
+                               "overrides": self.overrides, "threads": self.threads,
+                               **({"method": stage.method} if stage.method else {})}}

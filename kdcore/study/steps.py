@@ -37,6 +37,7 @@ class Step:
     skipped_when: str = ""  # in words: when ``applies`` says no
     ignores: tuple[str, ...] = ()  # settings that cannot change what it makes (config keys)
     trains: bool = True  # fits a model: on a cluster its job asks for the GPUs (slurm.gpus)
+    per_method: bool = False  # also once per entry of ``methods`` (the methods axis), beside its own stage
     # "module:function" doing the work, imported when it runs: (cfg, data, teacher) -> record; a
     # study-scope step's (cfg, **the notebook's options) -> what its page shows
     work: str = ""
@@ -52,8 +53,10 @@ STUDENT_FIT = ("epochs_student", "patience_student", "lr_student", "student_stem
 DISTILLATION = ("kd_temperature", "kd_alpha", "kd_feature_weight", "kd_loss")
 COMPRESSION = ("compress", "prune_sparsity", "finetune_epochs")
 ARMS = ("rgb_teacher_arm",)  # which teachers a study has, not how any one is trained
+METHODS = ("methods",)  # a method's stage reads its own entry alone (stage_digest); no other stage reads any
 
 FINAL_EVALUATION = "final_evaluation"  # a seed's record of a teacher's run: its chain's last step writes it
+METHOD_STUDENT = "method_student"  # what a per-method stage makes: a student of one method, teacher and seed
 
 # the steps' notebooks, named once: code that means a particular step says which by these
 DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
@@ -61,19 +64,20 @@ DATA_STEP, TEACHER_STEP, STUDENT_STEP, COMPRESS_STEP, COMPARE_STEP = (
 
 STEPS = (
     Step(DATA_STEP, "data", "seed", reads=(), makes=("split", "no_kd_student"),
-         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + ("embeddings",), work="kdcore.study.work.run:data_step"),
+         ignores=TEACHER_FIT + DISTILLATION + COMPRESSION + ARMS + METHODS + ("embeddings",),
+         work="kdcore.study.work.run:data_step"),
     Step(TEACHER_STEP, "teacher", "teacher", reads=("split",), makes=("teacher",),
-         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS, work="kdcore.study.work.fits:train_teacher"),
+         ignores=STUDENT_FIT + DISTILLATION + COMPRESSION + ARMS + METHODS, work="kdcore.study.work.fits:train_teacher"),
     # whether it is the last, and so writes the final evaluation, depends on `compress`: not ignored
     Step(STUDENT_STEP, "student", "teacher", reads=("split", "teacher", "no_kd_student"),
-         makes=("student",), ignores=("prune_sparsity", "finetune_epochs") + ARMS,
-         work="kdcore.study.work.fits:train_student"),
+         makes=("student",), ignores=("prune_sparsity", "finetune_epochs") + ARMS + METHODS,
+         work="kdcore.study.work.fits:train_student", per_method=True),
     Step(COMPRESS_STEP, "compression", "teacher", reads=("split", "student"),
          makes=("compressed_students",), applies=_compressed,
          skipped_when="compress: false, or the teacher is an RGB twin (a control arm, not a model to deploy)",
-         ignores=ARMS, work="kdcore.study.work.compression:compress_student"),
-    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION,), makes=("comparison",), trains=False,
-         work="kdcore.study.work.compare:compare_runs"),
+         ignores=ARMS + METHODS, work="kdcore.study.work.compression:compress_student"),
+    Step(COMPARE_STEP, "comparison", "study", reads=(FINAL_EVALUATION, METHOD_STUDENT), makes=("comparison",),
+         trains=False, work="kdcore.study.work.compare:compare_runs"),
 )
 BY_NOTEBOOK = {s.notebook: s for s in STEPS}
 
@@ -93,13 +97,18 @@ def finishes(cfg: Config, teacher: str, notebook: str) -> bool:
     return chain(cfg, teacher)[-1].notebook == notebook
 
 
-def products(cfg: Config, teacher: str | None, step: Step) -> tuple[str, ...]:
+def products(cfg: Config, teacher: str | None, step: Step, method: str | None = None) -> tuple[str, ...]:
     """What ``step`` makes for ``teacher``: what it declares, and the final evaluation where it is
-    the last of the teacher's steps (so a step added at the end of the chain needs no word on it)."""
+    the last of the teacher's steps (so a step added at the end of the chain needs no word on it);
+    a method's stage, its method's student alone."""
+    if method is not None:
+        return (METHOD_STUDENT,)
     last = step.scope == "teacher" and finishes(cfg, teacher, step.notebook)
     return step.makes + ((FINAL_EVALUATION,) if last else ())
 
 
 def makers(product: str) -> list[str]:
     """The steps that make ``product`` (the final evaluation: whichever is a teacher's last)."""
+    if product == METHOD_STUDENT:
+        return [s.notebook for s in STEPS if s.per_method]
     return [s.notebook for s in STEPS if product in s.makes] or ["the teacher's last step"]

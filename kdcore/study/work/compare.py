@@ -35,6 +35,8 @@ class Comparison:
     warnings: list[str]
     provenance: dict
     paper_tables: list[Path] = field(default_factory=list)
+    methods: pd.DataFrame = field(default_factory=pd.DataFrame)  # the methods axis (analysis.method_table)
+    method_evaluations: dict = field(default_factory=dict)
 
 
 def compare_runs(cfg: Config, allow_mixed: bool = False) -> Comparison:
@@ -49,17 +51,24 @@ def compare_runs(cfg: Config, allow_mixed: bool = False) -> Comparison:
     models, aggregated = analysis.model_table(cfg, evaluations)
     variants = analysis.variant_table(cfg, evaluations, aggregated)
     differences = analysis.difference_table(cfg, evaluations, layout)
+    method_evaluations = analysis.load_method_evaluations(cfg, layout)
+    methods = analysis.method_table(cfg, evaluations, method_evaluations)
     for name, agg in aggregated.items():
         agg["differences"] = differences[differences["comparison"].str.startswith(f"{name}:")].to_dict("records")
+        if len(methods):
+            agg["methods"] = methods[methods["teacher"] == name].to_dict("records")
         write_json(layout.aggregated(name), agg)
     data = {f"{t}/seed {s}": e["provenance"]["data"] for (t, s), e in evaluations.items()}
     origin = {**provenance(cfg), "seed": list(cfg.seeds), "data": data if mixed else next(iter(data.values()))}
     study = Comparison(cfg, evaluations, analysis.answer_table(cfg, differences), models, differences,
-                       analysis.baseline_table(cfg, evaluations), variants, warnings, origin)
+                       analysis.baseline_table(cfg, evaluations), variants, warnings, origin, methods=methods,
+                       method_evaluations=method_evaluations)
     numbers = {"answer": study.answer, "models": models, "differences": differences, "baseline": study.baseline,
                "compressed_students": variants}
     shown = {"answer": answer_table(study), "models": models_table(study), "differences": differences_table(study),
              "baseline": study.baseline, "compressed_students": compressed_table(study)}
+    if len(methods):
+        numbers["methods"], shown["methods"] = methods, methods_table(study)
     study.paper_tables = tables.write_paper_tables(layout, numbers, shown)
     return study
 
@@ -81,6 +90,29 @@ def answer_table(study: Comparison, question: str = analysis.KD_QUESTION) -> pd.
         "detectable at 80% power": [tables.number(x) for x in a["detectable at 80% power"]],
         "seeds to detect the observed difference": [tables.number(x, 0) for x in a["seeds to detect the observed gain"]],
         "verdict": a["verdict"]})
+
+
+def methods_table(study: Comparison) -> pd.DataFrame:
+    """Per teacher, the study's own student and each method's: the headline metric over seeds, the
+    difference from the no-KD student and from the study's own student (mean [95% CI over seeds],
+    Holm-adjusted p over the methods of that teacher), and a verdict."""
+    m = study.methods
+    if not len(m):
+        return m
+    base = study.cfg.kd_loss
+
+    def ci(part):
+        return [tables.mean_ci(*r, signed=True) for r in zip(
+            m[f"{part} mean difference"], m[f"{part} CI low"], m[f"{part} CI high"], strict=True)]
+
+    return tables.grouped(pd.DataFrame({
+        "teacher": m["teacher"], "method": m["method"], "seeds": m["seeds"],
+        f"test {metric_label(study.cfg.headline_metric)}": [tables.mean_ci(*r) for r in zip(m["mean"], m["low"], m["high"], strict=True)],
+        "- no-KD student": ci(analysis.METHOD_GAIN),
+        "p (Holm)": [tables.pvalue(p) for p in m[f"{analysis.METHOD_GAIN} p (Holm)"]],
+        f"- {base}": ci(analysis.METHOD_VS_BASE),
+        f"p (Holm) vs {base}": [tables.pvalue(p) for p in m[f"{analysis.METHOD_VS_BASE} p (Holm)"]],
+        "verdict": m["verdict"]}), "teacher")
 
 
 def what_ir_adds(study: Comparison) -> pd.DataFrame:

@@ -4,16 +4,18 @@ outputs exist is not trained again."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from kdcore.data.labels import FLAME2
 from kdcore.errors import KDError
 from kdcore.io import read_json, write_json
-from kdcore.layout import NO_KD, Layout
+from kdcore.layout import NO_KD, Layout, method_run
 from kdcore.models.student import make_student
 from kdcore.seeds import numpy_rng, torch_seed
-from kdcore.study.config import Config
+from kdcore.study.config import Config, MethodConfig
 from kdcore.study.work.evaluation import evaluate, oracle_evaluation, teacher_lead
 from kdcore.study.work.seed_data import SeedData
 from kdcore.training.loop import FitSettings, finished, fit, is_main_process, load_best, predict
@@ -167,37 +169,51 @@ def online_teacher(cfg: Config) -> bool:
     return cfg.teacher_outputs == "online" or (cfg.teacher_outputs == "auto" and cfg.augment)
 
 
-def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module) -> torch.nn.Module:
-    """BCE for the no-KD student; else the config's KD loss from the teacher's cached (or online)
-    outputs, its hard term on the labelled frames only."""
+def reads_stages(method: MethodConfig | None) -> bool:
+    from kdcore.training.methods import METHODS, STAGES
+
+    return method is not None and STAGES in METHODS[method.name].reads
+
+
+def student_criterion(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module,
+                      method: MethodConfig | None = None) -> torch.nn.Module:
+    """BCE for the no-KD student; else the config's KD loss, or ``method``, from the teacher's
+    cached (or online) outputs, its hard term on the labelled frames only; a method that reads
+    stage maps gets the trained teacher to run beside the student."""
     if teacher is None:
         return build_criterion(cfg, None)
     if online_teacher(cfg):
         source = trained_teacher(cfg, teacher, data.seed)
     else:
         source = TeacherOutputs.load(Layout(cfg.output).teacher_outputs_file(teacher, data.seed))
-    return build_criterion(cfg, source, student, data.labelled_ids())
+    stage_teacher = trained_teacher(cfg, teacher, data.seed) if reads_stages(method) else None
+    return build_criterion(cfg, source, student, data.labelled_ids(), method, stage_teacher,
+                           data.table.frames["id"].tolist())
 
 
 def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: torch.nn.Module, role: str,
-                meta: dict) -> dict:
+                meta: dict, method: MethodConfig | None = None, criterion: torch.nn.Module | None = None) -> dict:
     """Train ``student`` with the student objective of ``teacher`` (KD on every training frame, its
-    hard term where labelled; BCE on the labelled frames without a teacher)."""
+    hard term where labelled; BCE on the labelled frames without a teacher), or ``criterion``."""
     from kdcore.models.checkpoint import student_meta
 
-    criterion = student_criterion(cfg, data, teacher, student)
-    with_ir = teacher is not None and online_teacher(cfg)  # the online teacher reads the pair
+    criterion = criterion or student_criterion(cfg, data, teacher, student, method)
+    # the teacher run beside the student reads the pair
+    with_ir = teacher is not None and (online_teacher(cfg) or reads_stages(method))
     train_set = data.dataset("train" if teacher else "labelled", with_ir=with_ir, augment=cfg.augment)
-    paths = Layout(cfg.output).fit_paths(teacher or NO_KD, data.seed, role)
+    run = method_run(teacher, method.run) if method else teacher or NO_KD
+    paths = Layout(cfg.output).fit_paths(run, data.seed, role)
+    what = "pruned student" if role == "student_pruned" else "student"
     return fit(student, criterion, train_set, data.dataset("val", with_ir=with_ir),
                fit_settings(cfg, data.seed, "finetune" if role == "student_pruned" else "student"), paths,
-               desc=f"{teacher or NO_KD} {'pruned student' if role == 'student_pruned' else 'student'}",
-               best_meta=student_meta(student, **meta))
+               desc=f"{run} {what}", best_meta=student_meta(student, **meta))
 
 
-def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
-    """The distilled student of ``teacher``, or with ``teacher=None`` the seed's no-KD student."""
-    layout, seed, run = Layout(cfg.output), data.seed, teacher or NO_KD
+def train_student(cfg: Config, data: SeedData, teacher: str | None = None, method: str | None = None) -> dict:
+    """The distilled student of ``teacher`` (by the study's ``kd_loss``, or by the entry of
+    ``methods`` labelled ``method``), or with ``teacher=None`` the seed's no-KD student."""
+    spec = cfg.method(method) if method else None
+    layout, seed, run = Layout(cfg.output), data.seed, method_run(teacher, method) if method else teacher or NO_KD
     paths = layout.fit_paths(run, seed, "student")
     evaluation_path = layout.evaluation(run, seed, "student")
     if finished(paths) and evaluation_path.exists():
@@ -206,15 +222,20 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None) -> di
     if teacher is not None and is_main_process():  # said before the student trains: can KD pay here?
         lead = teacher_lead(read_json(layout.evaluation(teacher, seed, "teacher")),
                             read_json(layout.evaluation(NO_KD, seed, "student")), cfg.headline_metric)
-        print(f"{teacher}, seed {seed}: {lead['verdict']}", flush=True)
+        print(f"{run}, seed {seed}: {lead['verdict']}", flush=True)
     torch.manual_seed(torch_seed(seed, "init"))
     student = build_student(cfg)
-    log = fit_student(cfg, data, teacher, student, "student", student_file_meta(cfg, data))
+    criterion = student_criterion(cfg, data, teacher, student, spec)
+    log = fit_student(cfg, data, teacher, student, "student", student_file_meta(cfg, data), spec, criterion)
     if not is_main_process():
         return {}
     load_best(student, paths.best)
     evaluation = evaluate(student, cfg, data, log, paths.best, layout.predictions(run, seed, "student"))
     if lead:
         evaluation["teacher_lead"] = lead
+    if spec:  # its settings, with the stages it read where they were left to their defaults
+        term = criterion.terms[0] if len(criterion.terms) else None
+        stages = {"student_stage": term.student_stage, "teacher_stage": term.teacher_stage} if term else {}
+        evaluation["method"] = {**dataclasses.asdict(spec), **stages}
     write_json(evaluation_path, evaluation)
     return evaluation

@@ -27,8 +27,8 @@ def data_step(cfg: Config, data: SeedData, teacher: str | None = None) -> dict:
     return train_student(cfg, data, None)
 
 
-def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = None) -> dict:
-    """One step for one seed (and teacher), once what it reads is there."""
+def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = None, method: str | None = None) -> dict:
+    """One step for one seed (and teacher, and method of the methods axis), once what it reads is there."""
     step = steps.step(notebook)
     if not step.applies(cfg, teacher):
         raise KDError(f"{notebook} does not run for teacher {teacher!r} in this config: {step.skipped_when}")
@@ -38,6 +38,10 @@ def run_step(cfg: Config, notebook: str, data: SeedData, teacher: str | None = N
         product, path = missing[0]
         raise KDError(f"{notebook} reads the {product.replace('_', ' ')} ({path}), which is not there: "
                       f"run {' or '.join(steps.makers(product))} first (kd study runs every step in order)")
+    if method:
+        if not step.per_method:
+            raise KDError(f"{notebook} has no stage per method (method {method!r} given)")
+        return step.function()(cfg, data, teacher, method=method)
     record = step.function()(cfg, data, teacher)
     if teacher and steps.finishes(cfg, teacher, notebook):
         return final_evaluation(cfg, data, teacher)
