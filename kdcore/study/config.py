@@ -41,6 +41,8 @@ class TeacherConfig:
     ir_only: bool = False  # the privileged view alone: what IR knows without RGB
     batch_size: int | None = None  # None: the study's batch_size
     lr: float | None = None  # None: lr_teacher
+    epochs: int | None = None  # None: epochs_teacher (a transformer from scratch may need more)
+    patience: int | None = None  # None: patience_teacher
     channels_last: bool | None = None  # None: the study's channels_last (depthwise convolutions gain from NHWC)
     rgb_twin: bool | None = None  # add its RGB-only twin; None: as the study's rgb_teacher_arm
     twin_of: str | None = None  # set on the RGB-only twin that rgb_teacher_arm adds
@@ -102,7 +104,7 @@ def rgb_twin(t: TeacherConfig) -> TeacherConfig:
         family, backbone, kwargs = spec.family, spec.backbone, {**spec.kwargs, **t.backbone_kwargs}
     return TeacherConfig(t.name + RGB_TWIN_SUFFIX, family, backbone, dict(kwargs), t.pretrained, t.ir_init,
                          rgb_only=True, batch_size=t.batch_size, lr=t.lr, channels_last=t.channels_last,
-                         twin_of=t.name)  # never ir_only
+                         twin_of=t.name, epochs=t.epochs, patience=t.patience)  # never ir_only
 
 
 PATHS = ("csv", "base_path", "output", "cache_dir")  # in a params file, relative to the file
@@ -316,6 +318,10 @@ class Config:
             raise KDError(f"config key 'student.{unknown[0]}': not a setting of the {family} student "
                           f"({', '.join(sorted(allowed))})")
         for t in self.teachers:
+            for key in ("epochs", "patience", "batch_size"):
+                if getattr(t, key) is not None and getattr(t, key) < 1:
+                    raise KDError(f"config key 'teachers': teacher {t.name!r}'s {key} must be at least 1, "
+                                  f"found {getattr(t, key)}")
             if t.rgb_only and t.ir_only:
                 raise KDError(f"config key 'teachers': teacher {t.name!r} reads RGB alone (rgb_only) or IR "
                               "alone (ir_only), not both")

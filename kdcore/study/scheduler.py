@@ -491,7 +491,8 @@ class Study:
     def preflight(self, todo: list[Stage]) -> None:
         """What would fail a stage an hour in, checked before anything runs or is cleaned: output
         folders that cannot be written, what a cluster cannot give, and ``check_study``'s data and
-        models."""
+        models (first: a refused params file leaves no folder behind)."""
+        check_study(self.cfg, sorted({s.teacher for s in todo if s.teacher}))
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(self.layout.write_check(folder), "")
@@ -500,7 +501,6 @@ class Study:
                 raise KDError(f"{key} folder {folder} cannot be written: {e.strerror}") from None
         if self.cluster:
             self.cluster.check({s.step.trains for s in todo})
-        check_study(self.cfg, sorted({s.teacher for s in todo if s.teacher}))
 
     def _execute(self, stage: Stage) -> dict:
         """Run a stage, here or as a Slurm job; its record says its seconds, and of them those of

@@ -25,13 +25,14 @@ from kdcore.training.objective import build_criterion
 
 def fit_settings(cfg: Config, seed: int, role: str, teacher: str | None = None) -> FitSettings:
     """A role's budget (``teacher``, ``student``, ``finetune``) over the study's shared settings;
-    a teacher's own batch size, learning rate and memory format where its config gives them."""
+    a teacher's own epochs, patience, batch size, learning rate and memory format where its config gives them."""
     own = cfg.teacher(teacher) if teacher else None
     budget = {"teacher": (cfg.epochs_teacher, cfg.patience_teacher, cfg.lr_teacher),
               "student": (cfg.epochs_student, cfg.patience_student, cfg.lr_student),
               "finetune": (cfg.finetune_epochs, cfg.patience_student, cfg.lr_student)}
     epochs, patience, lr = budget[role]
     channels_last = own.channels_last if own and own.channels_last is not None else cfg.channels_last
+    epochs, patience = (own.epochs or epochs, own.patience or patience) if own else (epochs, patience)
     return FitSettings.from_config(cfg, epochs=epochs, patience=patience, seed=seed, channels_last=channels_last,
                                    lr=own.lr if own and own.lr else lr,
                                    batch_size=own.batch_size if own and own.batch_size else cfg.batch_size)
