@@ -72,7 +72,8 @@ def smoke_study(tmp_path_factory):
     out, csv, reports = tmp / "out", tmp / "data" / "frame_labels.csv", tmp / "reports"
     params = tmp / "smoke.yaml"
     params.write_text(yaml.safe_dump({**yaml.safe_load(SMOKE.read_text()), "output": str(out), "csv": str(csv)}))
-    kills = [what for what, reached in KILL_POINTS if kd_study(params, out, reports, until=reached)]
+    kills = [what for what, reached, signum in KILL_POINTS
+             if kd_study(params, out, reports, until=reached, signum=signum, what=what)]
     kd_study(params, out, reports)
     study = Study(SMOKE, reports=reports, overrides={"output": str(out), "csv": str(csv)}, jobs=2)
     return tmp, study, kills

@@ -68,3 +68,65 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
 print(code, [m for m in {HEAVY!r} if m in sys.modules])""")
     code, loaded = out.split(" ", 1)
     assert loaded.strip() == "[]" and code in ("0", "2")
+
+
+def test_the_wheel_carries_the_kit_and_every_package():
+    """Every package of kdcore/ is listed for the build, and the notebooks, params files and
+    benchmarks go into the package (kdcore.kit finds them there once installed)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "kdcore").rglob("__init__.py")}
+    kit = {f"kdcore.{name}" for name in ("notebooks", "params", "benchmarks")}
+    assert set(project["packages"]) == on_disk | kit
+    assert {project["package-dir"][k] for k in kit} == {"notebooks", "params", "benchmarks"}
+
+
+@pytest.mark.slow
+def test_installed_from_its_wheel_the_kit_runs_a_study_outside_the_checkout(tmp_path):
+    """No checkout in sight: the wheel installed into a scratch venv (its dependencies read from the
+    project's venv: no network), then in a folder of one's own `kd init --csv`, `kd check --params`,
+    `kd study` with `kd status` while it runs and after, and the kit's own params by name."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "project-deps.pth").write_text(next(Path(sys.prefix).glob("lib/python*/site-packages")).as_posix() + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps", "-q",
+                    *map(str, (tmp_path / "wheel").glob("*.whl"))], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": ""}
+
+    def kd(*args, cwd=home, check=True):
+        done = subprocess.run([str(venv / "bin" / "kd"), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                              text=True)
+        assert not check or done.returncode == 0, done.stderr
+        return done
+
+    located = subprocess.run([str(venv / "bin" / "python"), "-c", "import kdcore.kit as k; print(k.folder('notebooks'))"],
+                             cwd=home, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert located.startswith(str(site)) and ROOT.as_posix() not in located
+    kd("synth", "--out", "data", "--frames", 240, "--size", 48)
+    init = kd("init", "mystudy", "--csv", "data/frame_labels.csv", "--like", "smoke").stdout
+    assert "240 frame pairs" in init and "next: cd mystudy" in init
+    study = home / "mystudy"
+    assert "kd study would start" in kd("check", "--params", "study.yaml", cwd=study).stdout
+    run = subprocess.Popen([str(venv / "bin" / "kd"), "study", "seeds=[1]", "compress=false", "embeddings=[]"],
+                           cwd=study, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    while run.poll() is None:
+        out = kd("status", "seeds=[1]", "compress=false", "embeddings=[]", cwd=study, check=False).stdout
+        seen |= {line.split()[0] for line in out.splitlines()[1:-1] if line.strip()}
+        time.sleep(1)
+    assert run.returncode == 0, run.stderr.read()[-2000:]
+    assert "running" in seen  # kd status saw a stage at work, beside the study, without its lock
+    after = kd("status", "seeds=[1]", "compress=false", "embeddings=[]", cwd=study).stdout
+    assert "6 finished" in after.splitlines()[-1] and "driven by nothing" in after
+    assert (study / "reports" / "study" / "compare.html").exists() and (study / "runs" / "models").is_dir()
+    plan = kd("study", "smoke", "--dry-run").stdout  # the kit's own params by name, its paths in this folder
+    assert "15 to run" in plan and not (home / "runs").exists()

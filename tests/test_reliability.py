@@ -10,6 +10,7 @@ process gives the same numbers, and so does a run resumed after a kill.
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 from conftest import SMOKE
@@ -32,9 +33,18 @@ def _canonical(path: Path) -> str:
 
 def test_the_study_was_killed_at_every_point_and_then_finished(smoke_study):
     tmp, study, kills = smoke_study
-    assert kills == [what for what, _ in KILL_POINTS]
+    assert kills == [what for what, _, _ in KILL_POINTS]
     assert all(study.finished(stage) for stage in study.stages)
     assert all(study.report(stage).exists() for stage in study.stages)
+
+
+def test_sigterm_ends_the_study_with_every_process_it_started(smoke_study):
+    """kd study told to stop (SIGTERM to it alone, as timeout or kill sends it) ends its fork server and
+    its stage kernels before it exits: none outlives it to go on training, or to hold its output."""
+    from killing import LEFT_BEHIND
+
+    stopped = [what for what, _, signum in KILL_POINTS if signum == signal.SIGTERM]
+    assert stopped and all(LEFT_BEHIND[what] == [] for what in stopped), LEFT_BEHIND
 
 
 def test_killed_and_rerun_gives_the_metrics_of_an_uninterrupted_run(smoke_study, smoke):
