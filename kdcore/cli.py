@@ -305,8 +305,7 @@ def _pair(evaluation: dict, key: str) -> str:
 def cmd_study(args) -> None:
     from kdcore import kit
 
-    if args.params and "=" in args.params and not args.params.endswith((".yaml", ".yml")):
-        args.settings, args.params = [args.params, *args.settings], None  # settings only: the demo's params
+    args.params = _first_positional(args, "params")
     from kdcore.study.status import default_params
 
     params = str(kit.params_file(args.params or default_params()))
@@ -322,10 +321,20 @@ def cmd_run(args) -> None:
     _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args)
 
 
+def _first_positional(args, name: str) -> str | None:
+    """A command's optional params file, or None where its place holds the first ``key=value``
+    (which then joins ``args.settings``)."""
+    value = getattr(args, name)
+    if value and "=" in value and not value.endswith((".yaml", ".yml")):
+        args.settings = [value, *args.settings]
+        return None
+    return value
+
+
 def cmd_status(args) -> None:
     from kdcore.study.status import duration, open_study, study_status
 
-    for study in open_study(args.target, _settings(args.settings)):
+    for study in open_study(_first_positional(args, "target"), _settings(args.settings)):
         status = study_status(study)
         print(f"{status.name} ({status.output}): driven by {status.driver}")
         width = max(len(s.key) for s in status.stages)
@@ -373,8 +382,9 @@ def cmd_board(args) -> None:
     from kdcore.layout import Layout
     from kdcore.study.status import open_study
 
-    folder = Layout(open_study(args.target)[0].cfg.output).board() if not _is_folder(args.target) \
-        else Layout(args.target).board()
+    target = _first_positional(args, "target")
+    folder = Layout(target).board() if _is_folder(target) else \
+        Layout(open_study(target, _settings(args.settings))[0].cfg.output).board()
     if not folder.exists():
         raise KDError(f"no TensorBoard events under {folder}: no fit has run there yet")
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--port", str(args.port)]
@@ -566,6 +576,7 @@ def _study_commands(sub) -> None:
 
     p = sub.add_parser("board", help="TensorBoard on a study's fits (every loss term, validation metric, rate)")
     p.add_argument("target", nargs="?", help="a params file or an output folder (default: as kd study)")
+    p.add_argument("settings", nargs="*", metavar="key=value", help="config keys set on top of the params file")
     p.add_argument("--port", type=int, default=6006)
     p.set_defaults(func=cmd_board)
 

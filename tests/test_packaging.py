@@ -100,7 +100,8 @@ def test_installed_from_its_wheel_the_kit_runs_a_study_outside_the_checkout(tmp_
                     *map(str, (tmp_path / "wheel").glob("*.whl"))], check=True)
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": ""}
+    # data files of the dependencies (nbconvert's templates, the kernel spec) come from the project's venv too
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": "", "JUPYTER_PATH": str(Path(sys.prefix) / "share" / "jupyter")}
 
     def kd(*args, cwd=home, check=True):
         done = subprocess.run([str(venv / "bin" / "kd"), *map(str, args)], cwd=cwd, env=env, capture_output=True,

@@ -405,9 +405,10 @@ def test_a_stage_imports_only_what_it_uses(smoke_study, notebook, teacher, unloa
     tmp, study, _ = smoke_study
     nb = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4)
     cells = [c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    defaults = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     parameters = dict(params=str(SMOKE), output=study.cfg.output, teacher=teacher, seed=1, threads=1,
                       overrides={"csv": str(tmp / "data" / "frame_labels.csv")}, allow_mixed=False)
-    code = "\n".join([*(f"{k} = {v!r}" for k, v in parameters.items()), *cells,
+    code = "\n".join([defaults, *(f"{k} = {v!r}" for k, v in parameters.items()), *cells,
                       f"import sys; print([m for m in {unloaded!r} if m in sys.modules])"])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip().splitlines()[-1] == "[]"  # a finished 02_student reads its records: no teacher, no timm

@@ -14,6 +14,7 @@ exists when it forks; each kernel sets its own thread counts from the environmen
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -113,13 +114,16 @@ class Stopped(BaseException):
         self.signum = signum
 
 
-def end_descendants(spared: frozenset[int] = frozenset(), grace_s: float = GRACE_S) -> list[int]:
-    """Stop every process this one started, however deep (the fork server, the stage kernels it
-    forked into sessions of their own, their workers), but the ``spared`` pids: SIGTERM, then
-    SIGKILL for those still alive after ``grace_s``. Returns their pids."""
+def end_descendants(spared: frozenset[int] = frozenset(), fork_server: bool = False,
+                    grace_s: float = GRACE_S) -> list[int]:
+    """Stop every process this one started, however deep (the stage kernels forked into sessions
+    of their own, their workers), but the ``spared`` pids: SIGTERM, then SIGKILL for those still
+    alive after ``grace_s``; with ``fork_server``, then the fork server itself, told to stop as
+    multiprocessing expects (a later study in this process starts a new one). Returns their pids."""
     import psutil
 
-    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spared]
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spared | {server}]
     for child in children:
         try:
             child.terminate()
@@ -132,15 +136,18 @@ def end_descendants(spared: frozenset[int] = frozenset(), grace_s: float = GRACE
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=grace_s)
-    return [c.pid for c in children]
+    if fork_server and server is not None and server not in spared:
+        multiprocessing.forkserver._forkserver._stop()  # closes its "alive" pipe: it exits, and is reaped
+    return [c.pid for c in children] + ([server] if fork_server and server else [])
 
 
 @contextmanager
 def stopped_by_signals():
-    """While the block runs, SIGTERM, SIGHUP and SIGINT stop it (``Stopped``), and nothing it
-    started outlives it: on the way out, whatever the reason, the processes it started end too (its
-    kernels and fork server; not those that ran before it). A finished stage keeps its record; one
-    cut short resumes at the next run."""
+    """While the block runs, SIGTERM, SIGHUP and SIGINT stop it (``Stopped``): its kernels and its
+    fork server end first, then the block. On any other way out, a kernel still alive ends too (the
+    fork server stays for the next study of this process, and exits with it). Processes that ran
+    before the block are spared. A finished stage keeps its record; one cut short resumes at the
+    next run."""
     import psutil
 
     spared = frozenset(c.pid for c in psutil.Process().children(recursive=True))
@@ -148,7 +155,7 @@ def stopped_by_signals():
     def stop(signum, frame):
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        end_descendants(spared)  # first: the threads that wait on a kernel return once it is gone
+        end_descendants(spared, fork_server=True)  # first: the threads waiting on a kernel return once it is gone
         raise Stopped(signum)
 
     main = threading.current_thread() is threading.main_thread()  # where Python lets handlers be set

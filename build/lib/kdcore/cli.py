@@ -92,9 +92,10 @@ def _check_inputs(args):
         if not args.csv:
             raise KDError("kd check: give --csv (a FLAME2-style CSV) or --params (a study's csv and labels)")
         return args.csv, FLAME2, None, None
+    from kdcore import kit
     from kdcore.study.config import load_config
 
-    cfg = load_config(args.params, **_settings(args.settings))
+    cfg = load_config(kit.params_file(args.params), **_settings(args.settings))
     cfg.csv, cfg.base_path = args.csv or cfg.csv, args.base_path or cfg.base_path
     return cfg.csv, cfg.label_set, cfg.train_size, cfg
 
@@ -302,19 +303,121 @@ def _pair(evaluation: dict, key: str) -> str:
 
 
 def cmd_study(args) -> None:
-    from kdcore.study.notebooks import NOTEBOOKS
+    from kdcore import kit
 
-    if args.params and "=" in args.params and not args.params.endswith((".yaml", ".yml")):
-        args.settings, args.params = [args.params, *args.settings], None  # settings only: the demo's params
-    params = args.params or str(NOTEBOOKS.parent / "params" / "demo.yaml")
+    args.params = _first_positional(args, "params")
+    from kdcore.study.status import default_params
+
+    params = str(kit.params_file(args.params or default_params()))
+    if not args.params:
+        print(f"kd study: {params}", file=sys.stderr)
     _run_or_show(_study(args, params), args)
 
 
 def cmd_run(args) -> None:
-    from kdcore.study.notebooks import NOTEBOOKS
+    from kdcore import kit
 
-    params = args.params or str(NOTEBOOKS.parent / "params" / "default.yaml")
+    params = str(kit.params_file(args.params or "default"))
     _run_or_show(_study(args, params, teachers=[args.teacher], compare=False), args)
+
+
+def _first_positional(args, name: str) -> str | None:
+    """A command's optional params file, or None where its place holds the first ``key=value``
+    (which then joins ``args.settings``)."""
+    value = getattr(args, name)
+    if value and "=" in value and not value.endswith((".yaml", ".yml")):
+        args.settings = [value, *args.settings]
+        return None
+    return value
+
+
+def cmd_status(args) -> None:
+    from kdcore.study.status import duration, open_study, study_status
+
+    for study in open_study(_first_positional(args, "target"), _settings(args.settings)):
+        status = study_status(study)
+        print(f"{status.name} ({status.output}): driven by {status.driver}")
+        width = max(len(s.key) for s in status.stages)
+        for s in sorted(status.stages, key=lambda s: status_order(s.state)):
+            seconds = duration(s.seconds) if s.seconds else ""
+            print(f"  {s.state:<12} {s.key:<{width}}  {seconds:>7}  {s.detail}")
+        done = sum(s.seconds or 0 for s in status.stages if s.state == "finished")
+        print("  " + ", ".join(f"{n} {state}" for state, n in status.counts.items())
+              + f"; {duration(done)} of finished stages" + (f"; {status.left}" if status.left else ""))
+
+
+def status_order(state: str) -> int:
+    from kdcore.study.status import ORDER
+
+    return ORDER.index(state)
+
+
+def cmd_init(args) -> None:
+    from kdcore.study.init import init
+
+    params = init(args.folder, args.csv, args.like)
+    print(f"wrote {params}: every config key with its comment (values from the kit's {args.like}.yaml)")
+    if args.csv:
+        _check_summary(args.csv, params)
+    print(f"next: cd {args.folder} && kd check --params study.yaml && kd study")
+
+
+def _check_summary(csv: str, params) -> None:
+    """kd check's summary of the data the new study reads, with its label set."""
+    from kdcore.data import describe, read_frame_csv
+    from kdcore.study.config import load_config
+
+    cfg = load_config(params)
+    labels = cfg.label_set
+    summary = describe(read_frame_csv(csv, cfg.base_path, labels=labels))
+    what = (f"classes ({labels.column})" if labels.multiclass else f"label combinations ({', '.join(labels.names)})")
+    print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
+    print(f"{what}: " + ", ".join(f"{c} {n}" for c, n in summary["strata"].items()))
+    print(f"labels: {cfg.labels or 'FLAME2 (fire, smoke)'}")
+
+
+def cmd_board(args) -> None:
+    import subprocess
+
+    from kdcore.layout import Layout
+    from kdcore.study.status import open_study
+
+    target = _first_positional(args, "target")
+    folder = Layout(target).board() if _is_folder(target) else \
+        Layout(open_study(target, _settings(args.settings))[0].cfg.output).board()
+    if not folder.exists():
+        raise KDError(f"no TensorBoard events under {folder}: no fit has run there yet")
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--port", str(args.port)]
+    print(f"TensorBoard on http://localhost:{args.port} (stop it with Ctrl-C): {' '.join(command)}", file=sys.stderr)
+    raise SystemExit(subprocess.call(command))
+
+
+def _is_folder(target: str | None) -> bool:
+    from pathlib import Path
+
+    return target is not None and Path(target).is_dir()
+
+
+def cmd_lab(args) -> None:
+    """JupyterLab on the stage notebooks: a checkout's own, or copies an installed kit puts here."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from kdcore import kit
+
+    notebooks = kit.folder("notebooks")
+    if kit.installed():  # the package's files are not to be edited: the notebooks and the demo's params here
+        here = Path(args.folder)
+        for name, source in (("notebooks", notebooks), ("params", kit.folder("params"))):
+            if not (here / name).exists():
+                shutil.copytree(source, here / name)
+        notebooks = here / "notebooks"
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}"]
+    if os.geteuid() == 0:  # root, as in many containers, must say so to Jupyter
+        command.append("--allow-root")
+    raise SystemExit(subprocess.call(command))
 
 
 def cmd_predict(args) -> None:
@@ -336,14 +439,19 @@ def cmd_predict(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    import importlib
+    import importlib.util
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "benchmarks" / "inference.py").exists():
-        raise KDError(f"benchmarks/ not found beside the kdcore package ({root}); run from a checkout")
-    sys.path.insert(0, str(root))
+    from kdcore import kit
+
+    folder = kit.folder("benchmarks")
+    if not (folder / "inference.py").exists():
+        raise KDError(f"the benchmarks are not where the kit keeps them ({folder}): reinstall kdcore")
+    # the folder as the package `benchmarks`, as in a checkout, wherever it is installed
+    spec = importlib.util.spec_from_file_location("benchmarks", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    sys.modules["benchmarks"] = package = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package)
     importlib.import_module("benchmarks.inference").main()
 
 
@@ -453,6 +561,30 @@ def _study_commands(sub) -> None:
     _study_flags(p)
     p.set_defaults(func=cmd_study)
 
+    p = sub.add_parser("status", help="every stage of a study: finished, running, queued, failed, not started")
+    p.add_argument("target", nargs="?", help="a params file, or an output folder a study ran in "
+                                             "(default: study.yaml here, else the demo)")
+    p.add_argument("settings", nargs="*", metavar="key=value", help="config keys set on top of the params file")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("init", help="a study folder for your own data: study.yaml with every key and its comment")
+    p.add_argument("folder", help="the folder to make (or fill)")
+    p.add_argument("--csv", help="your frame CSV: its summary is printed and its label set filled in")
+    p.add_argument("--like", default="demo", help="the kit's params file the values start from (default: demo; "
+                                                   "default: the full GPU study)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("board", help="TensorBoard on a study's fits (every loss term, validation metric, rate)")
+    p.add_argument("target", nargs="?", help="a params file or an output folder (default: as kd study)")
+    p.add_argument("settings", nargs="*", metavar="key=value", help="config keys set on top of the params file")
+    p.add_argument("--port", type=int, default=6006)
+    p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser("lab", help="JupyterLab on the stage notebooks")
+    p.add_argument("folder", nargs="?", default=".",
+                   help="installed kit: where its notebooks and params are copied to be opened (default: here)")
+    p.set_defaults(func=cmd_lab)
+
     p = sub.add_parser("plan-seeds", help="how many seeds a paired difference needs to be detected")
     p.add_argument("--effect", type=float, required=True, help="the mean paired difference to detect, e.g. 0.05")
     p.add_argument("--sd", type=float, required=True,
@@ -464,6 +596,7 @@ def _study_commands(sub) -> None:
     p = sub.add_parser("run", help="one teacher's stages (teacher, student, compression) per seed")
     p.add_argument("--teacher", required=True)
     p.add_argument("--params", help="params YAML (default: params/default.yaml)")
+    p.add_argument("settings", nargs="*", metavar="key=value", help="config keys set on top of the params file")
     p.add_argument("--seeds", type=int, nargs="+")
     types = typing.get_type_hints(Config)
     for flag in REFERENCE_FLAGS:
@@ -496,15 +629,44 @@ def _model_commands(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
+STOPPABLE = ("study", "run")  # the commands that start stage kernels
+
+
+def _stoppable(command: str):
+    """For the commands that start kernels: SIGTERM, SIGHUP and SIGINT end them and their kernels
+    (``kdcore.study.kernels.stopped_by_signals``); others keep Python's own handling."""
+    from contextlib import nullcontext
+
+    if command not in STOPPABLE:
+        return nullcontext()
+    from kdcore.study.kernels import stopped_by_signals
+
+    return stopped_by_signals()
+
+
 # the file-system troubles of a user's machine (no space, no permission), not bugs
 USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``key=value`` settings anywhere in it (before or after the flags)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "settings")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.settings = [*args.settings, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --detach hands to the driver job
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    args.argv = argv  # what --detach hands to the driver job
     try:
-        args.func(args)
+        with _stoppable(args.command):
+            args.func(args)
     except KDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -513,4 +675,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
+    except BaseException as e:
+        if type(e).__name__ != "Stopped":  # kdcore.study.kernels.Stopped, not imported by other commands
+            raise
+        print(f"kd {args.command}: stopped by {e}; its stage kernels ended with it; finished stages are kept, "
+              "the others resume at the next run", file=sys.stderr)
+        return 128 + e.signum
     return 0

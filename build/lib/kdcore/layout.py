@@ -26,6 +26,7 @@ class FitPaths:
     best: Path  # the best model's weights, with the epoch and score they came from
     last: Path  # everything needed to resume
     log: Path  # the per-epoch log (JSON)
+    board: Path | None = None  # TensorBoard's event files of the fit (None: none written)
 
 
 class Layout:
@@ -77,7 +78,7 @@ class Layout:
     def fit_paths(self, run: str, seed: int, role: str) -> FitPaths:
         models = self.models(run, seed)
         return FitPaths(models / f"{role}_best.pth", models / f"{role}_last.pth",
-                        self.metrics(run, seed) / f"{role}_train_log.json")
+                        self.metrics(run, seed) / f"{role}_train_log.json", self.board_run(run, seed, role))
 
     def teacher_outputs_file(self, teacher: str, seed: int) -> Path:
         return self.models(teacher, seed) / "teacher_outputs.pt"
@@ -139,17 +140,19 @@ class Layout:
         """Every file and folder of ``product`` that exists (removed before its step starts over)."""
         student = self.fit_paths(teacher, seed, "student") if teacher else None
         run = (self.models(teacher, seed), self.metrics(teacher, seed)) if teacher else ()
+        board = self.board() / (teacher or NO_KD) / f"seed_{seed}"  # the run's fits' event files
         found = {
             "split": lambda: [self.data(seed), self.graphs(DATA, seed)],
-            "no_kd_student": lambda: [self.models(NO_KD, seed), self.metrics(NO_KD, seed)],
-            "teacher": lambda: [p for folder in run for p in folder.glob("teacher_*")]  # crossfit folds too
+            "no_kd_student": lambda: [self.models(NO_KD, seed), self.metrics(NO_KD, seed), board],
+            "teacher": lambda: [p for folder in (*run, board) for p in folder.glob("teacher*")]  # crossfit folds too
             + list(self.graphs(teacher, seed).glob("*teacher*")),
             "student": lambda: [student.best, student.last, student.log, self.evaluation(teacher, seed, "student"),
-                                self.predictions(teacher, seed, "student")],
-            "method_student": lambda: [*run, self.graphs(teacher, seed)],  # teacher: the method's run, all its own
+                                self.predictions(teacher, seed, "student"), student.board],
+            "method_student": lambda: [*run, self.graphs(teacher, seed), board],  # teacher: the method's run
             "final_evaluation": lambda: [self.final_evaluation(teacher, seed)],
             "compressed_students": lambda: [self.compression(teacher, seed), *run[0].glob("student_pruned*"),
-                                            *run[0].glob("*.onnx"), *run[0].glob("*.safetensors")],
+                                            *run[0].glob("*.onnx"), *run[0].glob("*.safetensors"),
+                                            *board.glob("student_pruned")],
             "comparison": lambda: [self.compare_graphs(), self.compare_tables(),
                                    *self.root.glob("metrics/*/aggregated_results.json")],
         }.get(product, lambda: [self.product_record(product, teacher, seed)])()
@@ -167,6 +170,17 @@ class Layout:
 
     def stage_record(self, key: str) -> Path:
         return self.root / "stages" / f"{key}.json"
+
+    def board(self) -> Path:
+        """TensorBoard's event files: one folder per fit, ``<run>/seed_<s>/<role>``."""
+        return self.root / "board"
+
+    def board_run(self, run: str, seed: int, role: str) -> Path:
+        return self.board() / run / f"seed_{seed}" / role
+
+    def study_record(self) -> Path:
+        """Which study last ran here, how and by whom (``kd status OUTPUT`` reads it)."""
+        return self.root / "study.json"
 
     def executed(self, key: str) -> Path:
         return self.root / "executed" / f"{key}.ipynb"

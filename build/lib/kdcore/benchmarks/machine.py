@@ -11,7 +11,9 @@ import torch
 
 # measurements land where git ignores them, one file per machine, so a run never dirties the tree;
 # results/reference_*.* are the committed figures the README quotes
-RESULTS = Path(__file__).resolve().parent / "results" / "local"
+# in a checkout beside the committed results; from an installed kit (kd bench), in the folder it runs in
+_HERE = Path(__file__).resolve().parent
+RESULTS = _HERE / "results" / "local" if (_HERE.parent / "kdcore").is_dir() else Path.cwd() / "benchmark-results"
 
 
 def _cpu_flags() -> set[str]:

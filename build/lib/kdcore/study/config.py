@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from kdcore import kit
 from kdcore.data.labels import LabelSet
 from kdcore.data.splits import BLOCK_FRAMES, GAP_FRAMES
 from kdcore.errors import KDError
@@ -74,8 +75,8 @@ class SlurmConfig:
 
     partition: str | None = None  # None: the cluster's default partition
     cpu_partition: str | None = None  # stages that do not train, and the driver; None: partition
-    account: str | None = None
-    qos: str | None = None
+    account: str | None = None  # the account charged (sbatch --account)
+    qos: str | None = None  # quality of service (sbatch --qos)
     time: int = 240  # minutes a stage's job may run
     cpus: int | None = None  # CPUs per job (its torch threads); None: Slurm's default (1)
     mem_gb: float | None = None  # None: Slurm's default for the CPUs asked
@@ -128,10 +129,10 @@ def digest(obj) -> str:
 @dataclass
 class Config:
     # data
-    csv: str = str(synth_csv("data/demo"))
-    base_path: str | None = None
+    csv: str = str(synth_csv("data/demo"))  # id, rgb_frame, ir_frame and the labels (kd check)
+    base_path: str | None = None  # folder the CSV's image paths are relative to; None: the CSV's own
     synth_frames: int = 0  # > 0: generate synthetic data at csv's folder if it is missing
-    synth_size: int = 128
+    synth_size: int = 128  # synthetic frames' side in pixels
     synth_options: dict = field(default_factory=dict)  # kd synth's knobs (SynthOptions)
     split: str = "auto"  # auto (block when the CSV has groups) | block | group | stratified
     block_frames: int = BLOCK_FRAMES  # block split: frames per block (tens of seconds of FLAME2 video)
@@ -140,33 +141,33 @@ class Config:
     train_size: float | None = None  # stratified split: training items, a count (300) or a share (0.1)
     # what is predicted (kdcore.data.labels): {} is FLAME2's fire and smoke; or {kind: multilabel,
     # columns: [...]}, or {kind: multiclass, column: digit, classes: [0, 1, ...]}
-    labels: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)  # {}: FLAME2's
     headline: str = ""  # the metric the answer is read on; "": fire_auroc (the first label's), accuracy for classes
-    image_size: int = 224
-    augment: bool = False
+    image_size: int = 224  # the side frames are resized to for every model
+    augment: bool = False  # random flips and crops of the training pairs (the teacher then runs online)
     cache_dir: str | None = None  # None: <output>/cache
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     # study grid
-    output: str = "runs/demo"
-    seeds: list[int] = field(default_factory=lambda: [42, 123, 456, 789, 1024])
-    teachers: list[TeacherConfig] = field(default_factory=list)
+    output: str = "runs/demo"  # where models, metrics, figures and stage records go
+    seeds: list[int] = field(default_factory=lambda: [42, 123, 456, 789, 1024])  # the intervals are over these
+    teachers: list[TeacherConfig] = field(default_factory=list)  # names (kd models) or TeacherConfig's keys
     # training
-    epochs_teacher: int = 50
-    epochs_student: int = 30
-    patience_teacher: int = 10
-    patience_student: int = 5
-    lr_teacher: float = 1e-4
-    lr_student: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 32
+    epochs_teacher: int = 50  # the teachers' epoch budget
+    epochs_student: int = 30  # the students' epoch budget
+    patience_teacher: int = 10  # epochs without improvement before a fit stops
+    patience_student: int = 5  # the same for students
+    lr_teacher: float = 1e-4  # the teachers' AdamW learning rate
+    lr_student: float = 1e-3  # the students' learning rate
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    batch_size: int = 32  # training batch (a teacher may set its own)
     select_on: str = SELECT_ON  # the validation criterion that keeps an epoch and stops a fit
     optimizer: str = "adamw"  # adamw | rmsprop (Keras 0.x's defaults: rho 0.9, epsilon 1e-6)
     lr_schedule: str = "cosine"  # cosine over the epoch budget | constant
-    student_stem_stride: int = 1
+    student_stem_stride: int = 1  # 2: the student's first convolution halves the frame (a quarter of its compute)
     student: dict = field(default_factory=dict)  # {}: the CNN; {family: mlp, input_size: 7, hidden: [20, 20]}
     # distillation
-    kd_temperature: float = 4.0
-    kd_alpha: float = 0.7
+    kd_temperature: float = 4.0  # T of Hinton's loss: both outputs softened by it, the soft term scaled by T^2
+    kd_alpha: float = 0.7  # weight of the soft term; 1 - kd_alpha weighs the labels' hard term
     kd_feature_weight: float = 0.0  # > 0 adds the feature-hint term
     kd_loss: str = "kd"  # the student's objective: a complete method of kdcore.training.methods (kd | generalized)
     teacher_outputs: str = "auto"  # cached | online | crossfit | auto (cached unless augmenting)
@@ -174,28 +175,28 @@ class Config:
     rgb_teacher_arm: bool = False  # also an RGB-only twin of every teacher, and its student
     # the methods axis: one more distilled student per entry, teacher and seed (a name, or a mapping
     # of MethodConfig's keys); the study's own student (kd_loss) is the baseline they stand beside
-    methods: list[MethodConfig] = field(default_factory=list)
+    methods: list[MethodConfig] = field(default_factory=list)  # [fitnets, {name: at, weight: 1000}]
     # compression
     compress: bool = True  # false: no 03_compress stages (a control study that measures KD only)
-    prune_sparsity: float = 0.4
-    finetune_epochs: int = 10
+    prune_sparsity: float = 0.4  # share of the student's channels structured pruning removes
+    finetune_epochs: int = 10  # epochs of fine-tuning after pruning
     # hardware
-    device: str = "auto"
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     # the GPU path's settings: None turns them on with CUDA only; true also on a CPU (bfloat16 is
     # fast only with AVX-512 BF16 or AMX), false nowhere
     bf16: bool | None = None  # bfloat16 autocast in training and validation
     channels_last: bool | None = None  # NHWC models and batches
-    compile: bool = False
+    compile: bool = False  # torch.compile the training step
     deterministic: bool = False  # CUDA: deterministic kernels (slower); the CPU always is
-    eval_batch_size: int = 64
+    eval_batch_size: int = 64  # batch of validation, test and prediction passes
     latency_repeats: int = 10  # timed CPU forward passes at batch 1 (a fifth of that at larger batches)
-    latency_batches: list[int] = field(default_factory=lambda: [1, 64])
+    latency_batches: list[int] = field(default_factory=lambda: [1, 64])  # a deployable student's
     # a cluster: what each stage's Slurm job asks for (kdcore.study.slurm)
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # read only by --executor slurm
     # reports
     embeddings: list[str] = field(default_factory=lambda: ["tsne", "umap"])  # feature maps drawn
     # a sweep: config key -> values; one sub-study per combination of values (kdcore.study.sweep)
-    sweep: dict = field(default_factory=dict)
+    sweep: dict = field(default_factory=dict)  # {labelled_fraction: [1.0, 0.2]}: one sub-study per combination
 
     def validate(self) -> Config:
         checks = {
@@ -501,7 +502,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
             raise KDError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(values, dict):
             raise KDError(f"{path}: expected a mapping of config keys at the top level")
-        values = _resolve_paths(values, path.parent)
+        values = _resolve_paths(values, kit.base_folder(path))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return from_dict(values)

@@ -14,9 +14,12 @@ exists when it forks; each kernel sets its own thread counts from the environmen
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
+import threading
 import uuid
+from contextlib import contextmanager
 
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
@@ -97,3 +100,73 @@ class ForkedKernelManager(AsyncKernelManager):
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", None) or uuid.uuid4().hex
             self.provisioner = ForkedProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+GRACE_S = 3.0  # a kernel told to stop (SIGTERM) gets this long before it is killed
+
+
+class Stopped(BaseException):
+    """A stop signal reached ``kd study``: raised in its main thread, wherever it waits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def end_descendants(spared: frozenset[int] = frozenset(), fork_server: bool = False,
+                    grace_s: float = GRACE_S) -> list[int]:
+    """Stop every process this one started, however deep (the stage kernels forked into sessions
+    of their own, their workers), but the ``spared`` pids: SIGTERM, then SIGKILL for those still
+    alive after ``grace_s``; with ``fork_server``, then the fork server itself, told to stop as
+    multiprocessing expects (a later study in this process starts a new one). Returns their pids."""
+    import psutil
+
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    children = [c for c in psutil.Process().children(recursive=True) if c.pid not in spared | {server}]
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace_s)
+    if fork_server and server is not None and server not in spared:
+        multiprocessing.forkserver._forkserver._stop()  # closes its "alive" pipe: it exits, and is reaped
+    return [c.pid for c in children] + ([server] if fork_server and server else [])
+
+
+@contextmanager
+def stopped_by_signals():
+    """While the block runs, SIGTERM, SIGHUP and SIGINT stop it (``Stopped``): its kernels and its
+    fork server end first, then the block. On any other way out, a kernel still alive ends too (the
+    fork server stays for the next study of this process, and exits with it). Processes that ran
+    before the block are spared. A finished stage keeps its record; one cut short resumes at the
+    next run."""
+    import psutil
+
+    spared = frozenset(c.pid for c in psutil.Process().children(recursive=True))
+
+    def stop(signum, frame):
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        end_descendants(spared, fork_server=True)  # first: the threads waiting on a kernel return once it is gone
+        raise Stopped(signum)
+
+    main = threading.current_thread() is threading.main_thread()  # where Python lets handlers be set
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS} if main else {}
+    try:
+        yield
+    finally:
+        for s in previous:  # a second signal while cleaning up is not raised again
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            end_descendants(spared)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)

@@ -10,10 +10,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from kdcore import kit
 from kdcore.errors import KDError
 from kdcore.io import write_json, write_text
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # the stage notebooks, one per step
+NOTEBOOKS = kit.folder("notebooks")  # the stage notebooks, one per step (a checkout's, or the installed kit's)
 
 
 @contextmanager

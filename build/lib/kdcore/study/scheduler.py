@@ -16,12 +16,14 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import socket
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
 
+from kdcore import kit
 from kdcore.errors import KDError
 from kdcore.io import (
     link_tree,
@@ -193,7 +195,9 @@ def code_digest(source: Path, notebook: Path) -> str:
     from kdcore import __version__
 
     h = hashlib.sha256(__version__.encode())
-    for path in sorted(source.rglob("*.py")) + [notebook]:
+    kit_files = [source / name for name in kit.FOLDERS]  # an installed kit's benchmarks compute no result
+    code = [p for p in sorted(source.rglob("*.py")) if not any(p.is_relative_to(f) for f in kit_files)]
+    for path in code + [notebook]:
         h.update(path.relative_to(path.parents[1]).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -393,6 +397,10 @@ class Study:
     def run_checked(self, progress=print) -> list[dict]:
         """``run`` after ``check`` (a sweep checks every sub-study before it starts the first)."""
         with writer_lock(self.layout.root, self.who, self.wait):
+            write_json(self.layout.study_record(), {
+                "params": str(self.params), "overrides": self.overrides, "reports": str(self.reports_root.resolve()),
+                "jobs": self.jobs, "executor": self.executor, "pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.time()})
             return self._run(progress)
 
     def unfinished(self) -> list[Stage]:

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kdcore.errors import KDError
-from kdcore.io import WRITER_ENV, job_token, read_json
+from kdcore.io import WRITER_ENV, job_token, read_json, write_json
 from kdcore.study.config import SlurmConfig
 from kdcore.study.notebooks import run_recorded, threads_per_kernel
 
@@ -196,10 +196,17 @@ def _finished(record: dict, spec: dict) -> bool:
     return record.get("status") == "finished" and all(record.get(k) == v for k, v in spec["identity"].items())
 
 
+DRIVER_RECORD = "driver.json"  # in the submitit folder: the detached driver's job ID and log
+DRIVER_MEM_GB = 2.0  # the driver polls and plans (torch imported, no tensor): well under 1 GB resident
+
+
 def detach(argv: list[str], cfg: SlurmConfig, folder: Path) -> tuple[str, Path]:
-    """Submit ``kd <argv>`` as the study's driver: a one-CPU job without GPUs for ``driver_time``
-    minutes, from this folder, its log beside the stage jobs'. Returns its job ID and log."""
-    params = {**request(cfg, trains=False, name="kd:driver"), "time": cfg.driver_time, "cpus_per_task": 1}
+    """Submit ``kd <argv>`` as the study's driver: a job of one CPU and ``DRIVER_MEM_GB``, without
+    GPUs, for ``driver_time`` minutes, from this folder, its log beside the stage jobs'; whatever
+    the stages ask for (``mem_gb`` is theirs: a driver holding a node's memory starves them).
+    Returns its job ID and log, also recorded in the folder's ``driver.json`` for ``kd status``."""
+    params = {**request(cfg, trains=False, name="kd:driver"), "time": cfg.driver_time, "cpus_per_task": 1,
+              "mem": DRIVER_MEM_GB}
     params.pop("stderr_to_stdout")
     test_only(params, "driver")
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +216,9 @@ def detach(argv: list[str], cfg: SlurmConfig, folder: Path) -> tuple[str, Path]:
     if done.returncode != 0:
         raise KDError(f"sbatch refused the driver: {done.stderr.strip()}")
     job_id = done.stdout.strip().split(";")[0]
-    return job_id, folder / f"driver_{job_id}.log"
+    log = folder / f"driver_{job_id}.log"
+    write_json(folder / DRIVER_RECORD, {"job_id": job_id, "log": str(log), "submitted": time.time()})
+    return job_id, log
 
 
 def settings(cfg: SlurmConfig, **overrides) -> SlurmConfig:

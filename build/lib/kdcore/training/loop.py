@@ -15,7 +15,7 @@ import math
 import os
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from pathlib import Path
@@ -33,6 +33,7 @@ from kdcore.io import atomic_path, read_json, write_json
 from kdcore.layout import FitPaths
 from kdcore.progress import progress
 from kdcore.seeds import torch_seed
+from kdcore.training.board import Board
 from kdcore.training.losses import model_inputs
 from kdcore.training.selection import DEFAULT as DEFAULT_SELECTION
 from kdcore.training.selection import criterion as selection_criterion
@@ -321,6 +322,7 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
         settings: FitSettings, paths: FitPaths, desc: str = "train", best_meta: dict | None = None) -> dict:
     """Train until the epoch budget or patience runs out; return the log. Resumes from ``paths.last``,
     which is removed once the fit finishes; a finished fit returns its log and trains nothing.
+    Each epoch also goes to TensorBoard's event files at ``paths.board`` as it ends.
 
     ``best_meta`` goes into the best checkpoint beside the weights (architecture, normalization).
     """
@@ -334,44 +336,49 @@ def fit(model: nn.Module, criterion: nn.Module, train_set: Dataset, val_set: Dat
     select = selection_criterion(settings.select_on)
     runner = _runner(model, settings, device)
     written, best = float("-inf"), None  # when the checkpoint was last written; the best weights since
-    while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
-        epoch, start = state["epoch"], time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        loader = _batches(train_set, settings.batch_size, epoch, settings.seed, settings.num_workers)
-        try:
-            train = _train_epoch(runner, criterion, optimizer, loader, settings, device, epoch, desc)
-        except TrainingDiverged:
-            if is_main_process() and best is not None:  # the best so far is kept, as the error says
-                save_checkpoint(paths.best, best)
-            raise
-        scheduler.step()
-        val = _evaluate(model, criterion, val_set, settings, device)
-        elapsed = time.perf_counter() - start
-        score = select.score(val["metrics"], epoch + 1)
-        if score is None:
-            raise KDError(f"{desc}: select_on {select.name!r} is undefined on the validation frames "
-                          "(a class with one value there); select on 'bce' instead")
-        improved = select.better(score, state["best_score"])
-        state["log"].append({"epoch": epoch + 1, "lr": lr, "train": train, "val": val["metrics"],
-                             "improved": improved,
-                             "timing": {"epoch_s": elapsed, "eval_frames_per_s": val["frames_per_s"]}})
-        state["train_s"] += elapsed
-        if improved:
-            state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
-            best = {**(best_meta or {}), "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                    "epoch": epoch + 1, "select_on": select.name, "val_score": score}
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        ends = state["epoch"] >= settings.epochs or state["bad_epochs"] >= settings.patience
-        if is_main_process() and (ends or time.monotonic() - written >= CHECKPOINT_EVERY_S):
-            if best is not None:  # the best weights first: the checkpoint's state names them
-                save_checkpoint(paths.best, best)
-                best = None
-            save_checkpoint(paths.last, {**{k: v.state_dict() for k, v in parts.items()}, "state": state,
-                                         "rng": _rng_states(), "settings": asdict(settings)})
-            write_json(paths.log, training_log(state, settings))
-            written = time.monotonic()
+    board = Board(paths.board, logged_settings(settings), state["epoch"], select.name) \
+        if paths.board is not None and is_main_process() else None
+    with board or nullcontext():
+        while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
+            epoch, start = state["epoch"], time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            loader = _batches(train_set, settings.batch_size, epoch, settings.seed, settings.num_workers)
+            try:
+                train = _train_epoch(runner, criterion, optimizer, loader, settings, device, epoch, desc)
+            except TrainingDiverged:
+                if is_main_process() and best is not None:  # the best so far is kept, as the error says
+                    save_checkpoint(paths.best, best)
+                raise
+            scheduler.step()
+            val = _evaluate(model, criterion, val_set, settings, device)
+            elapsed = time.perf_counter() - start
+            score = select.score(val["metrics"], epoch + 1)
+            if score is None:
+                raise KDError(f"{desc}: select_on {select.name!r} is undefined on the validation frames "
+                              "(a class with one value there); select on 'bce' instead")
+            improved = select.better(score, state["best_score"])
+            state["log"].append({"epoch": epoch + 1, "lr": lr, "train": train, "val": val["metrics"],
+                                 "improved": improved,
+                                 "timing": {"epoch_s": elapsed, "eval_frames_per_s": val["frames_per_s"]}})
+            state["train_s"] += elapsed
+            if board is not None:
+                board.epoch(state["log"][-1], score, select.name)
+            if improved:
+                state.update(best_score=score, best_epoch=epoch + 1, bad_epochs=0)
+                best = {**(best_meta or {}), "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                        "epoch": epoch + 1, "select_on": select.name, "val_score": score}
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            ends = state["epoch"] >= settings.epochs or state["bad_epochs"] >= settings.patience
+            if is_main_process() and (ends or time.monotonic() - written >= CHECKPOINT_EVERY_S):
+                if best is not None:  # the best weights first: the checkpoint's state names them
+                    save_checkpoint(paths.best, best)
+                    best = None
+                save_checkpoint(paths.last, {**{k: v.state_dict() for k, v in parts.items()}, "state": state,
+                                             "rng": _rng_states(), "settings": asdict(settings)})
+                write_json(paths.log, training_log(state, settings))
+                written = time.monotonic()
     if is_main_process():
         # a finished fit never resumes: its optimizer state (three times the model) is dead weight
         paths.last.unlink(missing_ok=True)
