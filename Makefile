@@ -31,9 +31,8 @@ test: setup
 study: setup
 	$(BIN)/kd study $(PARAMS) $(if $(JOBS),--jobs $(JOBS))
 
-# root (as in many containers) must say so to Jupyter
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(BIN)/kd lab
 
 bench: setup
 	$(BIN)/kd bench

@@ -157,3 +157,46 @@ def test_bad_label_input_is_one_error_line_and_writes_nothing(synth_csv, tmp_pat
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
         assert re.search(named, lines[0]), lines[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("labels, changes, named", [
+    ({**MULTICLASS, "classes": [*MULTICLASS["classes"], "fog"]}, {},
+     r"class 'fog' of labels.classes is on no row of column 'scene'"),
+    (MULTICLASS, {"train_size": 3}, r"seed 1: none of the 3 labelled training items is of class '\w+'"),
+], ids=["a declared class absent from the data", "a training part missing a class"])
+def test_data_that_cannot_teach_every_class_is_refused_before_any_stage(synth_csv, tmp_path, kd, labels, changes,
+                                                                        named):
+    """kd check --params and kd study alike: one error line, nothing written."""
+    csv = _relabelled(synth_csv, tmp_path / "data")
+    params = _params(tmp_path, csv, labels, **changes)
+    for command in (("check", "--params", params), ("study", params, "--reports", tmp_path / "reports")):
+        code, out, err = kd(*command)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and re.search(named, lines[0]), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "reports").exists()
+
+
+def test_kd_init_reads_the_label_set_from_the_csvs_columns(synth_csv, tmp_path, kd):
+    """FLAME2's fire and smoke; other 0/1 columns as labels; one other column as classes. The file
+    holds every config key with its comment, loads, and is never overwritten."""
+    from kdcore.study.config import Config, load_config
+    from kdcore.study.init import field_notes
+
+    relabelled = pd.read_csv(_relabelled(synth_csv, tmp_path / "data"))
+    kinds = {"flame2": relabelled.drop(columns=["scene", "lit"]), "labels": relabelled.drop(columns=["scene"]),
+             "classes": relabelled.drop(columns=["fire", "smoke", "lit"])}
+    expected = {"flame2": {}, "labels": THREE_LABELS, "classes": MULTICLASS}
+    for kind, frame in kinds.items():
+        csv = tmp_path / "data" / f"{kind}.csv"
+        frame.to_csv(csv, index=False)
+        code, out, err = kd("init", tmp_path / kind, "--csv", csv)
+        assert code == 0, err
+        cfg = load_config(tmp_path / kind / "study.yaml")
+        found = cfg.labels if kind != "classes" else {**cfg.labels, "classes": sorted(cfg.labels["classes"])}
+        assert found == ({**expected[kind], "classes": sorted(MULTICLASS["classes"])} if kind == "classes"
+                         else expected[kind])
+        assert cfg.csv == str(csv) and f"{len(frame)} frame pairs" in out
+    text = (tmp_path / "flame2" / "study.yaml").read_text()
+    assert all(re.search(rf"^{key}:.*  # \S", text, re.M) for key in field_notes(Config))  # each key, its comment
+    code, _, err = kd("init", tmp_path / "flame2")
+    assert code == 2 and "never overwrites" in err

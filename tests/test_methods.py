@@ -5,6 +5,7 @@ without them."""
 
 import copy
 import json
+import re
 
 import onnx
 import pytest
@@ -202,3 +203,74 @@ def test_kd_and_generalized_keep_the_numbers_they_had_before_the_registry():
         else:
             assert [float.fromhex(x) for x in now[case]] == pytest.approx([float.fromhex(x) for x in values],
                                                                           rel=1e-5), case
+
+
+# --- the methods axis of a study -----------------------------------------------------------------
+
+def test_a_method_is_one_student_stage_per_teacher_and_seed_whose_digest_reads_its_own_entry(tmp_path):
+    """Adding a method adds its students alone; changing one reruns its students alone; the shared
+    stages (data, teacher, the study's own student) never read the methods."""
+    from conftest import SMOKE
+
+    from kdcore.study.config import load_config
+    from kdcore.study.scheduler import plan, stage_digest
+
+    base = load_config(SMOKE, seeds=[1], teachers=["resnet-18"], compress=False)
+    one = load_config(SMOKE, seeds=[1], teachers=["resnet-18"], compress=False, methods=["fitnets"])
+    two = load_config(SMOKE, seeds=[1], teachers=["resnet-18"], compress=False,
+                      methods=[{"name": "fitnets", "weight": 10.0}, {"name": "crd", "kd": True}])
+    stages = {cfg_name: {s.key: s for s in plan(cfg)} for cfg_name, cfg in (("base", base), ("one", one), ("two", two))}
+    assert set(stages["two"]) - set(stages["base"]) == {"resnet-18/fitnets/seed_1/02_student",
+                                                       "resnet-18/crd+kd/seed_1/02_student"}
+    method_stage = stages["two"]["resnet-18/crd+kd/seed_1/02_student"]
+    assert method_stage.deps == ["data/seed_1/00_data", "resnet-18/seed_1/01_teacher"]
+    assert sorted(stages["two"]["compare"].deps) == sorted(k for k in stages["two"] if "02_student" in k)
+
+    def digests(cfg, names):
+        return {k: stage_digest(cfg, s) for k, s in names.items()}
+
+    shared = [k for k in stages["base"] if k != "compare"]
+    assert {k: digests(base, stages["base"])[k] for k in shared} == {k: digests(two, stages["two"])[k] for k in shared}
+    fitnets = "resnet-18/fitnets/seed_1/02_student"
+    assert digests(one, stages["one"])[fitnets] != digests(two, stages["two"])[fitnets]  # its weight changed
+
+
+@pytest.mark.parametrize("methods, named", [
+    (["fitnetz"], r"config key 'methods\[0\].name': unknown method 'fitnetz'; known: kd, generalized, .*fitnets"),
+    ([{"name": "at", "options": {"tau": 2}}], r"config key 'methods\[0\].options': method 'at' has no option 'tau'"),
+    ([{"name": "fitnets", "teacher_stage": "layer9"}],
+     r"config key 'methods\[0\]': teacher 'resnet-18' has no stage 'layer9'; its stages: rgb.act1, .*fusion, layer4"),
+    ([{"name": "at", "student_stage": "block9"}], r"config key 'methods\[0\]': student has no stage 'block9'"),
+], ids=["unknown method", "unknown option", "unknown teacher stage", "unknown student stage"])
+def test_an_unknown_method_or_stage_is_refused_before_anything_runs(tmp_path, kd, methods, named):
+    """By kd check --params and kd study alike, in one line naming the key and listing what exists."""
+    import yaml
+    from conftest import SMOKE
+
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({**yaml.safe_load(SMOKE.read_text()), "csv": str(tmp_path / "none.csv"),
+                                      "output": str(tmp_path / "out"), "teachers": ["resnet-18"], "methods": methods}))
+    for command in (("check", "--params", params), ("study", params, "--reports", tmp_path / "r")):
+        code, out, err = kd(*command)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and re.search(named, lines[-1]), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_oracle_is_refused_by_methods_that_read_what_it_has_not():
+    from kdcore.study.config import from_dict
+
+    with pytest.raises(KDError, match=r"method 'fitnets' reads stages, and teacher 'oracle' has none"):
+        from_dict({"teachers": ["oracle"], "methods": ["fitnets"]})
+    assert from_dict({"teachers": ["oracle"], "methods": ["dkd"]}).methods[0].name == "dkd"  # logits it has
+
+
+def test_kd_models_lists_the_stages_of_every_full_size_family_and_the_student(kd):
+    code, out, _ = kd("models", "--stages", "--json")
+    rows = {r["name"]: r["stages"] for r in json.loads(out)}
+    assert code == 0 and set(rows) == {"resnet-152", "efficientnet-b7", "vit-b-16", "swin-tiny", "student"}
+    assert rows["resnet-152"]["fusion"] == [1024, 14, 14] and rows["resnet-152"]["layer4"] == [2048, 7, 7]
+    assert rows["vit-b-16"]["blocks.11"] == [768, 14, 14]  # tokens as a map, the class token dropped
+    assert rows["swin-tiny"]["layers.2"] == [384, 14, 14] and rows["efficientnet-b7"]["ir.blocks.6"] == [640, 7, 7]
+    assert rows["student"] == {"block1": [64, 112, 112], "block2": [128, 56, 56], "block3": [256, 28, 28],
+                               "block4": [512, 14, 14]}

@@ -70,14 +70,30 @@ print(code, [m for m in {HEAVY!r} if m in sys.modules])""")
     assert loaded.strip() == "[]" and code in ("0", "2")
 
 
-def test_the_wheel_carries_the_kit_and_every_package():
-    """Every package of kdcore/ is listed for the build, and the notebooks, params files and
-    benchmarks go into the package (kdcore.kit finds them there once installed)."""
+def test_the_wheel_and_the_sdist_carry_the_kit_and_every_package(tmp_path):
+    """Every package of kdcore/ is listed for the build; the sdist carries the notebooks, params
+    files and benchmarks where the checkout has them, and the wheel puts them into the package
+    (kdcore.kit finds them there once installed)."""
+    import subprocess
+    import sys
+    import tarfile
+    import zipfile
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     on_disk = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "kdcore").rglob("__init__.py")}
     kit = {f"kdcore.{name}" for name in ("notebooks", "params", "benchmarks")}
     assert set(project["packages"]) == on_disk | kit
-    assert {project["package-dir"][k] for k in kit} == {"notebooks", "params", "benchmarks"}
+    build = "from setuptools import build_meta as b; import sys; print(b.build_sdist(sys.argv[1]))"
+    sdist = subprocess.run([sys.executable, "-c", build, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()[-1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path)], check=True, cwd=tmp_path)
+    in_sdist = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in tarfile.open(tmp_path / sdist).getnames()
+                if len(Path(n).parts) > 1}
+    in_wheel = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    for folder, pattern in (("notebooks", "*.ipynb"), ("params", "*.yaml"), ("benchmarks", "*.py")):
+        files = {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).glob(pattern)}
+        assert files and files <= in_sdist and {f"kdcore/{f}" for f in files} <= in_wheel, folder
 
 
 @pytest.mark.slow

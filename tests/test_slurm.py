@@ -103,7 +103,8 @@ def slurm_run(cluster, tmp_path_factory):
     params = tmp / "smoke.yaml"
     params.write_text(yaml.safe_dump({**yaml.safe_load(SMOKE.read_text()), "output": str(out),
                                       "csv": str(tmp / "data" / "frame_labels.csv"),
-                                      "slurm": {"cpus": 1, "gpus": 1 if cluster.gpus else 0}}))
+                                      # the stages' memory: never the driver's (it asks for its own)
+                                      "slurm": {"cpus": 1, "gpus": 1 if cluster.gpus else 0, "mem_gb": 3}}))
     command = [sys.executable, "-m", "kdcore", "study", str(params), "teachers=[resnet-18]", "seeds=[1]",
                "--executor", "slurm", "--reports", str(reports)]
     run = SimpleNamespace(out=out, reports=reports, since=_size(cluster.jobcomp))
@@ -126,6 +127,9 @@ def slurm_run(cluster, tmp_path_factory):
     run.student = _until(lambda: _record(out, STUDENT).get("job_id") if _record(out, STUDENT).get("status") == "submitted"
                          else None, "the student's job")
     _until(lambda: _state(run.student) == "RUNNING", "the student's job to run")
+    status = subprocess.run([*command[:3], "status", str(params), "teachers=[resnet-18]", "seeds=[1]"],
+                            capture_output=True, text=True, timeout=120)
+    run.status = status.stdout + status.stderr
     _slurm("scancel", run.student)
     run.failed_log = _driver_ends(run.driver, run.driver_log)
     run.failed_index = (reports / "smoke" / "index.html").read_text()
@@ -189,6 +193,22 @@ def test_a_cancelled_job_ends_its_stage_in_one_line_and_a_rerun_resubmits_it_alo
     assert os.path.relpath(log, slurm_run.reports / "smoke") in slurm_run.failed_index  # the page links the log
     submitted = re.findall(r"submitted (\S+) as Slurm job", slurm_run.rerun_log)
     assert submitted == [STUDENT, COMPRESS, COMPARE]
+
+
+def test_kd_status_lists_the_detached_driver_its_running_job_and_its_finished_stages(slurm_run):
+    """Read while the study runs detached: the driver's job, the student's running job, what finished."""
+    status = slurm_run.status
+    assert f"driven by a detached driver, Slurm job {slurm_run.driver} (RUNNING)" in status, status
+    assert re.search(rf"running\s+{re.escape(STUDENT)}\s.*Slurm job {slurm_run.student}, running", status), status
+    assert re.search(rf"finished\s+{re.escape(DATA)}\s", status) and re.search(rf"finished\s+{re.escape(TEACHER_STAGE)}\s",
+                                                                                 status), status
+
+
+def test_the_driver_asks_for_one_cpu_and_its_own_small_memory(slurm_run):
+    from kdcore.study.slurm import DRIVER_MEM_GB
+
+    request = slurm_run.driver_request
+    assert "NumCPUs=1" in request and f"MinMemoryNode={DRIVER_MEM_GB:.0f}G" in request, request
 
 
 def test_detach_returns_at_once_and_the_study_reaches_its_pages(slurm_run):

@@ -255,6 +255,31 @@ def test_dry_run_shows_every_stage_and_runs_nothing(smoke_study, kd):
     assert code == 0 and "15 finished (dry run: nothing ran)" in out
     assert "finished         resnet-18/seed_1/01_teacher" in out
     assert {s.key: study.record_path(s).read_bytes() for s in study.stages} == records
+    code, after_flags, _ = kd("study", tmp / "smoke.yaml", "--dry-run", "--reports", tmp / "reports", "seeds=[1]")
+    # a setting after the flags, as before them: one seed's stages, and the comparison of one seed to run
+    assert code == 0 and "7 finished, 1 to run (dry run" in after_flags
+
+
+def test_every_fit_writes_its_curves_as_tensorboard_events(smoke_study):
+    """Each fit's event files, read back with TensorBoard's own reader: per epoch of its JSON log, the
+    training loss, the validation criterion and the learning rate, and the fit's settings as hparams."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from kdcore.layout import Layout
+
+    _, study, _ = smoke_study
+    layout = Layout(study.cfg.output)
+    logs = sorted(layout.root.glob("metrics/**/*_train_log.json"))
+    assert len(logs) == 2 * (1 + 2 * 3)  # per seed: the no-KD student; per teacher: teacher, student, pruned
+    for log_path in logs:
+        run = log_path.parent.parent.relative_to(layout.root / "metrics").as_posix()
+        seed = int(log_path.parent.name.removeprefix("run_seed_"))
+        events = EventAccumulator(str(layout.board_run(run, seed, log_path.name.removesuffix("_train_log.json"))))
+        events.Reload()
+        epochs = [e["epoch"] for e in json.loads(log_path.read_text())["epochs"]]
+        for tag in ("train/loss", "val/mean_auroc", "val/loss", "lr"):
+            assert [s.step for s in events.Scalars(tag)] == epochs, (log_path, tag)
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
 
 
 def test_force_reruns_a_stale_stage(smoke_study, tmp_path):

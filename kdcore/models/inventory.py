@@ -10,14 +10,21 @@ from kdcore.models.student import Student
 from kdcore.models.teachers import STUDY_TEACHERS, create_teacher
 
 
-def model_table(img_size: int = 224, stages: bool = False) -> list[dict]:
-    """Each study teacher and the student: cost, and with ``stages`` each named stage's (C, H, W)."""
-    rows = []
+def _models(img_size: int):
     for name in (*STUDY_TEACHERS, "student"):
         with torch.device("meta"):
-            model = Student() if name == "student" else create_teacher(name, img_size, freeze=True)
-        rows.append({"name": name, **profile(model, img_size)})
-        if stages:
-            inputs = (torch.zeros(1, 3, img_size, img_size, device="meta"),) * len(getattr(model, "modalities", "x"))
-            rows[-1]["stages"] = {k: list(v) for k, v in stage_shapes(model, inputs).items()}
+            yield name, Student() if name == "student" else create_teacher(name, img_size, freeze=True)
+
+
+def model_table(img_size: int = 224) -> list[dict]:
+    """Each study teacher and the student: what it costs."""
+    return [{"name": name, **profile(model, img_size)} for name, model in _models(img_size)]
+
+
+def stage_table(img_size: int = 224) -> list[dict]:
+    """Each study teacher and the student: its named stages and their (C, H, W) at ``img_size``."""
+    rows = []
+    for name, model in _models(img_size):
+        inputs = (torch.zeros(1, 3, img_size, img_size, device="meta"),) * len(model.modalities)
+        rows.append({"name": name, "stages": {k: list(v) for k, v in stage_shapes(model, inputs).items()}})
     return rows

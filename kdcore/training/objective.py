@@ -137,7 +137,8 @@ class Distill(nn.Module):
         return torch.tensor([i in self.labelled_ids for i in ids], dtype=torch.float32, device=device)
 
     def rows(self, ids, device) -> torch.Tensor | None:
-        if self._row is None:
+        """Each frame's row among the study's frames, for a method that keeps a memory of them."""
+        if self._row is None or not any(hasattr(m, "set_frames") for m in self.terms):
             return None
         return torch.tensor([self._row[i] for i in ids], device=device)
 
@@ -214,10 +215,13 @@ def setup(criterion: Distill, student: nn.Module, teacher, stage_teacher: nn.Mod
     mode: no running statistic moves, no random number is drawn)."""
     rgb = torch.zeros(2, 3, image_size, image_size)
     stage_methods = [m for m in criterion.terms if STAGES in m.reads]
+    for method in stage_methods:
+        if problem := stage_problem(method.name, method.student_stage, method.teacher_stage, student, stage_teacher):
+            raise KDError(problem)
     if stage_methods:
         shapes = (stage_shapes(student, (rgb,)), stage_shapes(stage_teacher, _pair(stage_teacher, rgb, rgb)))
         for method in stage_methods:
-            resolve_stages(method, student, stage_teacher, *shapes)
+            resolve_stages(method, *shapes)
     was_training = student.training
     student.eval()
     try:
@@ -243,14 +247,10 @@ def _dry_teacher_views(criterion: Distill, teacher, rgb: torch.Tensor) -> Views:
     return Views(logits, features, maps)
 
 
-def resolve_stages(method: Method, student: nn.Module, teacher: nn.Module | None, shapes_s: dict,
-                   shapes_t: dict) -> None:
-    """A stage method's stages, checked, with defaults where none is named: the teacher's deepest
-    stage still at least 2x2 (its fused map in a CNN teacher), and the student's stage nearest it
-    in size (the deeper on a tie). ``shapes_*``: (C, H, W) per stage (``stage_shapes``)."""
-    problem = stage_problem(method.name, method.student_stage, method.teacher_stage, student, teacher)
-    if problem:
-        raise KDError(problem)
+def resolve_stages(method: Method, shapes_s: dict, shapes_t: dict) -> None:
+    """A stage method's defaults where it names no stage: the teacher's deepest stage still at
+    least 2x2 (its fused map in a CNN teacher), and the student's stage nearest it in size (the
+    deeper on a tie). ``shapes_*``: (C, H, W) per stage (``stage_shapes``)."""
     if method.teacher_stage is None:
         maps = [n for n, s in shapes_t.items() if min(s[1:]) >= 2]
         method.teacher_stage = maps[-1] if maps else list(shapes_t)[0]

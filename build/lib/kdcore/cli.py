@@ -48,6 +48,10 @@ def cmd_check(args) -> None:
     from kdcore.data.splits import audit_modes, independent, one_valued_labels
 
     csv, labels, train_size, cfg = _check_inputs(args)
+    if cfg is not None:  # whatever kd study would refuse in this params file is refused first, in its words
+        from kdcore.study.scheduler import check_study
+
+        check_study(cfg)
     table = read_frame_csv(csv, args.base_path, labels=labels)
     summary = describe(table)
     hashes = None if independent(table.groups, table.videos) else frame_hashes(table.frames["rgb_path"].tolist())
@@ -58,10 +62,7 @@ def cmd_check(args) -> None:
         print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
     else:
         _print_check(summary, warnings, audits, labels, args)
-    if cfg is not None:  # whatever kd study would refuse in this params file, refused here too
-        from kdcore.study.scheduler import check_study
-
-        check_study(cfg)
+    if cfg is not None:
         if not args.json:
             print(f"{args.params}: kd study would start (its data, teachers and methods pass the study's checks)")
 
@@ -130,9 +131,9 @@ REFERENCE_CLAIMS = {  # params total / trainable, millions, as the reference imp
 
 
 def cmd_models(args) -> None:
-    from kdcore.models.inventory import model_table
+    from kdcore.models.inventory import model_table, stage_table
 
-    rows = model_table(args.img_size, stages=args.stages)
+    rows = (stage_table if args.stages else model_table)(args.img_size)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
