@@ -70,6 +70,23 @@ print(code, [m for m in {HEAVY!r} if m in sys.modules])""")
     assert loaded.strip() == "[]" and code in ("0", "2")
 
 
+def build_wheel(folder: Path) -> Path:
+    """The wheel pip builds from the checkout, with no network (setuptools from the project's venv),
+    leaving no build folder in the checkout."""
+    import shutil
+    import subprocess
+    import sys
+
+    had_build = (ROOT / "build").exists()
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(folder)], check=True, cwd=folder.parent)
+    finally:
+        if not had_build:
+            shutil.rmtree(ROOT / "build", ignore_errors=True)
+    return next(folder.glob("*.whl"))
+
+
 def test_the_wheel_and_the_sdist_carry_the_kit_and_every_package(tmp_path):
     """Every package of kdcore/ is listed for the build; the sdist carries the notebooks, params
     files and benchmarks where the checkout has them, and the wheel puts them into the package
@@ -86,8 +103,7 @@ def test_the_wheel_and_the_sdist_carry_the_kit_and_every_package(tmp_path):
     build = "from setuptools import build_meta as b; import sys; print(b.build_sdist(sys.argv[1]))"
     sdist = subprocess.run([sys.executable, "-c", build, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split()[-1]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path)], check=True, cwd=tmp_path)
+    build_wheel(tmp_path)
     in_sdist = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in tarfile.open(tmp_path / sdist).getnames()
                 if len(Path(n).parts) > 1}
     in_wheel = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
@@ -107,8 +123,7 @@ def test_installed_from_its_wheel_the_kit_runs_a_study_outside_the_checkout(tmp_
     import time
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
+    build_wheel(tmp_path / "wheel")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next(venv.glob("lib/python*/site-packages"))
     (site / "project-deps.pth").write_text(next(Path(sys.prefix).glob("lib/python*/site-packages")).as_posix() + "\n")

@@ -48,17 +48,21 @@ def request(cfg: SlurmConfig, trains: bool, name: str) -> dict:
     """submitit's SlurmExecutor parameters for one job: GPUs and node features for training stages
     only; the others (and the driver) on the CPU partition."""
     params = {"job_name": name, "time": cfg.time, "partition": cfg.partition if trains else cfg.cpu_partition or cfg.partition,
-              "account": cfg.account, "qos": cfg.qos, "cpus_per_task": cfg.cpus, "mem": cfg.mem_gb,
+              "account": cfg.account, "qos": cfg.qos, "cpus_per_task": cfg.cpus, "mem": megabytes(cfg.mem_gb),
               "gpus_per_node": cfg.gpus if trains and cfg.gpus else None, "constraint": cfg.constraint if trains else None,
               "additional_parameters": dict(cfg.sbatch) or None, "stderr_to_stdout": True}
     return {k: v for k, v in params.items() if v is not None}
 
 
+def megabytes(gb: float | None) -> str | None:
+    """A memory request as sbatch reads it (``--mem=3072M``): whole megabytes, for any gigabytes
+    given (submitit writes the value as it is, and sbatch refuses ``--mem=3.0``)."""
+    return None if gb is None else f"{round(gb * 1024)}M"
+
+
 def sbatch_flags(params: dict) -> list[str]:
     """The sbatch options a request stands for (for ``sbatch --test-only``)."""
     flags = {k: v for k, v in params.items() if k not in ("additional_parameters", "stderr_to_stdout")}
-    if "mem" in flags:
-        flags["mem"] = f"{round(flags['mem'] * 1024)}M"
     flags.update(params.get("additional_parameters") or {})
     return [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in flags.items()]
 
@@ -206,7 +210,7 @@ def detach(argv: list[str], cfg: SlurmConfig, folder: Path) -> tuple[str, Path]:
     the stages ask for (``mem_gb`` is theirs: a driver holding a node's memory starves them).
     Returns its job ID and log, also recorded in the folder's ``driver.json`` for ``kd status``."""
     params = {**request(cfg, trains=False, name="kd:driver"), "time": cfg.driver_time, "cpus_per_task": 1,
-              "mem": DRIVER_MEM_GB}
+              "mem": megabytes(DRIVER_MEM_GB)}
     params.pop("stderr_to_stdout")
     test_only(params, "driver")
     folder.mkdir(parents=True, exist_ok=True)

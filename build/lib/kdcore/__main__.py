@@ -1,3 +1,0 @@
-from kdcore.cli import main
-
-raise SystemExit(main())
