@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from kdcore.errors import KDError
+from kdcore.errors import KDError, Stopped
 
 
 def cmd_synth(args) -> None:
@@ -62,9 +62,8 @@ def cmd_check(args) -> None:
         print(json.dumps({**summary, "warnings": warnings, "splits": audits}, indent=2))
     else:
         _print_check(summary, warnings, audits, labels, args)
-    if cfg is not None:
-        if not args.json:
-            print(f"{args.params}: kd study would start (its data, teachers and methods pass the study's checks)")
+    if cfg is not None and not args.json:
+        print(f"{args.params}: kd study would start (its data, teachers and methods pass the study's checks)")
 
 
 def _print_check(summary: dict, warnings: list[str], audits: list[dict], labels, args) -> None:
@@ -72,9 +71,7 @@ def _print_check(summary: dict, warnings: list[str], audits: list[dict], labels,
 
     for warning in warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
-    print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
-    what = (f"classes ({labels.column})" if labels.multiclass else f"label combinations ({', '.join(labels.names)})")
-    print(f"{what}: " + ", ".join(f"{c} {n}" for c, n in summary["strata"].items()))
+    _print_data(summary, labels)
     print(f"groups: {summary['groups'] if summary['groups'] is not None else 'none (no group column)'}")
     print("image sizes: " + ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items()))
     print(f"splits (seed {args.seed}; block: {args.block_frames} frames a block, {args.gap_frames} left out "
@@ -82,6 +79,13 @@ def _print_check(summary: dict, warnings: list[str], audits: list[dict], labels,
           f"(difference hash, <= {NEAR_DUPLICATE_BITS} of {HASH_SIZE**2} bits apart)")
     for audit in audits:
         _print_audit(audit)
+
+
+def _print_data(summary: dict, labels) -> None:
+    """The data in two lines: its frames, and how many of each label combination or class."""
+    print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
+    what = (f"classes ({labels.column})" if labels.multiclass else f"label combinations ({', '.join(labels.names)})")
+    print(f"{what}: " + ", ".join(f"{c} {n}" for c, n in summary["strata"].items()))
 
 
 def _check_inputs(args):
@@ -369,11 +373,7 @@ def _check_summary(csv: str, params) -> None:
     from kdcore.study.config import load_config
 
     cfg = load_config(params)
-    labels = cfg.label_set
-    summary = describe(read_frame_csv(csv, cfg.base_path, labels=labels))
-    what = (f"classes ({labels.column})" if labels.multiclass else f"label combinations ({', '.join(labels.names)})")
-    print(f"{summary['csv']}: {summary['rows']} frame pairs, all images readable")
-    print(f"{what}: " + ", ".join(f"{c} {n}" for c, n in summary["strata"].items()))
+    _print_data(describe(read_frame_csv(csv, cfg.base_path, labels=cfg.label_set)), cfg.label_set)
     print(f"labels: {cfg.labels or 'FLAME2 (fire, smoke)'}")
 
 
@@ -676,9 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
-    except BaseException as e:
-        if type(e).__name__ != "Stopped":  # kdcore.study.kernels.Stopped, not imported by other commands
-            raise
+    except Stopped as e:
         print(f"kd {args.command}: stopped by {e}; its stage kernels ended with it; finished stages are kept, "
               "the others resume at the next run", file=sys.stderr)
         return 128 + e.signum

@@ -218,10 +218,11 @@ class Reports:
         return self.folder / self.CLAIM
 
 
-def method_run(teacher: str, method: str) -> str:
-    """The run of a teacher's student distilled by one method of the methods axis: its folders sit
-    inside the teacher's (``models/<teacher>/<method>/run_seed_<s>/``)."""
-    return f"{teacher}/{method}"
+def method_run(teacher: str | None, method: str | None) -> str | None:
+    """The run of a teacher's student distilled by one method of the methods axis, its folders
+    inside the teacher's (``models/<teacher>/<method>/run_seed_<s>/``); without a method, the
+    teacher's own run."""
+    return f"{teacher}/{method}" if method else teacher
 
 
 def deployable_names() -> list[str]:

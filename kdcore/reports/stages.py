@@ -85,9 +85,7 @@ class Run:
 
     def _where(self, who: str) -> tuple[str, str]:
         folder, role = ROLE_FILES[who]
-        if who == "student" and self.method:
-            return method_run(self.teacher, self.method), role
-        return folder or self.teacher, role
+        return folder or method_run(self.teacher, self.method if who == "student" else None), role
 
     def evaluation(self, who: str) -> dict:
         folder, role = self._where(who)
@@ -108,8 +106,7 @@ class Run:
     def save(self, **figures) -> dict:
         """Figures, also as PNG in the run's graphs folder."""
         for name, fig in figures.items():
-            run = method_run(self.teacher, self.method) if self.method else self.teacher or DATA
-            plots.save(fig, self.layout.figure(run, self.seed, name))
+            plots.save(fig, self.layout.figure(method_run(self.teacher, self.method) or DATA, self.seed, name))
         return figures
 
 

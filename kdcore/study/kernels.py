@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
+from kdcore.errors import Stopped
+
 PRELOAD = "kdcore.study.kernel_preload"
 LAUNCHER = "ipykernel_launcher"  # the module a python kernelspec runs: the one kernel that can be forked
 
@@ -104,14 +106,6 @@ class ForkedKernelManager(AsyncKernelManager):
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 GRACE_S = 3.0  # a kernel told to stop (SIGTERM) gets this long before it is killed
-
-
-class Stopped(BaseException):
-    """A stop signal reached ``kd study``: raised in its main thread, wherever it waits."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def end_descendants(spared: frozenset[int] = frozenset(), fork_server: bool = False,

@@ -58,7 +58,7 @@ class Stage:
     @property
     def run(self) -> str | None:
         """The run folder its files go to: the teacher's, or for a method's stage ``<teacher>/<method>``."""
-        return method_run(self.teacher, self.method) if self.method else self.teacher
+        return method_run(self.teacher, self.method)
 
     @property
     def key(self) -> str:
@@ -101,15 +101,16 @@ def plan(cfg: Config, teachers: list[str] | None = None, compare: bool = True) -
     return stages
 
 
-def check_study(cfg: Config, teachers: list[str] | None = None) -> None:
+def check_study(cfg: Config, teachers: list[str] | None = None, weights: set[str] | None = None) -> None:
     """Everything about a params file that would stop a stage, checked without writing anything
     (``kd study`` before it starts, ``kd check --params``): the data where it exists (labels,
     images, every seed's split and its labelled training frames), the teachers (an unknown family
     or backbone, bad backbone arguments, weights that are missing or do not fit) and the stages the
-    methods read."""
+    methods read. ``teachers``: those to check (None: all); ``weights``: those whose weights file is
+    loaded to see that it fits (None: all; a teacher already trained has shown it)."""
     if Path(cfg.csv).exists():  # generated data is made (and right) later
         check_data(cfg)
-    check_models(cfg, teachers)
+    check_models(cfg, teachers, weights)
 
 
 def check_data(cfg: Config) -> None:
@@ -133,9 +134,10 @@ def check_data(cfg: Config) -> None:
             raise KDError(problem)
 
 
-def check_models(cfg: Config, teachers: list[str] | None = None) -> None:
+def check_models(cfg: Config, teachers: list[str] | None = None, weights: set[str] | None = None) -> None:
     """Every teacher (or those named) builds: its architecture alone on the meta device (no weights,
-    no memory), or with its weights file, which must fit; and every stage a method reads exists."""
+    no memory), or with its weights file, which must fit (for ``weights``; None: all); and every
+    stage a method reads exists."""
     import torch
 
     from kdcore.models.weights import pretrained_kind
@@ -146,7 +148,7 @@ def check_models(cfg: Config, teachers: list[str] | None = None) -> None:
     with torch.device("meta"):
         student = build_student(cfg)
     for name in names:
-        if pretrained_kind(cfg.teacher(name).pretrained) == "file":
+        if pretrained_kind(cfg.teacher(name).pretrained) == "file" and (weights is None or name in weights):
             teacher = build_teacher(cfg, name)  # raises, naming the file, when the weights do not fit
         else:
             with torch.device("meta"):  # the architecture alone: no weights, no memory
@@ -500,7 +502,8 @@ class Study:
         """What would fail a stage an hour in, checked before anything runs or is cleaned: output
         folders that cannot be written, what a cluster cannot give, and ``check_study``'s data and
         models (first: a refused params file leaves no folder behind)."""
-        check_study(self.cfg, sorted({s.teacher for s in todo if s.teacher}))
+        check_study(self.cfg, sorted({s.teacher for s in todo if s.teacher}),
+                    {s.teacher for s in todo if s.notebook == steps.TEACHER_STEP})
         for key, folder in (("output", self.layout.root), ("reports", self.reports)):
             try:
                 write_text(self.layout.write_check(folder), "")

@@ -255,15 +255,15 @@ def _train_epoch(model, criterion, optimizer, loader, settings, device, epoch, d
         loss.backward()
         optimizer.step()
         losses.append(loss.item() * len(batch[2]))
-        for name, value in getattr(criterion, "last_terms", {}).items():
-            terms[name] = terms.get(name, 0.0) + value.item() * len(batch[2])
+        for name, value in getattr(criterion, "last_terms", {}).items():  # summed on the device: no sync
+            terms[name] = terms.get(name, 0.0) + value.double() * len(batch[2])
         probs.append(_probabilities(logits.detach().float(), _labels(criterion)).cpu())
         targets.append(batch[2].cpu())
         bar.set_postfix(loss=f"{loss.item():.4f}")
     probs, targets = torch.cat(probs).numpy(), torch.cat(targets).numpy()
     out = {"loss": sum(losses) / len(targets), **classification_metrics(probs, targets, labels=_labels(criterion))}
     if len(terms) > 1:  # an objective of several terms: each one's epoch mean, unweighted
-        out["terms"] = {name: total / len(targets) for name, total in terms.items()}
+        out["terms"] = {name: total.item() / len(targets) for name, total in terms.items()}
     return out
 
 

@@ -61,6 +61,7 @@ class Distill(nn.Module):
         self.hint = nn.Linear(student_dim, teacher_dim) if feature_weight > 0 else None
         ids = frame_ids if frame_ids is not None else getattr(teacher, "ids", None)
         self._row = {frame_id: i for i, frame_id in enumerate(ids)} if ids is not None else None
+        self._remembers = any(hasattr(m, "set_frames") for m in self.terms)  # a memory of every frame (CRD)
         self.last_terms: dict[str, torch.Tensor] = {}  # each term of the last batch, for the fit's log
 
     @property
@@ -138,7 +139,7 @@ class Distill(nn.Module):
 
     def rows(self, ids, device) -> torch.Tensor | None:
         """Each frame's row among the study's frames, for a method that keeps a memory of them."""
-        if self._row is None or not any(hasattr(m, "set_frames") for m in self.terms):
+        if self._row is None or not self._remembers:
             return None
         return torch.tensor([self._row[i] for i in ids], device=device)
 

@@ -202,7 +202,7 @@ def fit_student(cfg: Config, data: SeedData, teacher: str | None, student: torch
     # the teacher run beside the student reads the pair
     with_ir = teacher is not None and (online_teacher(cfg) or reads_stages(method))
     train_set = data.dataset("train" if teacher else "labelled", with_ir=with_ir, augment=cfg.augment)
-    run = method_run(teacher, method.run) if method else teacher or NO_KD
+    run = method_run(teacher, method and method.run) or NO_KD
     paths = Layout(cfg.output).fit_paths(run, data.seed, role)
     what = "pruned student" if role == "student_pruned" else "student"
     return fit(student, criterion, train_set, data.dataset("val", with_ir=with_ir),
@@ -214,7 +214,7 @@ def train_student(cfg: Config, data: SeedData, teacher: str | None = None, metho
     """The distilled student of ``teacher`` (by the study's ``kd_loss``, or by the entry of
     ``methods`` labelled ``method``), or with ``teacher=None`` the seed's no-KD student."""
     spec = cfg.method(method) if method else None
-    layout, seed, run = Layout(cfg.output), data.seed, method_run(teacher, method) if method else teacher or NO_KD
+    layout, seed, run = Layout(cfg.output), data.seed, method_run(teacher, method) or NO_KD
     paths = layout.fit_paths(run, seed, "student")
     evaluation_path = layout.evaluation(run, seed, "student")
     if finished(paths) and evaluation_path.exists():
